@@ -1,0 +1,150 @@
+"""Parameter-free building blocks and the deformable convolution used by both networks.
+
+Flows travel through these blocks in (y, x) channel order, the order of MXNet's deformable
+convolution offsets; it is kept for compatibility with the original checkpoints.
+"""
+from mxnet.gluon import nn
+
+
+def conv_block(channels, in_channels, kernel_size=3, stride=1, padding=1, dilation=1,
+               activation=True):
+    """Conv2D (+ LeakyReLU 0.1) wrapped in a HybridSequential.
+
+    The wrapper is what puts the ``.0.`` into checkpoint names (``conv1a.0.weight``).
+    """
+    block = nn.HybridSequential()
+    with block.name_scope():
+        block.add(nn.Conv2D(channels, kernel_size, strides=stride, padding=padding,
+                            dilation=dilation, in_channels=in_channels))
+        if activation:
+            block.add(nn.LeakyReLU(0.1))
+    return block
+
+
+def deconv_block(channels, in_channels):
+    """Conv2DTranspose 4x4 stride 2 (+ LeakyReLU 0.1): the ``upfeat`` feature upsampler."""
+    block = nn.HybridSequential()
+    with block.name_scope():
+        block.add(nn.Conv2DTranspose(channels, 4, strides=2, padding=1, in_channels=in_channels))
+        block.add(nn.LeakyReLU(0.1))
+    return block
+
+
+def predict_conv(channels, in_channels):
+    """Plain 3x3 Conv2D with no wrapper (``pred_flow*``, ``pred_mask*``, ``dc_conv7``)."""
+    return nn.Conv2D(channels, 3, padding=1, in_channels=in_channels)
+
+
+def _merge_channels(F, img):
+    """(N, C, H, W) -> (N*C, 1, H, W) so a single-filter kernel treats every channel alike."""
+    return F.expand_dims(F.reshape(img, (-3, -2)), axis=1)
+
+
+def _split_channels(F, merged, like):
+    return F.reshape_like(merged, like, lhs_begin=0, lhs_end=2, rhs_begin=0, rhs_end=2)
+
+
+class Upsample(nn.HybridBlock):
+    """Upsample by an integer factor with a triangular (bilinear) transposed-convolution kernel.
+
+    ``out[j] = lerp(in, j / factor)`` with the last input sample replicated past the end. This
+    is neither align_corners=True nor False; it is kept exactly for compatibility with the
+    original checkpoints, which learned with it (quirk Q3).
+    """
+
+    def __init__(self, factor, **kwargs):
+        super().__init__(**kwargs)
+        self.factor = factor
+
+    def hybrid_forward(self, F, img):
+        f = self.factor
+        if f == 1:
+            return img
+        size = 2 * f - 1
+        taps = 1 - F.abs((f - 1) - F.arange(0, size)) / f
+        kernel = F.reshape(F.broadcast_mul(F.expand_dims(taps, axis=0), F.expand_dims(taps, axis=1)),
+                           (1, 1, size, size))
+        # One replicated row and column at the far edge give the last output samples a
+        # neighbour to interpolate towards; the extra output row/column is cut off below.
+        padded = F.pad(_merge_channels(F, img), mode='edge', pad_width=(0, 0, 0, 0, 0, 1, 0, 1))
+        up = F.Deconvolution(padded, kernel, kernel=(size, size), stride=(f, f), pad=(f - 1, f - 1),
+                             num_filter=1, no_bias=True)
+        up = F.slice(up, begin=(None, None, None, None), end=(None, None, -1, -1))
+        return _split_channels(F, up, img)
+
+
+class Downsample(nn.HybridBlock):
+    """Downsample by an integer factor with a normalised triangular kernel (loss 'downsampling')."""
+
+    def __init__(self, factor, **kwargs):
+        super().__init__(**kwargs)
+        self.factor = factor
+
+    def hybrid_forward(self, F, img):
+        f = self.factor
+        if f == 1:
+            return img
+        half = f // 2
+        size = 2 * half + 1
+        taps = ((half + 1) - F.abs(half - F.arange(0, size))) / size
+        kernel = F.reshape(F.broadcast_mul(F.expand_dims(taps, axis=0), F.expand_dims(taps, axis=1)),
+                           (1, 1, size, size))
+        merged = _merge_channels(F, img)
+        args = dict(kernel=(f + 1, f + 1), stride=(f, f), pad=(half, half), num_filter=1,
+                    no_bias=True)
+        total = F.Convolution(merged, kernel, **args)
+        # Dividing by the filtered ones image renormalises the kernel where it leaves the image.
+        weight = F.Convolution(F.ones_like(merged), kernel, **args)
+        return F.broadcast_div(_split_channels(F, total, img), _split_channels(F, weight, img))
+
+
+def correlation(F, feat1, feat2, max_displacement):
+    """Cost volume: channel (dy+md)*(2md+1)+(dx+md) holds <feat1(p), feat2(p+d)> / C."""
+    md = max_displacement
+    return F.Correlation(feat1, feat2, pad_size=md, kernel_size=1, max_displacement=md,
+                         stride1=1, stride2=1, is_multiply=True)
+
+
+def flow_to_offsets(F, flow_px_yx, stride):
+    """Deformable-conv offsets shifting all 9 taps of a 3x3 kernel by the flow, in level pixels."""
+    return F.reshape(F.repeat(F.expand_dims(flow_px_yx / stride, axis=1), 9, axis=1), (0, -3, -2))
+
+
+class DeformableConv2D(nn.HybridBlock):
+    """3x3 deformable convolution whose offsets are given as an input (not learned here).
+
+    Its parameters are plain ``weight`` and ``bias`` attributes so that checkpoints name them
+    ``deform5.weight`` / ``deform5.bias`` as the original does.
+    """
+
+    def __init__(self, channels, in_channels, use_bias=True, **kwargs):
+        super().__init__(**kwargs)
+        self._op_args = dict(kernel=(3, 3), stride=(1, 1), dilate=(1, 1), pad=(1, 1),
+                             num_filter=channels, num_group=1, num_deformable_group=1,
+                             no_bias=not use_bias, layout='NCHW')
+        with self.name_scope():
+            self.weight = self.params.get('weight', shape=(channels, in_channels, 3, 3))
+            self.bias = self.params.get('bias', shape=(channels,), init='zeros') if use_bias else None
+
+    def hybrid_forward(self, F, x, offset, weight, bias=None):
+        args = (x, offset, weight) if bias is None else (x, offset, weight, bias)
+        return F.contrib.DeformableConvolution(*args, **self._op_args)
+
+
+class Warp(nn.HybridBlock):
+    """Backward warp of ``img`` by a (y, x) pixel flow with bilinear sampling.
+
+    Samples outside the image read zeros. With ``clip_grid`` the sampling grid is clipped to
+    the image first, so outside samples repeat the border (the original's
+    ``Reconstruction2DSmooth``, used for the ``warped`` output of prediction).
+    """
+
+    def __init__(self, clip_grid=False, **kwargs):
+        super().__init__(**kwargs)
+        self.clip_grid = clip_grid
+
+    def hybrid_forward(self, F, img, flow_yx):
+        grid = F.GridGenerator(F.flip(flow_yx, axis=1), transform_type='warp')
+        if self.clip_grid:
+            grid = F.clip(grid, -1, 1)
+        return F.BilinearSampler(img, grid)
