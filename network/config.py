@@ -1,0 +1,134 @@
+"""Reading the YAML training configs in ``config/``.
+
+A config is a nested mapping. ``Config`` wraps it so that ``cfg.optimizer.learning_rate.get(default)``
+reads a value or falls back to a default; missing keys never raise. Defaults that were used are
+recorded in ``cfg.defaults_used`` (shared by every node of one config) instead of being printed.
+Keys that are Python keywords or clash with a method name (``class``, ``get``, ``value``) are read
+with ``getattr(node, 'class')`` or ``node['get']``.
+"""
+from pathlib import Path
+
+import yaml
+
+from network.errors import UserError
+
+CONFIG_DIR = Path(__file__).resolve().parent.parent / 'config'
+
+_MISSING = object()
+
+
+class Config:
+    """One node of a nested config: a key path and the value stored there (if any)."""
+
+    def __init__(self, value=None, key='', defaults_used=None, *, _present=True):
+        # Names start with an underscore so they never clash with config keys.
+        self._value = value
+        self._key = key
+        self._present = _present
+        self.defaults_used = [] if defaults_used is None else defaults_used
+
+    def __getattr__(self, name):
+        if name.startswith('_'):
+            raise AttributeError(name)
+        return self[name]
+
+    def __getitem__(self, name):
+        key = f'{self._key}.{name}' if self._key else name
+        child = self._value.get(name, _MISSING) if isinstance(self._value, dict) else _MISSING
+        if child is _MISSING:
+            return Config(None, key, self.defaults_used, _present=False)
+        return Config(child, key, self.defaults_used)
+
+    @property
+    def present(self):
+        """Whether this key exists in the file (even if its value is null)."""
+        return self._present
+
+    def __bool__(self):
+        return self._present
+
+    @property
+    def value(self):
+        """The raw stored value, or None when the key is absent."""
+        return self._value if self._present else None
+
+    @property
+    def key(self):
+        """The dotted key path of this node, e.g. ``optimizer.learning_rate``."""
+        return self._key
+
+    def get(self, default=None):
+        """The stored value, or ``default`` (recorded in ``defaults_used``) when absent."""
+        if self._present:
+            return self._value
+        self.defaults_used.append((self._key, default))
+        return default
+
+    @property
+    def network_class(self):
+        return self['network']['class'].get('MaskFlownet')
+
+    def __repr__(self):
+        shown = repr(self._value) if self._present else '<absent>'
+        return f'Config({self._key or "<root>"}={shown})'
+
+
+def _available_names():
+    return sorted(p.stem for p in CONFIG_DIR.glob('*.yaml'))
+
+
+def resolve_config_path(name_or_path):
+    """An existing file path as given, else ``config/<name>`` or ``config/<name>.yaml``."""
+    given = Path(name_or_path)
+    if given.is_file():
+        return given
+    candidates = [CONFIG_DIR / str(name_or_path)]
+    if given.suffix != '.yaml':
+        candidates.append(CONFIG_DIR / f'{name_or_path}.yaml')
+    for candidate in candidates:
+        if candidate.is_file():
+            return candidate
+    looked = ', '.join(str(c) for c in [given] + candidates)
+    raise UserError(f'config {name_or_path!r} not found (looked for {looked}); '
+                    f'available configs: {", ".join(_available_names()) or "none"}')
+
+
+def load_config(name_or_path):
+    """Read a YAML config (by path or by name in ``config/``) into a ``Config``."""
+    path = resolve_config_path(name_or_path)
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        problem = ' '.join(str(exc).split())
+        raise UserError(f'{path}: malformed YAML: {problem}') from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UserError(f'{path}: cannot read config: {exc}') from None
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise UserError(f'{path}: top level of a config must be a mapping, got {type(data).__name__}')
+    return Config(data)
+
+
+def _check_schedule(schedule):
+    if not isinstance(schedule, (list, tuple)) or not schedule:
+        raise UserError(f'learning_rate schedule must be a non-empty list of [step, lr] pairs, got {schedule!r}')
+    previous = None
+    for entry in schedule:
+        ok = (isinstance(entry, (list, tuple)) and len(entry) == 2
+              and isinstance(entry[0], int) and not isinstance(entry[0], bool)
+              and isinstance(entry[1], (int, float)) and not isinstance(entry[1], bool))
+        if not ok:
+            raise UserError(f'learning_rate schedule entry {entry!r} is not a [step, lr] pair')
+        if previous is not None and entry[0] <= previous:
+            raise UserError(f'learning_rate schedule boundaries must increase: {previous} then {entry[0]}')
+        previous = entry[0]
+
+
+def learning_rate_at(schedule, steps):
+    """The lr of the first entry whose boundary is >= ``steps``; None once past the last boundary."""
+    _check_schedule(schedule)
+    for boundary, lr in schedule:
+        if steps <= boundary:
+            return float(lr)
+    return None
