@@ -20,8 +20,9 @@ _MISSING = object()
 class Config:
     """One node of a nested config: a key path and the value stored there (if any)."""
 
-    def __init__(self, value=None, key='', defaults_used=None, *, _present=True):
+    def __init__(self, value=None, key='', defaults_used=None, *, _present=True, source=None):
         # Names start with an underscore so they never clash with config keys.
+        self._source = source
         self._value = value
         self._key = key
         self._present = _present
@@ -63,6 +64,11 @@ class Config:
             return self._value
         self.defaults_used.append((self._key, default))
         return default
+
+    @property
+    def source(self):
+        """The file this config was read from (None for a config built in code)."""
+        return self._source
 
     @property
     def network_class(self):
@@ -107,7 +113,7 @@ def load_config(name_or_path):
         data = {}
     if not isinstance(data, dict):
         raise UserError(f'{path}: top level of a config must be a mapping, got {type(data).__name__}')
-    return Config(data)
+    return Config(data, source=str(path))
 
 
 def _check_schedule(schedule):

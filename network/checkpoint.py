@@ -1,0 +1,91 @@
+"""Reading and writing ``.params`` checkpoints, with a check against the network first.
+
+A checkpoint is what Gluon's ``save_parameters`` writes: an ``nd.save`` dict from structural
+parameter names (``conv1a.0.weight``, ``MaskFlownet_S.deform5.bias``) to float32 arrays. The
+original MaskFlownet checkpoints are in this format, so these names and shapes are a contract.
+"""
+import os
+
+import mxnet as mx
+
+from .errors import UserError
+
+HEAD_PREFIX = 'MaskFlownet_S.'
+_SHOWN = 3   # mismatches listed per kind in an error message
+
+
+def parameters_by_name(block):
+    """The block's parameters under the names its checkpoint uses."""
+    return block._collect_params_with_prefix()
+
+
+def expected_shapes(block):
+    return {name: tuple(p.shape) for name, p in parameters_by_name(block).items()}
+
+
+def read_checkpoint(path):
+    """Load a checkpoint file into {name: NDArray} on the CPU, or raise UserError."""
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise UserError('checkpoint %s: no such file' % path)
+    try:
+        arrays = mx.nd.load(path)
+    except mx.base.MXNetError:
+        raise UserError('checkpoint %s: not an MXNet parameter file (could not be read by '
+                        'mx.nd.load)' % path) from None
+    if not isinstance(arrays, dict) or not arrays:
+        raise UserError('checkpoint %s: holds no named parameters (is it a .states or another '
+                        'nd.save file?)' % path)
+    return arrays
+
+
+def _guess_network(names):
+    if any(n.startswith(HEAD_PREFIX) for n in names):
+        return 'MaskFlownet'
+    if any(n.startswith('pred_mask') for n in names):
+        return 'MaskFlownet_S'
+    return None
+
+
+def check_compatible(arrays, block, path, network_name):
+    """Raise one UserError listing the first mismatches if ``arrays`` do not fit ``block``."""
+    expected = expected_shapes(block)
+    missing = sorted(set(expected) - set(arrays))
+    extra = sorted(set(arrays) - set(expected))
+    wrong = ['%s %s (network needs %s)' % (n, tuple(arrays[n].shape), expected[n])
+             for n in sorted(set(expected) & set(arrays)) if tuple(arrays[n].shape) != expected[n]]
+    if not (missing or extra or wrong):
+        return
+    problems = []
+    for label, items in (('missing', missing), ('unexpected', extra), ('wrong shape', wrong)):
+        if items:
+            more = ', ...' if len(items) > _SHOWN else ''
+            problems.append('%d %s: %s%s' % (len(items), label, ', '.join(items[:_SHOWN]), more))
+    message = 'checkpoint %s does not fit %s: %s' % (path, network_name, '; '.join(problems))
+    guess = _guess_network(arrays)
+    if guess and guess != network_name:
+        message += ' (it looks like a %s checkpoint: use a %s config)' % (guess, guess)
+    raise UserError(message)
+
+
+def load_checkpoint(block, path, network_name=None):
+    """Check ``path`` against ``block`` and copy its arrays in; the block must be initialized."""
+    network_name = network_name or type(block).__name__
+    arrays = read_checkpoint(path)
+    check_compatible(arrays, block, path, network_name)
+    for name, param in parameters_by_name(block).items():
+        param.set_data(arrays[name].astype(param.dtype, copy=False))
+
+
+def save_checkpoint(block, path):
+    """Write the block's parameters to ``path`` atomically (never a half-written file)."""
+    path = os.fspath(path)
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    tmp = '%s.tmp-%d' % (path, os.getpid())
+    try:
+        block.save_parameters(tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)

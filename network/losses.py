@@ -1,0 +1,99 @@
+"""Training losses and validation metrics. All take flows as (N, 2, H, W) NDArrays/Symbols.
+
+Every loss returns one value per sample (shape (N,)), as the original does.
+"""
+from mxnet.gluon import nn
+
+from .layers import Downsample, Upsample
+
+MULTISCALE_WEIGHTS = (.005, .01, .02, .08, .32)
+
+
+class EpeLoss(nn.HybridBlock):
+    """Mean end-point error over all pixels."""
+
+    def __init__(self, eps=0., **kwargs):
+        super().__init__(**kwargs)
+        self.eps = eps
+
+    def hybrid_forward(self, F, pred, label):
+        epe = F.sqrt(F.sum(F.square(pred - label), axis=1) + self.eps)
+        return F.mean(epe, axis=0, exclude=True)
+
+
+class EpeLossWithMask(nn.HybridBlock):
+    """End-point error averaged over the pixels where ``mask`` (N, 1, H, W) is set.
+
+    With ``q`` it is the robust loss ``(|du| + |dv| + eps) ** q`` used for fine-tuning on
+    Sintel and KITTI instead of the Euclidean EPE.
+    """
+
+    def __init__(self, eps=1e-8, q=None, **kwargs):
+        super().__init__(**kwargs)
+        self.eps = eps
+        self.q = q
+
+    def hybrid_forward(self, F, pred, label, mask):
+        if self.q is not None:
+            err = (F.sum(F.abs(pred - label), axis=1) + self.eps) ** self.q
+        else:
+            err = F.sqrt(F.sum(F.square(pred - label), axis=1) + self.eps)
+        err = F.broadcast_mul(err, F.squeeze(mask, axis=1))
+        return F.sum(err, axis=0, exclude=True) / F.sum(mask, axis=0, exclude=True)
+
+
+class MultiscaleEpe(nn.HybridBlock):
+    """Weighted sum over decoder levels of the masked EPE against the full-resolution label.
+
+    ``match='upsampling'`` (what training uses) brings each prediction up to the label with
+    the network's own Upsample; ``'downsampling'`` brings label and mask down instead.
+    ``forward(label, mask, *predictions)`` with predictions ordered like ``strides``.
+    """
+
+    def __init__(self, strides, weights=MULTISCALE_WEIGHTS, match='upsampling', eps=1e-8,
+                 q=None, **kwargs):
+        super().__init__(**kwargs)
+        if match not in ('upsampling', 'downsampling'):
+            raise ValueError("match must be 'upsampling' or 'downsampling', not %r" % (match,))
+        if len(weights) != len(strides):
+            raise ValueError('need one weight per stride: %d weights, %d strides'
+                             % (len(weights), len(strides)))
+        self.strides = list(strides)
+        self.weights = list(weights)
+        self.match = match
+        with self.name_scope():
+            self.epe = EpeLossWithMask(eps=eps, q=q)
+            resample = Upsample if match == 'upsampling' else Downsample
+            self.resamplers = [resample(s) for s in self.strides]
+            for s, block in zip(self.strides, self.resamplers):
+                self.register_child(block, 'resample_%d' % s)
+
+    def terms(self, F, label, mask, *predictions):
+        """The weighted per-level losses, coarse to fine."""
+        out = []
+        for pred, weight, resample in zip(predictions, self.weights, self.resamplers):
+            if self.match == 'upsampling':
+                term = self.epe(resample(pred), label, mask)
+            else:
+                term = self.epe(pred, resample(label), resample(mask))
+            out.append(term * weight)
+        return out
+
+    def hybrid_forward(self, F, label, mask, *predictions):
+        return F.add_n(*self.terms(F, label, mask, *predictions))
+
+
+def _norm(F, flow):
+    return F.sqrt(F.sum(F.square(flow), axis=1, keepdims=True))
+
+
+def masked_epe(F, flow, label, mask, eps=1e-8):
+    """Per-sample mean EPE over the mask (validation's average EPE)."""
+    return EpeLossWithMask(eps=eps)(flow, label, mask)
+
+
+def kitti_fl(F, flow, label, mask, eps=1e-8):
+    """Per-sample KITTI Fl: share of masked pixels with EPE > 3 px and > 5 % of |label|."""
+    err = _norm(F, flow - label)
+    outlier = (err > 3) * ((err / (_norm(F, label) + eps)) > 0.05) * mask
+    return F.sum(outlier, axis=0, exclude=True) / F.sum(mask, axis=0, exclude=True)

@@ -1,0 +1,215 @@
+"""Build a network from a config and run it the way the original MaskFlownet does.
+
+``Pipeline`` owns the network, its devices, checkpoint loading/saving, the multi-scale loss,
+and the inference path (``do_batch`` / ``predict`` / ``validate``). Images come in as uint8
+H x W x 3 arrays; flows go out as float32 H x W x 2 in (x, y) pixels.
+"""
+import numpy as np
+import mxnet as mx
+from mxnet import gluon, nd
+
+from . import checkpoint
+from .errors import UserError
+from .layers import Upsample, Warp
+from .losses import MULTISCALE_WEIGHTS, EpeLossWithMask, MultiscaleEpe, kitti_fl
+from .models import MaskFlownet, MaskFlownet_S
+
+NETWORKS = {'MaskFlownet_S': MaskFlownet_S, 'MaskFlownet': MaskFlownet}
+SIZE_MULTIPLE = 64   # network inputs must be a multiple of the coarsest stride (px)
+
+
+def parse_devices(spec):
+    """'' -> [cpu()]; '0,1' -> [gpu(0), gpu(1)] (the CLIs' ``-g`` option)."""
+    spec = (spec or '').strip()
+    if not spec:
+        return [mx.cpu()]
+    try:
+        ids = [int(s) for s in spec.split(',')]
+    except ValueError:
+        raise UserError("-g %s: expected comma-separated GPU ids such as '0' or '0,1'" % spec) from None
+    if mx.context.num_gpus() < max(ids) + 1:
+        raise UserError('-g %s: this machine has %d usable GPU(s) in this MXNet build; '
+                        'install mxnet-cu112 (see README) or drop -g to run on the CPU'
+                        % (spec, mx.context.num_gpus()))
+    return [mx.gpu(i) for i in ids]
+
+
+def parse_resize(spec):
+    """'H,W' -> (H, W), both positive multiples of 64; None/'' -> None (the next multiple)."""
+    if spec is None or spec == '':
+        return None
+    if isinstance(spec, str):
+        try:
+            spec = tuple(int(s) for s in spec.split(','))
+        except ValueError:
+            spec = ()
+    spec = tuple(spec)
+    if len(spec) != 2 or any(v <= 0 or v % SIZE_MULTIPLE for v in spec):
+        raise UserError('--resize %s: expected H,W with both positive multiples of %d, e.g. 448,1024'
+                        % (','.join(map(str, spec)) or '?', SIZE_MULTIPLE))
+    return spec
+
+
+def network_size(shape, resize=None):
+    """The (H, W) the network runs at: ``resize`` or each side rounded up to a multiple of 64."""
+    if resize is not None:
+        return tuple(resize)
+    return tuple(-(-s // SIZE_MULTIPLE) * SIZE_MULTIPLE for s in shape)
+
+
+def build_network(config):
+    name = config.network_class
+    if name not in NETWORKS:
+        raise UserError('config %s: network.class %r is not one of %s'
+                        % (config.source, name, ', '.join(NETWORKS)))
+    return NETWORKS[name](
+        flow_multiplier=config.network.flow_multiplier.get(1.),
+        deform_bias=config.network.deform_bias.get(True),
+        upfeat_ch=config.network.upfeat_ch.get([16, 16, 16, 16]))
+
+
+class Pipeline:
+    def __init__(self, config, ctx=None):
+        self.config = config
+        self.ctx = list(ctx) if ctx else [mx.cpu()]
+        self.network_class = config.network_class
+        self.network = build_network(config)
+        self.network.initialize(init=mx.initializer.MSRAPrelu(slope=0.1), ctx=self.ctx)
+        self.network.hybridize()
+        self.strides = self.network.strides
+
+        self.upsampler = Upsample(self.strides[-1])
+        self.epe_with_mask = EpeLossWithMask()
+        weights = config.network.mw.get(list(MULTISCALE_WEIGHTS))
+        if len(weights) != len(self.strides):
+            weights = list(MULTISCALE_WEIGHTS)   # as the original: a bad list falls back
+        self.multiscale_epe = MultiscaleEpe(self.strides, weights, match='upsampling', eps=1e-8,
+                                            q=config.optimizer.q.get(None))
+        self.reconstruction = Warp(clip_grid=True)
+        for block in (self.upsampler, self.epe_with_mask, self.multiscale_epe, self.reconstruction):
+            block.hybridize()
+
+    # --- checkpoints ---------------------------------------------------------------------
+
+    def load(self, path):
+        checkpoint.load_checkpoint(self.network, path, self.network_class)
+
+    def load_head(self, path):
+        """Load a MaskFlownet_S checkpoint into the head of a MaskFlownet."""
+        if self.network_class != 'MaskFlownet':
+            raise UserError('load_head: %s has no MaskFlownet_S head' % self.network_class)
+        checkpoint.load_checkpoint(self.network.head, path, 'the MaskFlownet_S head of MaskFlownet')
+
+    def fix_head(self):
+        """Freeze the head (no gradients), as when training MaskFlownet's second stage."""
+        for param in self.network.head.collect_params().values():
+            param.grad_req = 'null'
+
+    def save(self, path):
+        checkpoint.save_checkpoint(self.network, path)
+
+    # --- losses --------------------------------------------------------------------------
+
+    def loss(self, predictions, labels_yx, masks):
+        """Multi-scale loss per sample; labels already in (y, x), masks in [0, 1]."""
+        return self.multiscale_epe(labels_yx, masks, *predictions)
+
+    # --- inference -----------------------------------------------------------------------
+
+    @staticmethod
+    def centralize(img1, img2):
+        """Subtract the per-sample, per-channel mean of both images together."""
+        rgb_mean = nd.concat(img1, img2, dim=2).mean(axis=(2, 3)).reshape((-2, 1, 1))
+        return img1 - rgb_mean, img2 - rgb_mean, rgb_mean
+
+    def run_network(self, img1, img2, resize=None):
+        """Network outputs for images in [0, 1], (N, 3, H, W), centralized and resized."""
+        img1, img2, _ = self.centralize(img1, img2)
+        height, width = network_size(img1.shape[2:], resize)
+        if (height, width) != tuple(img1.shape[2:]):
+            # Quirk Q2, kept for compatibility with the original checkpoints' numbers:
+            # inputs are resized (align_corners=True) to the network size, never padded.
+            img1 = nd.contrib.BilinearResize2D(img1, height=height, width=width)
+            img2 = nd.contrib.BilinearResize2D(img2, height=height, width=width)
+        return self.network(img1, img2)
+
+    def do_batch(self, img1, img2, label=None, mask=None, resize=None):
+        """Flow (y, x) and occlusion mask at the input size, the warped image 2, and the EPE."""
+        height, width = img1.shape[2:]
+        predictions, occ_masks, _ = self.run_network(img1, img2, resize)
+        flow = self.upsampler(predictions[-1])
+        occ_mask = self.upsampler(occ_masks[0])
+        net_height, net_width = flow.shape[2:]
+        if (net_height, net_width) != (height, width):
+            factors = nd.array([height / net_height, width / net_width], ctx=flow.context)
+            flow = nd.contrib.BilinearResize2D(flow, height=height, width=width)
+            flow = flow * factors.reshape((1, 2, 1, 1))
+            occ_mask = nd.contrib.BilinearResize2D(occ_mask, height=height, width=width)
+        warped = self.reconstruction(img2, flow)
+        epe = None
+        if label is not None and mask is not None:
+            epe = self.epe_with_mask(flow, label, mask)
+        return flow, occ_mask, warped, epe
+
+    def _batches(self, arrays, batch_size):
+        """Yield per-device NCHW NDArray chunks of each list in ``arrays``, ``batch_size`` at a time."""
+        size = len(arrays[0])
+        for start in range(0, size, batch_size):
+            chunk = [np.stack(a[start:start + batch_size]).transpose(0, 3, 1, 2) for a in arrays]
+            ctx = self.ctx[:min(len(chunk[0]), len(self.ctx))]
+            per_array = [gluon.utils.split_and_load(c, ctx, even_split=False) for c in chunk]
+            yield list(zip(*per_array))
+
+    def predict(self, img1s, img2s, batch_size=1, resize=None):
+        """Yield (flow (H,W,2) x-y px, occlusion mask (H,W,1), warped image 2 (H,W,3) in [0,1])."""
+        check_pairs(img1s, img2s)
+        for device_chunks in self._batches([img1s, img2s], batch_size):
+            outputs = []
+            for img1, img2 in device_chunks:
+                flow, occ_mask, warped, _ = self.do_batch(img1 / 255.0, img2 / 255.0, resize=resize)
+                outputs.append((flow, occ_mask, warped))
+            flow, occ_mask, warped = (np.concatenate([o[i].asnumpy() for o in outputs])
+                                      for i in range(3))
+            # Only here does the flow leave the (y, x) order of the network.
+            flow = flow.transpose(0, 2, 3, 1)[..., ::-1]
+            occ_mask = occ_mask.transpose(0, 2, 3, 1)
+            warped = warped.transpose(0, 2, 3, 1)
+            for k in range(len(flow)):
+                yield np.ascontiguousarray(flow[k]), occ_mask[k], warped[k]
+
+    def predict_pair(self, img1, img2, resize=None):
+        return next(self.predict([img1], [img2], batch_size=1, resize=resize))
+
+    def validate(self, img1s, img2s, labels, masks=None, batch_size=1, resize=None,
+                 return_type='epe'):
+        """Mean over samples of the per-sample EPE (or KITTI Fl with ``return_type='kitti'``).
+
+        Labels are (H, W, 2) x-y flows; masks are (H, W, 1) uint8 with 255 = valid. Without
+        masks every pixel counts and the EPE is a per-pixel mean (the original summed there,
+        quirk Q6, which we do not copy).
+        """
+        if return_type not in ('epe', 'kitti'):
+            raise ValueError("return_type must be 'epe' or 'kitti'")
+        check_pairs(img1s, img2s)
+        if masks is None:
+            masks = [np.full(label.shape[:2] + (1,), 255, dtype=np.uint8) for label in labels]
+        per_sample = []
+        for device_chunks in self._batches([img1s, img2s, labels, masks], batch_size):
+            for img1, img2, label, mask in device_chunks:
+                label = nd.flip(label.astype('float32', copy=False), axis=1)
+                mask = mask / 255.0
+                flow, _, _, epe = self.do_batch(img1 / 255.0, img2 / 255.0, label, mask, resize)
+                if return_type == 'kitti':
+                    epe = kitti_fl(nd, flow, label, mask)
+                per_sample.append(epe.asnumpy())
+        return float(np.mean(np.concatenate(per_sample)))
+
+
+def check_pairs(img1s, img2s):
+    if len(img1s) != len(img2s):
+        raise UserError('got %d first images but %d second images' % (len(img1s), len(img2s)))
+    for k, (a, b) in enumerate(zip(img1s, img2s)):
+        if a.shape != b.shape:
+            raise UserError('pair %d: images differ in size (%s vs %s)' % (k, a.shape, b.shape))
+        if a.ndim != 3 or a.shape[2] != 3:
+            raise UserError('pair %d: expected H x W x 3 images, got %s' % (k, a.shape))
