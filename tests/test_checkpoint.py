@@ -1,0 +1,136 @@
+"""The checkpoint contract: names and shapes of the original's .params files, and clear errors."""
+import numpy as np
+import mxnet as mx
+import pytest
+
+from conftest import NETWORKS, manifest
+from network.checkpoint import expected_shapes, save_checkpoint
+from network.config import Config
+from network.errors import UserError
+from network.pipeline import Pipeline
+
+
+def make_pipeline(network):
+    return Pipeline(Config({'network': {'class': network}}))
+
+
+def small_pair(seed=0):
+    rng = np.random.default_rng(seed)
+    return [rng.integers(0, 256, (64, 128, 3), dtype=np.uint8) for _ in range(2)]
+
+
+@pytest.mark.parametrize('network', NETWORKS)
+def test_parameter_names_and_shapes_match_the_manifest(network):
+    assert expected_shapes(make_pipeline(network).network) == dict(manifest(network))
+
+
+@pytest.mark.parametrize('network', NETWORKS)
+def test_save_then_load_gives_identical_outputs(network, tmp_path):
+    img1, img2 = small_pair()
+    first = make_pipeline(network)
+    path = tmp_path / 'run_100.params'
+    first.save(path)
+    second = make_pipeline(network)   # different random initialisation
+    before = second.predict_pair(img1, img2)[0]
+    second.load(path)
+    expected = first.predict_pair(img1, img2)[0]
+    assert np.abs(before - expected).max() > 1e-3   # the load really changed something
+    np.testing.assert_array_equal(second.predict_pair(img1, img2)[0], expected)
+    # The file is a plain Gluon checkpoint: Gluon's own loader reads it too.
+    plain = make_pipeline(network).network
+    plain.load_parameters(str(path))
+    saved = mx.nd.load(str(path))
+    assert sorted(saved) == sorted(name for name, _ in manifest(network))
+
+
+def error_for(network, path):
+    with pytest.raises(UserError) as info:
+        make_pipeline(network).load(path)
+    return str(info.value)
+
+
+def test_checkpoint_of_the_other_network(golden_checkpoint):
+    message = error_for('MaskFlownet', golden_checkpoint('MaskFlownet_S'))
+    assert str(golden_checkpoint('MaskFlownet_S')) in message
+    full, small = dict(manifest('MaskFlownet')), dict(manifest('MaskFlownet_S'))
+    assert '%d missing' % len(set(full) - set(small)) in message
+    assert '%d unexpected' % len(set(small) - set(full)) in message
+    assert '%d wrong shape' % sum(full[n] != small[n] for n in set(full) & set(small)) in message
+    assert 'looks like a MaskFlownet_S checkpoint' in message
+    message = error_for('MaskFlownet_S', golden_checkpoint('MaskFlownet'))
+    assert 'looks like a MaskFlownet checkpoint' in message
+
+
+def write_modified(path, network, change):
+    arrays = {name: mx.nd.zeros(shape) for name, shape in manifest(network)}
+    change(arrays)
+    mx.nd.save(str(path), arrays)
+    return path
+
+
+def test_missing_extra_and_wrong_shape_are_named(tmp_path):
+    path = write_modified(tmp_path / 'a.params', 'MaskFlownet_S', lambda a: a.pop('deform3.bias'))
+    message = error_for('MaskFlownet_S', path)
+    assert '1 missing: deform3.bias' in message and str(path) in message
+
+    path = write_modified(tmp_path / 'b.params', 'MaskFlownet_S',
+                          lambda a: a.update({'conv7a.0.weight': mx.nd.zeros((1,))}))
+    assert '1 unexpected: conv7a.0.weight' in error_for('MaskFlownet_S', path)
+
+    path = write_modified(tmp_path / 'c.params', 'MaskFlownet_S',
+                          lambda a: a.update({'upfeat5.0.weight': mx.nd.zeros((16, 529, 4, 4))}))
+    message = error_for('MaskFlownet_S', path)
+    assert 'wrong shape: upfeat5.0.weight (16, 529, 4, 4) (network needs (529, 16, 4, 4))' in message
+
+
+def test_files_that_are_not_checkpoints(tmp_path):
+    assert 'no such file' in error_for('MaskFlownet_S', tmp_path / 'absent.params')
+    text = tmp_path / 'notes.params'
+    text.write_text('not a checkpoint\n')
+    assert 'not an MXNet parameter file' in error_for('MaskFlownet_S', text)
+    unnamed = tmp_path / 'list.params'
+    mx.nd.save(str(unnamed), [mx.nd.zeros((2,))])
+    assert 'holds no named parameters' in error_for('MaskFlownet_S', unnamed)
+
+
+def test_failed_load_leaves_the_network_unchanged(tmp_path):
+    pipe = make_pipeline('MaskFlownet_S')
+    before = pipe.network.conv1a[0].weight.data().asnumpy().copy()
+    path = write_modified(tmp_path / 'bad.params', 'MaskFlownet_S', lambda a: a.pop('pred_flow2.bias'))
+    with pytest.raises(UserError):
+        pipe.load(path)
+    np.testing.assert_array_equal(pipe.network.conv1a[0].weight.data().asnumpy(), before)
+
+
+def test_load_head_and_fix_head(golden_checkpoint):
+    from conftest import deterministic_weight
+    pipe = make_pipeline('MaskFlownet')
+    pipe.load_head(golden_checkpoint('MaskFlownet_S'))
+    head_weight = pipe.network.head.deform4.weight.data().asnumpy()
+    np.testing.assert_array_equal(head_weight, deterministic_weight('deform4.weight', (96, 96, 3, 3)))
+    pipe.fix_head()
+    head = set(pipe.network.head.collect_params().values())
+    for param in pipe.network.collect_params().values():
+        assert param.grad_req == ('null' if param in head else 'write'), param.name
+    with pytest.raises(UserError, match='looks like a MaskFlownet checkpoint'):
+        pipe.load_head(golden_checkpoint('MaskFlownet'))
+    with pytest.raises(UserError, match='no MaskFlownet_S head'):
+        make_pipeline('MaskFlownet_S').load_head(golden_checkpoint('MaskFlownet_S'))
+
+
+def test_interrupted_save_keeps_the_previous_checkpoint(tmp_path, monkeypatch):
+    pipe = make_pipeline('MaskFlownet_S')
+    path = tmp_path / 'run_5000.params'
+    pipe.save(path)
+    good = path.read_bytes()
+
+    def broken_save(filename, *args, **kwargs):
+        with open(filename, 'wb') as f:
+            f.write(b'half a checkpoint')
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(pipe.network, 'save_parameters', broken_save)
+    with pytest.raises(KeyboardInterrupt):
+        save_checkpoint(pipe.network, path)
+    assert path.read_bytes() == good
+    assert [p.name for p in tmp_path.iterdir()] == ['run_5000.params']
