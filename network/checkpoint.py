@@ -5,6 +5,7 @@ parameter names (``conv1a.0.weight``, ``MaskFlownet_S.deform5.bias``) to float32
 original MaskFlownet checkpoints are in this format, so these names and shapes are a contract.
 """
 import os
+import re
 
 import mxnet as mx
 
@@ -89,3 +90,52 @@ def save_checkpoint(block, path):
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)
+
+
+WEIGHTS_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), 'weights')
+_CHECKPOINT_NAME = re.compile(r'^(?P<run>.+)_(?P<steps>\d+)\.params$')
+
+
+def list_checkpoints(weights_dir=WEIGHTS_DIR):
+    """[(run_id, steps, path)] for every ``{run_id}_{steps}.params`` in ``weights_dir``, sorted."""
+    if not os.path.isdir(weights_dir):
+        return []
+    found = []
+    for name in sorted(os.listdir(weights_dir)):
+        match = _CHECKPOINT_NAME.match(name)
+        if match:
+            found.append((match['run'], int(match['steps']), os.path.join(weights_dir, name)))
+    return sorted(found, key=lambda t: (t[0], t[1]))
+
+
+def find_checkpoint(spec, weights_dir=WEIGHTS_DIR):
+    """Resolve ``-c``: a .params path, or ``RUN[:STEPS]`` with RUN a run-id prefix in weights/.
+
+    Returns (path, run_id, steps); without STEPS the newest checkpoint of the run is taken.
+    No log file is needed, so published checkpoints work on their own.
+    """
+    if os.path.isfile(spec) or spec.endswith('.params'):
+        if not os.path.isfile(spec):
+            raise UserError('checkpoint %s: no such file' % spec)
+        match = _CHECKPOINT_NAME.match(os.path.basename(spec))
+        return spec, (match['run'] if match else None), (int(match['steps']) if match else 0)
+    prefix, _, steps = spec.partition(':')
+    if steps and not steps.isdigit():
+        raise UserError('-c %s: STEPS after the colon must be a number' % spec)
+    candidates = [c for c in list_checkpoints(weights_dir) if c[0].startswith(prefix)]
+    runs = sorted({c[0] for c in candidates})
+    if not runs:
+        known = sorted({c[0] for c in list_checkpoints(weights_dir)})
+        raise UserError('-c %s: no checkpoint %s*_STEPS.params in %s (runs there: %s)'
+                        % (spec, prefix, weights_dir, ', '.join(known) or 'none'))
+    if len(runs) > 1:
+        raise UserError('-c %s: ambiguous, matches runs %s; give more of the run id'
+                        % (spec, ', '.join(runs)))
+    if steps:
+        chosen = [c for c in candidates if c[1] == int(steps)]
+        if not chosen:
+            raise UserError('-c %s: run %s has no checkpoint at %s steps (it has: %s)'
+                            % (spec, runs[0], steps, ', '.join(str(c[1]) for c in candidates)))
+        candidates = chosen
+    run_id, found_steps, path = candidates[-1]
+    return path, run_id, found_steps

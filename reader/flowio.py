@@ -1,0 +1,294 @@
+"""Read and write every flow and image file format the project uses.
+
+Flows are float32 H x W x 2 arrays holding (u, v) = (x, y) displacements in pixels.
+Any problem with a file raises ``UserError`` with a one-line message that names the file.
+Writers are atomic: they write a temporary file beside the destination and rename it
+into place, so an interrupted run never leaves a half-written output.
+"""
+import contextlib
+import os
+import re
+
+import cv2
+import flow_vis
+import numpy as np
+
+from network.errors import UserError
+
+FLO_MAGIC = 202021.25
+FLOW_OUTPUT_EXTENSIONS = ('.flo', '.npy', '.png', '.jpg', '.jpeg')
+IMAGE_OUTPUT_EXTENSIONS = ('.png', '.jpg', '.jpeg')
+_MAX_DIM = 1 << 20  # far beyond any real frame; catches garbage headers early
+_HEADER_LIMIT = 4096  # PPM/PFM headers are tiny; never scan a whole payload for one
+_HEADER_TOKEN = re.compile(rb'(?:\s|#[^\n]*\n)*([^\s#]+)')  # skips whitespace and '# comments'
+_LINE_END = re.compile(rb'[ \t\r]*\n')
+
+
+def _ext(path):
+    return os.path.splitext(os.fspath(path))[1].lower()
+
+
+def _check_extension(path, allowed, what):
+    ext = _ext(path)
+    if ext not in allowed:
+        raise UserError(f"{os.fspath(path)}: unsupported {what} extension '{ext}' "
+                        f"(supported: {', '.join(allowed)})")
+    return ext
+
+
+def _require_file(path):
+    if not os.path.isfile(path):
+        problem = 'not a regular file' if os.path.exists(path) else 'file not found'
+        raise UserError(f'{path}: {problem}')
+    return os.fspath(path)
+
+
+def _read_bytes(path):
+    path = _require_file(path)
+    try:
+        with open(path, 'rb') as f:
+            return f.read()
+    except OSError as e:
+        raise UserError(f'{path}: cannot read ({e.strerror or e})') from e
+
+
+def _check_dims(path, width, height):
+    if not (0 < width <= _MAX_DIM and 0 < height <= _MAX_DIM):
+        raise UserError(f'{path}: invalid image size {width}x{height} in header')
+
+
+def _check_payload(path, what, actual, expected):
+    if actual != expected:
+        problem = 'truncated' if actual < expected else 'has trailing bytes'
+        raise UserError(f'{path}: {what} payload {problem} ({actual} bytes, expected {expected})')
+
+
+def _header_tokens(path, data, count, line_based=False):
+    """Return the first `count` header tokens of a PPM/PFM file and the payload offset."""
+    head, tokens, pos = data[:_HEADER_LIMIT], [], 0
+    for _ in range(count):
+        match = _HEADER_TOKEN.match(head, pos)
+        if match is None or match.end() >= len(head):
+            raise UserError(f'{path}: malformed or truncated header')
+        tokens.append(match.group(1))
+        pos = match.end()
+    if line_based:  # PFM headers are lines, and some writers leave trailing spaces on them
+        match = _LINE_END.match(head, pos)
+        if match is None:
+            raise UserError(f'{path}: malformed header (expected a newline after {tokens[-1]!r})')
+        return tokens, match.end()
+    if not head[pos:pos + 1].isspace():  # Netpbm: exactly one whitespace byte ends the header
+        raise UserError(f'{path}: malformed header (no whitespace after {tokens[-1]!r})')
+    return tokens, pos + 1
+
+
+def _parse_number(path, token, kind):
+    try:
+        return kind(token)
+    except ValueError:
+        raise UserError(f'{path}: malformed header (bad number {token!r})') from None
+
+
+def _check_flow(flow):
+    flow = np.asarray(flow)
+    if flow.ndim != 3 or flow.shape[2] != 2 or flow.shape[0] == 0 or flow.shape[1] == 0:
+        raise ValueError(f'flow must have shape (H, W, 2), got {flow.shape}')
+    return flow
+
+
+@contextlib.contextmanager
+def _atomic_output(path, suffix=''):
+    """Yield a temporary path beside `path`; move it onto `path` only if the body succeeds."""
+    path = os.fspath(path)
+    tmp = f'{path}.tmp-{os.getpid()}{suffix}'  # suffix: cv2 picks the codec from the name
+    try:
+        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+        yield tmp
+        os.replace(tmp, path)
+    except BaseException as e:
+        with contextlib.suppress(OSError):
+            os.remove(tmp)
+        if isinstance(e, OSError):
+            raise UserError(f'{path}: cannot write ({e.strerror or e})') from e
+        raise
+
+
+def _write_chunks(tmp, chunks):
+    with open(tmp, 'wb') as f:
+        f.writelines(chunks)
+
+
+def _imread(path, flags):
+    path = _require_file(path)
+    try:
+        image = cv2.imread(path, flags)
+    except cv2.error:
+        image = None
+    if image is None:
+        raise UserError(f'{path}: cannot decode image (corrupt or unsupported format)')
+    return image
+
+
+def _imwrite(path, image, suffix):
+    with _atomic_output(path, suffix) as tmp:
+        if not cv2.imwrite(tmp, image):
+            raise UserError(f'{os.fspath(path)}: OpenCV could not write the image')
+
+
+def read_flo(path):
+    """Read a Middlebury .flo file into an (H, W, 2) float32 array."""
+    data = _read_bytes(path)
+    if len(data) < 12:
+        raise UserError(f'{path}: not a .flo file (only {len(data)} bytes)')
+    magic = np.frombuffer(data, '<f4', 1)[0]
+    if magic != FLO_MAGIC:
+        raise UserError(f'{path}: not a .flo file (bad magic number {magic})')
+    width, height = (int(x) for x in np.frombuffer(data, '<i4', 2, offset=4))
+    _check_dims(path, width, height)
+    _check_payload(path, '.flo', len(data) - 12, 8 * width * height)
+    return np.frombuffer(data, '<f4', offset=12).reshape(height, width, 2).astype(np.float32)
+
+
+def write_flo(path, flow):
+    """Write an (H, W, 2) flow as a Middlebury .flo file."""
+    flow = _check_flow(flow)
+    height, width = flow.shape[:2]
+    header = np.array([FLO_MAGIC], '<f4').tobytes() + np.array([width, height], '<i4').tobytes()
+    with _atomic_output(path) as tmp:
+        _write_chunks(tmp, [header, flow.astype('<f4').tobytes()])
+
+
+def read_pfm(path):
+    """Read a PFM file: (H, W) float32 for 'Pf', (H, W, 3) for 'PF', row 0 at the top."""
+    data = _read_bytes(path)
+    tokens, offset = _header_tokens(path, data, 4, line_based=True)
+    if tokens[0] not in (b'PF', b'Pf'):
+        raise UserError(f'{path}: not a PFM file (magic {tokens[0]!r})')
+    channels = 3 if tokens[0] == b'PF' else 1
+    width, height = (_parse_number(path, t, int) for t in tokens[1:3])
+    scale = _parse_number(path, tokens[3], float)
+    _check_dims(path, width, height)
+    if scale == 0 or not np.isfinite(scale):
+        raise UserError(f'{path}: malformed header (scale {scale})')
+    _check_payload(path, 'PFM', len(data) - offset, 4 * width * height * channels)
+    dtype = '<f4' if scale < 0 else '>f4'  # the sign of the scale encodes the byte order
+    image = np.frombuffer(data, dtype, offset=offset).reshape(height, width, channels)
+    image = image[::-1].astype(np.float32)  # rows are stored bottom-up
+    return image[..., 0] if channels == 1 else image
+
+
+def read_kitti_flow_png(path):
+    """Read a KITTI 16-bit flow PNG; return (flow (H, W, 2) float32, valid (H, W) bool).
+
+    Invalid pixels keep whatever flow the file stores there.
+    """
+    image = _imread(path, cv2.IMREAD_UNCHANGED)
+    if image.dtype != np.uint16 or image.ndim != 3 or image.shape[2] != 3:
+        raise UserError(f'{path}: not a KITTI flow PNG (expected 16-bit 3-channel, '
+                        f'got {image.dtype} with shape {image.shape})')
+    flow = (image[..., 2:0:-1].astype(np.float32) - 32768) / 64  # BGR: channel 2 is u
+    return flow, image[..., 0] > 0
+
+
+def write_kitti_flow_png(path, flow, valid=None):
+    """Write a KITTI 16-bit flow PNG; values are rounded to 1/64 px and clamped like the devkit.
+
+    `valid` defaults to all ones; non-finite flow is written as 0 and marked invalid.
+    """
+    flow = _check_flow(flow).astype(np.float64)
+    finite = np.isfinite(flow).all(axis=2)
+    valid = np.ones(flow.shape[:2], bool) if valid is None else np.asarray(valid) > 0
+    if valid.shape != flow.shape[:2]:
+        raise ValueError(f'valid must have shape {flow.shape[:2]}, got {valid.shape}')
+    flow = np.where(finite[..., None], flow, 0)
+    encoded = np.clip(np.round(flow * 64 + 32768), 0, 65535).astype(np.uint16)
+    bgr = np.dstack([(valid & finite).astype(np.uint16), encoded[..., 1], encoded[..., 0]])
+    _imwrite(path, bgr, '.png')
+
+
+def write_npy(path, array):
+    """Save `array` to exactly `path` (np.save would append .npy to a bare name)."""
+    with _atomic_output(path) as tmp, open(tmp, 'wb') as f:
+        np.save(f, np.asarray(array), allow_pickle=False)
+
+
+def check_image_output_path(path):
+    """Raise UserError now, before any work, if ``path`` is not a writable image kind."""
+    return _check_extension(path, IMAGE_OUTPUT_EXTENSIONS, 'image')
+
+
+def check_flow_output_path(path):
+    """Raise UserError unless `path` has a flow output extension; return that extension."""
+    return _check_extension(path, FLOW_OUTPUT_EXTENSIONS, 'flow output')
+
+
+def write_flow(path, flow):
+    """Write a flow as .flo, .npy, or a colour visualisation (.png/.jpg/.jpeg)."""
+    ext = check_flow_output_path(path)
+    flow = _check_flow(flow)
+    if ext == '.flo':
+        write_flo(path, flow)
+    elif ext == '.npy':
+        write_npy(path, flow)
+    else:
+        write_image(path, flow_vis.flow_to_color(flow, convert_to_bgr=False))
+
+
+def read_ppm(path):
+    """Read a binary P6 PPM (maxval 255) into an (H, W, 3) uint8 RGB array."""
+    data = _read_bytes(path)
+    tokens, offset = _header_tokens(path, data, 4)
+    if tokens[0] != b'P6':
+        raise UserError(f'{path}: not a binary PPM file (magic {tokens[0]!r})')
+    width, height, maxval = (_parse_number(path, t, int) for t in tokens[1:])
+    _check_dims(path, width, height)
+    if maxval != 255:
+        raise UserError(f'{path}: unsupported PPM maxval {maxval} (only 255)')
+    _check_payload(path, 'PPM', len(data) - offset, 3 * width * height)
+    return np.frombuffer(data, np.uint8, offset=offset).reshape(height, width, 3).copy()
+
+
+def read_mask_png(path):
+    """Read an 8-bit mask PNG (e.g. Sintel invalid/occlusions, {0, 255}) as (H, W) bool.
+
+    FlyingChairs2 stores its masks as RGB with equal channels, so those are accepted too.
+    """
+    image = _imread(path, cv2.IMREAD_UNCHANGED)
+    if image.dtype != np.uint8:
+        raise UserError(f'{path}: mask must be an 8-bit image, got {image.dtype}')
+    if image.ndim == 3:
+        colour = image[..., :3]
+        if not (colour == colour[..., :1]).all():
+            raise UserError(f'{path}: mask has differing colour channels (not a grayscale mask)')
+        image = colour[..., 0]
+    return image > 0
+
+
+def read_image(path):
+    """Read an image as (H, W, 3) uint8 in OpenCV BGR order.
+
+    Decoded with cv2.IMREAD_COLOR: grayscale becomes 3 equal channels, an alpha channel is
+    dropped, 16-bit images are reduced to 8 bits and JPEG EXIF orientation is applied.
+    `.ppm` files go through read_ppm, which checks the payload size strictly.
+    """
+    if _ext(path) == '.ppm':
+        return np.ascontiguousarray(read_ppm(path)[..., ::-1])
+    return _imread(path, cv2.IMREAD_COLOR)
+
+
+def read_image_rgb(path):
+    """Like read_image, but in RGB order."""
+    if _ext(path) == '.ppm':
+        return read_ppm(path)
+    return np.ascontiguousarray(read_image(path)[..., ::-1])
+
+
+def write_image(path, image_rgb):
+    """Write an (H, W, 3) RGB or (H, W) grayscale uint8 image; format from the extension."""
+    ext = check_image_output_path(path)
+    image = np.asarray(image_rgb)
+    if image.dtype != np.uint8 or image.shape[2:] not in ((), (3,)) or image.ndim not in (2, 3):
+        raise ValueError(f'image must be uint8 (H, W, 3) or (H, W): {image.dtype} {image.shape}')
+    if image.ndim == 3:
+        image = np.ascontiguousarray(image[..., ::-1])  # OpenCV writes BGR
+    _imwrite(path, image, ext)

@@ -1,0 +1,135 @@
+"""predict_new_data.py end to end on the golden fixture images."""
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import flow_vis
+import numpy as np
+import pytest
+
+import predict_new_data
+from conftest import assert_close
+from network.checkpoint import find_checkpoint
+from network.errors import UserError
+from reader.flowio import read_flo
+
+REPO = Path(__file__).resolve().parent.parent
+FLOW_TOL = dict(atol=1e-3, rtol=1e-5)
+
+
+@pytest.fixture(scope='module')
+def images(tmp_path_factory, golden):
+    """PNG files that cv2.imread decodes to the golden RGB arrays.
+
+    The CLI feeds OpenCV's BGR order (quirk Q7), so writing the RGB arrays as if they were BGR
+    makes it feed exactly the golden inputs."""
+    folder = tmp_path_factory.mktemp('images')
+    inputs = golden(None, 'inputs')
+    paths = []
+    for k, key in enumerate(['img1_rgb_uint8', 'img2_rgb_uint8'], start=1):
+        path = folder / ('frame%d.png' % k)
+        cv2.imwrite(str(path), inputs[key])
+        paths.append(str(path))
+    return paths
+
+
+def run_cli(args):
+    return predict_new_data.main([str(a) for a in args])
+
+
+def test_npy_output_matches_the_original_in_a_separate_process(images, golden_checkpoint, golden, tmp_path):
+    out = tmp_path / 'flow.npy'
+    done = subprocess.run(
+        [sys.executable, str(REPO / 'predict_new_data.py'), str(out), 'MaskFlownet_S.yaml',
+         '--image_1', images[0], '--image_2', images[1], '-c', str(golden_checkpoint('MaskFlownet_S'))],
+        cwd=tmp_path, capture_output=True, text=True, env=dict(os.environ, OMP_NUM_THREADS='1'))
+    assert done.returncode == 0, done.stderr
+    flow = np.load(out)
+    assert flow.dtype == np.float32
+    assert_close(flow, golden('MaskFlownet_S', 'predict')['flow'], what='CLI flow', **FLOW_TOL)
+
+
+def test_flo_png_and_occlusion_mask_outputs(images, golden_checkpoint, golden, tmp_path):
+    gold = golden('MaskFlownet_S', 'predict')
+    ckpt = golden_checkpoint('MaskFlownet_S')
+    flo, png, occ = tmp_path / 'f.flo', tmp_path / 'f.png', tmp_path / 'occ.png'
+    assert run_cli([flo, 'MaskFlownet_S', '--image_1', images[0], '--image_2', images[1],
+                    '-c', ckpt, '--occ_mask', occ]) == 0
+    assert_close(read_flo(flo), gold['flow'], what='.flo flow', **FLOW_TOL)
+    mask = cv2.imread(str(occ), cv2.IMREAD_UNCHANGED)
+    assert mask.shape == (218, 512) and mask.dtype == np.uint8
+    assert np.abs(mask.astype(float) - gold['occ_mask'][..., 0] * 255).max() <= 0.51
+
+    assert run_cli([png, 'MaskFlownet_S', '--image_1', images[0], '--image_2', images[1], '-c', ckpt]) == 0
+    colours_bgr = cv2.imread(str(png))
+    # The file holds the flow_vis colours in true RGB (the original swapped them).
+    expected_rgb = flow_vis.flow_to_color(read_flo(flo))
+    assert np.abs(colours_bgr[..., ::-1].astype(int) - expected_rgb).max() <= 1
+
+
+def test_grayscale_and_rgba_inputs(images, golden_checkpoint, tmp_path):
+    img = cv2.imread(images[0])
+    gray, rgba = tmp_path / 'gray.png', tmp_path / 'rgba.png'
+    cv2.imwrite(str(gray), cv2.cvtColor(img, cv2.COLOR_BGR2GRAY))
+    cv2.imwrite(str(rgba), cv2.cvtColor(img, cv2.COLOR_BGR2BGRA))
+    out = tmp_path / 'flow.npy'
+    assert run_cli([out, 'MaskFlownet_S', '--image_1', gray, '--image_2', rgba, '-c',
+                    golden_checkpoint('MaskFlownet_S'), '--resize', '192,448']) == 0
+    flow = np.load(out)
+    assert flow.shape == (218, 512, 2) and np.isfinite(flow).all()
+
+
+def expect_error(capsys, args, *fragments):
+    assert run_cli(args) == 2
+    err = capsys.readouterr().err
+    assert err.startswith('error: ') and err.count('\n') == 1, err
+    for fragment in fragments:
+        assert str(fragment) in err
+    return err
+
+
+def test_bad_inputs_give_one_line_errors_and_no_output(images, golden_checkpoint, tmp_path, capsys):
+    ckpt = golden_checkpoint('MaskFlownet_S')
+    out = tmp_path / 'flow.flo'
+    missing = tmp_path / 'nope.png'
+    expect_error(capsys, [out, 'MaskFlownet_S', '--image_1', missing, '--image_2', images[1], '-c', ckpt],
+                 missing)
+    broken = tmp_path / 'broken.png'
+    broken.write_bytes(b'\x89PNG not really')
+    expect_error(capsys, [out, 'MaskFlownet_S', '--image_1', images[0], '--image_2', broken, '-c', ckpt],
+                 broken)
+    small = tmp_path / 'small.png'
+    cv2.imwrite(str(small), np.zeros((100, 200, 3), np.uint8))
+    expect_error(capsys, [out, 'MaskFlownet_S', '--image_1', images[0], '--image_2', small, '-c', ckpt],
+                 small, 'same size')
+    expect_error(capsys, [tmp_path / 'flow.txt', 'MaskFlownet_S', '--image_1', images[0],
+                          '--image_2', images[1], '-c', ckpt], 'flow.txt', '.flo')
+    expect_error(capsys, [out, 'MaskFlownet_S', '--image_1', images[0], '--image_2', images[1],
+                          '-c', ckpt, '--resize', '200,500'], '--resize', 'multiples of 64')
+    expect_error(capsys, [out, 'MaskFlownet', '--image_1', images[0], '--image_2', images[1],
+                          '-c', ckpt], ckpt, 'looks like a MaskFlownet_S checkpoint')
+    expect_error(capsys, [out, 'NoSuchNet', '--image_1', images[0], '--image_2', images[1],
+                          '-c', ckpt], 'NoSuchNet', 'MaskFlownet_S_sintel')
+    expect_error(capsys, [out, 'MaskFlownet_S', '--image_1', images[0], '--image_2', images[1],
+                          '-c', 'zzzNov01'], 'zzzNov01')
+    assert sorted(p.name for p in tmp_path.iterdir()) == ['broken.png', 'small.png']
+
+
+def test_checkpoint_lookup_by_run_id(tmp_path):
+    for name in ['8caNov12-1532_300000.params', '8caNov12-1532_295000.params',
+                 '8cbNov13-0101_5000.params', '771Sep25-0735_500000.params', 'notes.txt']:
+        (tmp_path / name).write_bytes(b'')
+    newest = find_checkpoint('8caNov', tmp_path)
+    assert newest == (str(tmp_path / '8caNov12-1532_300000.params'), '8caNov12-1532', 300000)
+    assert find_checkpoint('771:500000', tmp_path)[2] == 500000
+    assert find_checkpoint('8caNov12-1532:295000', tmp_path)[2] == 295000
+    with pytest.raises(UserError, match='ambiguous.*8caNov12-1532, 8cbNov13-0101'):
+        find_checkpoint('8c', tmp_path)
+    with pytest.raises(UserError, match='has no checkpoint at 1000 steps'):
+        find_checkpoint('771:1000', tmp_path)
+    with pytest.raises(UserError, match='no checkpoint abc'):
+        find_checkpoint('abc', tmp_path)
+    path = str(tmp_path / '771Sep25-0735_500000.params')
+    assert find_checkpoint(path, tmp_path) == (path, '771Sep25-0735', 500000)
