@@ -9,6 +9,7 @@ import argparse
 import sys
 
 from network.errors import UserError
+from network.runtime import use_all_cores
 
 
 def parse_args(argv=None):
@@ -29,6 +30,7 @@ def parse_args(argv=None):
 
 def main(argv=None):
     args = parse_args(argv)
+    use_all_cores()
     try:
         # Imported here so that --help answers without loading MXNet.
         from network.pipeline import parse_devices, parse_resize

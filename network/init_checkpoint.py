@@ -1,0 +1,35 @@
+"""Write a freshly initialised (untrained) checkpoint for a network config.
+
+    python -m network.init_checkpoint CONFIG OUT.params [--seed N]
+
+Useful to try the tools end to end before you have trained or downloaded weights: the flow
+from such a checkpoint is meaningless, but every file format and shape is real.
+"""
+import argparse
+import sys
+
+from .errors import UserError
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    parser.add_argument('config', help='network config name in config/ or a path')
+    parser.add_argument('out', help='path of the .params file to write')
+    parser.add_argument('--seed', type=int, default=0, help='random seed of the initialisation')
+    args = parser.parse_args(argv)
+    try:
+        import mxnet as mx
+        from .config import load_config
+        from .pipeline import Pipeline
+        mx.random.seed(args.seed)
+        pipe = Pipeline(load_config(args.config))
+        pipe.save(args.out)
+    except UserError as error:
+        print('error: %s' % error, file=sys.stderr)
+        return 2
+    print('%s: untrained %s checkpoint (seed %d)' % (args.out, pipe.network_class, args.seed))
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
