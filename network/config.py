@@ -80,7 +80,7 @@ class Config:
 
 
 def _available_names():
-    return sorted(p.stem for p in CONFIG_DIR.glob('*.yaml'))
+    return sorted(p.stem for p in CONFIG_DIR.glob('*.yaml') if p.stem != 'datasets')
 
 
 def resolve_config_path(name_or_path):

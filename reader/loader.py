@@ -1,0 +1,127 @@
+"""Streaming training batches: samples are read from disk on demand by worker threads.
+
+Memory is bounded by the queues (a few batches), not by the dataset size: nothing is loaded
+up front, unlike the original, which read whole datasets into RAM.
+
+A batch is built from *slots*, one per sample position (e.g. Sintel, Sintel, KITTI, HD1K for
+``sintel_kitti2015_hd1k.yaml``): each slot draws from its own dataset in its own shuffled order,
+as the original's per-slot reader threads did, so the per-batch mix of datasets is kept.
+"""
+import queue
+import threading
+
+import numpy as np
+
+from network.errors import UserError
+
+
+def random_crop_and_flip(example, crop_shape, rng, name='sample'):
+    """The original's training-time crop to ``crop_shape`` and random left-right mirror.
+
+    Returns CHW arrays. The mirror flips the width axis and negates u (the original called it
+    a vertical flip).
+    """
+    arrays = [a for a in example if a is not None]
+    height, width = arrays[0].shape[:2]
+    crop_h, crop_w = crop_shape
+    if height < crop_h or width < crop_w:
+        raise UserError('%s is %dx%d, smaller than the training crop %dx%d (orig_shape)'
+                        % (name, width, height, crop_w, crop_h))
+    top = rng.integers(height - crop_h) if height > crop_h else 0
+    left = rng.integers(width - crop_w) if width > crop_w else 0
+    arrays = [np.ascontiguousarray(a[top:top + crop_h, left:left + crop_w].transpose(2, 0, 1))
+              for a in arrays]
+    if rng.integers(2):
+        arrays = [a[:, :, ::-1] for a in arrays]
+        flow = arrays[2]
+        arrays[2] = np.stack([-flow[0], flow[1]])
+    return [np.ascontiguousarray(a) for a in arrays]
+
+
+class _Failure:
+    def __init__(self, error):
+        self.error = error
+
+
+class BatchStream:
+    """Iterator over training batches ``[img1, img2, flow(, mask)]`` of stacked NCHW arrays.
+
+    ``slots``: a list of ``(samples, load)`` pairs, one per sample position in a batch, where
+    ``load(sample)`` returns ``(img1, img2, flow, mask_or_None)`` HWC arrays. ``batch_size``
+    must be a multiple of the number of slots.
+    """
+
+    def __init__(self, slots, batch_size, crop_shape, seed=None, queue_batches=2):
+        if not slots:
+            raise UserError('no training data: the dataset config selected no samples')
+        if batch_size % len(slots):
+            raise UserError('batch %d is not a multiple of the %d dataset slots'
+                            % (batch_size, len(slots)))
+        for samples, _ in slots:
+            if not samples:
+                raise UserError('a training dataset has no samples (check its root folder)')
+        self.batch_size = batch_size
+        self.crop_shape = tuple(crop_shape)
+        self._per_slot = batch_size // len(slots)
+        self._stop = threading.Event()
+        seeds = np.random.SeedSequence(seed).spawn(len(slots))
+        self._queues = [queue.Queue(maxsize=self._per_slot * queue_batches) for _ in slots]
+        self._threads = [threading.Thread(target=self._fill, args=(q, slot, np.random.default_rng(s)),
+                                          daemon=True)
+                         for q, slot, s in zip(self._queues, slots, seeds)]
+        for thread in self._threads:
+            thread.start()
+
+    def _put(self, q, item):
+        while not self._stop.is_set():
+            try:
+                q.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def _fill(self, q, slot, rng):
+        samples, load = slot
+        try:
+            while not self._stop.is_set():
+                for index in rng.permutation(len(samples)):
+                    sample = samples[index]
+                    item = random_crop_and_flip(load(sample), self.crop_shape, rng,
+                                                getattr(sample, 'name', str(sample)))
+                    if not self._put(q, item):
+                        return
+        except Exception as error:   # handed to the consumer, which raises it
+            self._put(q, _Failure(error))
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        items = []
+        for q in self._queues:
+            for _ in range(self._per_slot):
+                item = q.get()
+                if isinstance(item, _Failure):
+                    self.close()
+                    raise item.error
+                items.append(item)
+        widths = {len(item) for item in items}
+        if len(widths) != 1:
+            raise UserError('cannot batch datasets with and without valid masks together')
+        return [np.stack(parts) for parts in zip(*items)]
+
+    def close(self):
+        self._stop.set()
+        for q in self._queues:   # unblock producers waiting on a full queue
+            try:
+                while True:
+                    q.get_nowait()
+            except queue.Empty:
+                pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()

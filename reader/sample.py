@@ -1,0 +1,196 @@
+"""One training/validation sample: the paths of its files and how to load them.
+
+The dataset modules (``chairs``, ``things3d``, ``sintel``, ``kitti``, ``hd1k``) only list
+``Sample`` records; ``load_sample`` turns one into an ``Example`` of arrays:
+
+* ``img1``, ``img2``: uint8 H x W x 3 in the dataset's ORIGINAL channel order (below);
+* ``flow``: float32 H x W x 2, (x, y) displacements in pixels; None for test splits;
+* ``mask``: uint8 H x W x 1, 255 = valid, or None when the dataset has no mask. After a
+  sparse resize (KITTI, HD1K) border pixels of valid regions get values between 0 and 255;
+  the pipeline uses the mask as a weight (``mask / 255``), as the original did.
+
+Channel order and mask per dataset. The channel orders differ because the original loaded
+each dataset with a different library; they are kept for compatibility with the original
+checkpoints, whose published numbers were obtained with exactly these inputs.
+
+==========  =======  ================================================================
+dataset     order    mask
+==========  =======  ================================================================
+Chairs      RGB      None (raw PPM bytes in the original)
+Things3D    BGR      None (cv2.imread; the subset's occlusion maps are not used)
+Sintel      RGB      255 - ``invalid/<seq>/frame_XXXX.png`` (skimage.io.imread)
+KITTI       BGR      valid bit of the 16-bit ``flow_occ`` PNG x 255 (cv2.imread)
+HD1K        BGR      valid bit of the 16-bit ``flow_occ`` PNG x 255 (cv2.imread)
+==========  =======  ================================================================
+
+Load options kept in the ``Sample`` (the original applied them while reading), in this order:
+
+1. ``crop_bottom_left=(h, w)`` (KITTI): keep the bottom ``h`` rows and the left ``w``
+   columns of images, flow and mask; flow values are unchanged.
+2. ``trim_margins=(rows, cols)`` (HD1K): drop ``rows`` rows at the top and at the bottom and
+   ``cols`` columns at the left and at the right; flow values are unchanged.
+3. ``normalize`` (HD1K): stretch both images with their joint min and max to 0..255.
+4. ``resize_hw=(h, w)`` (KITTI, HD1K): see ``sparse_resize``.
+"""
+from dataclasses import dataclass
+from pathlib import Path
+from typing import NamedTuple, Optional, Tuple
+
+import cv2
+import numpy as np
+
+from network.errors import UserError
+from reader import flowio
+
+RGB, BGR = 'rgb', 'bgr'
+# mask kinds: where a sample's valid mask comes from
+INVALID_PNG = 'invalid_png'  # `mask` is a Sintel-style PNG marking INVALID pixels (non-zero)
+FLOW_VALID = 'flow_valid'    # the valid bit of the KITTI-format flow PNG at `flow`
+
+
+@dataclass(frozen=True)
+class Sample:
+    """Paths of one image pair (and its ground truth) plus the options needed to load it."""
+    name: str                      # unique and readable, e.g. 'sintel/clean/alley_1/frame_0002'
+    img1: Path
+    img2: Path
+    flow: Optional[Path]           # .flo, or a KITTI-format 16-bit .png; None for test splits
+    mask: Optional[Path] = None    # only for mask_kind == INVALID_PNG
+    mask_kind: Optional[str] = None
+    channel_order: str = RGB
+    group: str = ''                # reporting group: the Sintel pass, the KITTI edition, ...
+    crop_bottom_left: Optional[Tuple[int, int]] = None
+    trim_margins: Optional[Tuple[int, int]] = None
+    normalize: bool = False
+    resize_hw: Optional[Tuple[int, int]] = None
+
+
+class Example(NamedTuple):
+    img1: np.ndarray
+    img2: np.ndarray
+    flow: Optional[np.ndarray]
+    mask: Optional[np.ndarray]
+
+
+def group_samples(samples):
+    """``{group: [samples]}`` in first-seen group order, keeping the order within each group."""
+    groups = {}
+    for sample in samples:
+        groups.setdefault(sample.group, []).append(sample)
+    return groups
+
+
+def select_shard(samples, shard):
+    """Every ``count``-th sample starting at ``index`` for ``shard=(index, count)``; all if None."""
+    if shard is None:
+        return list(samples)
+    index, count = shard
+    if not (isinstance(index, int) and isinstance(count, int) and 0 <= index < count):
+        raise UserError(f'shard must be (index, count) with 0 <= index < count, got {shard!r}')
+    return list(samples)[index::count]
+
+
+def sparse_resize(flow, valid, resize_hw):
+    """The original's resize of sparse ground truth (KITTI, HD1K) to ``resize_hw = (h, w)``.
+
+    ``valid`` is H x W float32 in {0, 1}; flow at invalid pixels is ignored (set to zero, as
+    the original did for HD1K; KITTI files already store zero there). Flow and valid map are
+    resized bilinearly (cv2.resize), the flow is divided by the resized valid fraction
+    (so a pixel mixing valid and invalid neighbours gets the mean of the valid ones, and
+    invalid pixels never leak zeros into it), and its x and y components are scaled by
+    ``(new_w - 1) / (old_w - 1)`` and ``(new_h - 1) / (old_h - 1)`` (corner-aligned scaling,
+    although cv2.resize samples pixel centres: kept for compatibility with the original
+    checkpoints). Returns (flow, mask) with mask = uint8(valid fraction x 255), truncated.
+    """
+    height, width = flow.shape[:2]
+    new_h, new_w = resize_hw
+    scale = (np.array([new_w, new_h], np.float32) - 1) / (np.array([width, height], np.float32) - 1)
+    flow = np.ascontiguousarray(flow * valid[..., np.newaxis], dtype=np.float32)
+    flow = cv2.resize(flow, (new_w, new_h)) * scale[np.newaxis, np.newaxis, :]
+    valid = cv2.resize(valid, (new_w, new_h))[..., np.newaxis]
+    flow = flow / (valid + (valid == 0))
+    return flow.astype(np.float32), (valid * 255).astype(np.uint8)
+
+
+def _read_flow(path):
+    """(flow, valid or None) from a .flo or a KITTI-format flow PNG."""
+    if Path(path).suffix.lower() == '.png':
+        return flowio.read_kitti_flow_png(path)
+    return flowio.read_flo(path), None
+
+
+def _crop(sample, arrays):
+    """Apply the sample's crop options to the H x W (x C) arrays (None entries pass through)."""
+    height, width = arrays[0].shape[:2]
+    if sample.crop_bottom_left is not None:
+        crop_h, crop_w = sample.crop_bottom_left
+        if height < crop_h or width < crop_w:
+            raise UserError(f'{sample.img1}: image {width}x{height} is smaller than the '
+                            f'crop {crop_w}x{crop_h}')
+        arrays = [None if a is None else a[height - crop_h:, :crop_w] for a in arrays]
+        height, width = crop_h, crop_w
+    if sample.trim_margins is not None:
+        rows, cols = sample.trim_margins
+        if height <= 2 * rows or width <= 2 * cols:
+            raise UserError(f'{sample.img1}: image {width}x{height} is too small to trim '
+                            f'{rows} rows and {cols} columns from each side')
+        arrays = [None if a is None else a[rows:height - rows, cols:width - cols] for a in arrays]
+    return arrays
+
+
+def _normalize_pair(img1, img2):
+    # HD1K frames are dark and low-contrast; the original stretched each pair jointly.
+    low = min(img1.min(), img2.min())
+    high = max(img1.max(), img2.max())
+    if high == low:
+        return img1, img2
+    return tuple(((img - low) * (255.0 / (high - low))).astype(np.uint8) for img in (img1, img2))
+
+
+def load_sample(sample):
+    """Read ``sample`` into an ``Example`` (see the module docstring for layout and options)."""
+    read = flowio.read_image_rgb if sample.channel_order == RGB else flowio.read_image
+    img1, img2 = read(sample.img1), read(sample.img2)
+    if img1.shape != img2.shape:
+        raise UserError(f'{sample.img2}: size {img2.shape[1]}x{img2.shape[0]} differs from '
+                        f'{sample.img1} ({img1.shape[1]}x{img1.shape[0]})')
+    flow = valid = None
+    if sample.flow is not None:
+        flow, valid = _read_flow(sample.flow)
+        if flow.shape[:2] != img1.shape[:2]:
+            raise UserError(f'{sample.flow}: flow size {flow.shape[1]}x{flow.shape[0]} differs '
+                            f'from image {sample.img1} ({img1.shape[1]}x{img1.shape[0]})')
+    if sample.mask_kind == INVALID_PNG:
+        invalid = flowio.read_mask_png(sample.mask)
+        if invalid.shape != img1.shape[:2]:
+            raise UserError(f'{sample.mask}: mask size {invalid.shape[1]}x{invalid.shape[0]} '
+                            f'differs from image {sample.img1}')
+        valid = ~invalid
+    elif sample.mask_kind == FLOW_VALID:
+        if valid is None:
+            raise UserError(f'{sample.flow}: expected a KITTI-format flow PNG holding a valid bit')
+        flow = flow * valid[..., np.newaxis]  # invalid pixels carry no flow (KITTI stores 0 there)
+    elif sample.mask_kind is not None:
+        raise ValueError(f'unknown mask kind {sample.mask_kind!r}')
+    else:
+        valid = None
+
+    img1, img2, flow, valid = _crop(sample, [img1, img2, flow, valid])
+    if sample.normalize:
+        img1, img2 = _normalize_pair(img1, img2)
+
+    mask = None
+    if sample.resize_hw is not None:
+        new_h, new_w = sample.resize_hw
+        img1, img2 = (cv2.resize(img, (new_w, new_h)) for img in (img1, img2))
+        if flow is not None:
+            if valid is None:
+                valid = np.ones(flow.shape[:2], bool)
+            flow, mask = sparse_resize(flow, valid.astype(np.float32), sample.resize_hw)
+            if sample.mask_kind is None:
+                mask = None
+    elif valid is not None:
+        mask = valid.astype(np.uint8)[..., np.newaxis] * np.uint8(255)
+    return Example(np.ascontiguousarray(img1), np.ascontiguousarray(img2),
+                   None if flow is None else np.ascontiguousarray(flow, dtype=np.float32),
+                   None if mask is None else np.ascontiguousarray(mask))
