@@ -48,6 +48,11 @@ def _guess_network(names):
     return None
 
 
+def looks_like(path):
+    """'MaskFlownet', 'MaskFlownet_S' or None: which network a checkpoint file was saved from."""
+    return _guess_network(read_checkpoint(path))
+
+
 def check_compatible(arrays, block, path, network_name):
     """Raise one UserError listing the first mismatches if ``arrays`` do not fit ``block``."""
     expected = expected_shapes(block)
@@ -92,7 +97,8 @@ def save_checkpoint(block, path):
             os.remove(tmp)
 
 
-WEIGHTS_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), 'weights')
+# Relative to the working directory, as in the original: run the tools from the repo root.
+WEIGHTS_DIR = 'weights'
 _CHECKPOINT_NAME = re.compile(r'^(?P<run>.+)_(?P<steps>\d+)\.params$')
 
 

@@ -188,11 +188,19 @@ class Pipeline:
         masks every pixel counts and the EPE is a per-pixel mean (the original summed there,
         quirk Q6, which we do not copy).
         """
+        return float(np.mean(self.per_sample_metric(img1s, img2s, labels, masks, batch_size,
+                                                    resize, return_type)))
+
+    def per_sample_metric(self, img1s, img2s, labels, masks=None, batch_size=1, resize=None,
+                          return_type='epe'):
+        """The metric of ``validate`` for each sample, as a float array."""
         if return_type not in ('epe', 'kitti'):
             raise ValueError("return_type must be 'epe' or 'kitti'")
         check_pairs(img1s, img2s)
         if masks is None:
-            masks = [np.full(label.shape[:2] + (1,), 255, dtype=np.uint8) for label in labels]
+            masks = [None] * len(labels)
+        masks = [np.full(label.shape[:2] + (1,), 255, dtype=np.uint8) if mask is None else mask
+                 for label, mask in zip(labels, masks)]
         per_sample = []
         for device_chunks in self._batches([img1s, img2s, labels, masks], batch_size):
             for img1, img2, label, mask in device_chunks:
@@ -202,7 +210,7 @@ class Pipeline:
                 if return_type == 'kitti':
                     epe = kitti_fl(nd, flow, label, mask)
                 per_sample.append(epe.asnumpy())
-        return float(np.mean(np.concatenate(per_sample)))
+        return np.concatenate(per_sample)
 
 
 def check_pairs(img1s, img2s):

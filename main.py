@@ -1,0 +1,129 @@
+"""Train, validate and predict with MaskFlownet-S and MaskFlownet.
+
+    python main.py CONFIG [--dataset_cfg D] [-g 0,1,..] [-c RUN[:STEPS]] [--clear_steps]
+                   [--debug | --valid | --predict] [--resize H,W]
+
+CONFIG is a network config in config/ (e.g. MaskFlownet_S.yaml), D a dataset config
+(default chairs.yaml). Dataset roots come from config/datasets.yaml or MASKFLOWNET_* variables.
+"""
+import argparse
+import os
+import sys
+
+from network.errors import UserError
+from network.runtime import use_all_cores
+
+REPO = os.path.dirname(os.path.abspath(__file__))
+SAMPLE_DATASETS = os.path.join(REPO, 'sample_data', 'datasets.yaml')
+DEBUG_STEPS = 4          # --debug: steps per invocation
+DEBUG_INTERVAL = 2       # --debug: validate and save every this many steps
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    parser.add_argument('config', help='network config: a name in config/ or a path')
+    parser.add_argument('--dataset_cfg', default='chairs.yaml', help='dataset config (chairs.yaml)')
+    parser.add_argument('-g', '--gpu_device', default='', help='GPU ids, e.g. 0,1; CPU if omitted')
+    parser.add_argument('-c', '--checkpoint', default=None,
+                        help='RUN[:STEPS] (a run id prefix in weights/) or a .params path')
+    parser.add_argument('--clear_steps', action='store_true',
+                        help='start a new run at step 0 from the checkpoint weights')
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument('--debug', action='store_true',
+                      help='a few steps on the bundled sample data (or your datasets, if '
+                           'MASKFLOWNET_DATASETS is set), validating and saving every 2 steps')
+    mode.add_argument('--valid', action='store_true', help='validate the checkpoint')
+    mode.add_argument('--predict', action='store_true', help='write benchmark submissions')
+    parser.add_argument('--resize', default='', help='inference size H,W (multiples of 64)')
+    parser.add_argument('--batch', type=int, default=8, help='validation batch per device')
+    parser.add_argument('--max_steps', type=int, default=None,
+                        help='stop after this many training steps in this invocation')
+    parser.add_argument('--use_wd', action='store_true',
+                        help="apply the config's optimizer.wd (the original never did)")
+    parser.add_argument('--seed', type=int, default=None, help='seed of data order and augmentation')
+    return parser.parse_args(argv)
+
+
+def resolve_checkpoint(args):
+    """(path, run_id, steps) of -c, or (None, None, 0) without one."""
+    from network.checkpoint import find_checkpoint
+    if args.checkpoint is None:
+        return None, None, 0
+    return find_checkpoint(args.checkpoint)
+
+
+def run_training(args, config, dataset_cfg, ctx):
+    import mxnet as mx
+    from network import checkpoint
+    from network.pipeline import Pipeline
+    from network.train_run import log_start, shrink_for_debug, train, training_data
+    from network.training import FlowTrainer, RunLog, new_run_id
+
+    if args.debug and 'MASKFLOWNET_DATASETS' not in os.environ:
+        os.environ['MASKFLOWNET_DATASETS'] = SAMPLE_DATASETS
+    path, run_id, steps = resolve_checkpoint(args)
+    if args.seed is not None:
+        mx.random.seed(args.seed)
+    data = training_data(dataset_cfg, config.network_class)
+    if args.debug:
+        data = shrink_for_debug(data, len(ctx))
+    pipe = Pipeline(config, ctx)
+    schedule = dataset_cfg.optimizer.learning_rate.get(None) or config.optimizer.learning_rate.get(None)
+    if schedule is None:
+        raise UserError('config %s has no optimizer.learning_rate schedule' % config.source)
+    trainer = FlowTrainer(pipe, schedule, config.optimizer.wd.get(None) if args.use_wd else None)
+    if path is not None:
+        head_only = (config.network_class == 'MaskFlownet'
+                     and checkpoint.looks_like(path) == 'MaskFlownet_S')
+        if head_only:
+            # Stage 2 of MaskFlownet starts from a trained MaskFlownet-S: its head.
+            pipe.load_head(path)
+        else:
+            pipe.load(path)
+        if config.network_class == 'MaskFlownet':
+            pipe.fix_head()
+        if args.clear_steps or head_only:
+            steps = 0
+        else:
+            trainer.load_states(path[:-len('.params')] + '.states')
+    if path is None or args.clear_steps or run_id is None:
+        run_id = new_run_id(','.join(str(c) for c in ctx))
+    log_dir = os.path.join('logs', 'debug' if args.debug else '')
+    log = RunLog(os.path.join(log_dir, '%s.log' % run_id), echo=True)
+    log_start(log, steps, data, vars(args))
+    interval = DEBUG_INTERVAL if args.debug else None
+    max_steps = args.max_steps if args.max_steps is not None else (DEBUG_STEPS if args.debug else None)
+    try:
+        steps = train(pipe, trainer, data, run_id, steps, log,
+                      validation_steps=interval or dataset_cfg.validation_steps.get(2500),
+                      checkpoint_steps=interval or dataset_cfg.checkpoint_steps.get(5000),
+                      max_steps=max_steps, seed=args.seed, validation_batch=args.batch)
+    finally:
+        log.close()
+    print('run %s stopped at step %d; resume with: python main.py %s --dataset_cfg %s -c %s%s'
+          % (run_id, steps, args.config, args.dataset_cfg, run_id, ' --debug' if args.debug else ''))
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    use_all_cores()
+    try:
+        from network.config import load_config
+        from network.pipeline import parse_devices, parse_resize
+        config = load_config(args.config)
+        dataset_cfg = load_config(args.dataset_cfg)
+        resize = parse_resize(args.resize)
+        ctx = parse_devices(args.gpu_device)
+        if args.valid or args.predict:
+            raise UserError('--valid and --predict are not available yet in this version; '
+                            'predict_new_data.py predicts image pairs')
+        del resize
+        run_training(args, config, dataset_cfg, ctx)
+    except UserError as error:
+        print('error: %s' % error, file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())

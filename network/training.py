@@ -1,0 +1,155 @@
+"""Training: the optimizer and its schedule, one training step, run ids, logs and checkpoints."""
+import datetime
+import hashlib
+import os
+import socket
+import time
+
+import numpy as np
+import mxnet as mx
+from mxnet import autograd, gluon
+
+from . import checkpoint
+from .config import learning_rate_at
+from .errors import UserError
+
+KEEP_CHECKPOINTS = 3
+LOG_EVERY = 50   # after the first 20 steps, as the original
+
+
+def new_run_id(device_desc='', now=None):
+    """Three hex characters and the start time, e.g. ``8caNov12-1532`` (the original's format)."""
+    now = now or datetime.datetime.now()
+    stamp = now.strftime('%b%d-%H%M')
+    digest = hashlib.sha224((socket.gethostname() + stamp + device_desc + str(time.time_ns())).encode())
+    return digest.hexdigest()[:3] + stamp
+
+
+class RunLog:
+    """``logs/{run_id}.log``: one ``[YYYY/MM/DD HH:MM:SS] key=value, ...`` line per event."""
+
+    def __init__(self, path, echo=False):
+        self.path = path
+        self.echo = echo
+        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+        self._file = open(path, 'a')
+
+    def log(self, message):
+        line = datetime.datetime.now().strftime('[%Y/%m/%d %H:%M:%S] ') + message
+        self._file.write(line + '\n')
+        self._file.flush()
+        if self.echo:
+            print(line, flush=True)
+
+    def close(self):
+        self._file.close()
+
+
+def format_pairs(pairs):
+    return ', '.join('%s=%s' % (k, v) for k, v in pairs)
+
+
+class MovingAverage:
+    """Exponential moving average with bias correction, as the original's training log uses."""
+
+    def __init__(self, ratio=0.95):
+        self.ratio = ratio
+        self.total = 0.
+        self.weight = 1e-8
+
+    def update(self, value):
+        self.total = self.total * self.ratio + value
+        self.weight = self.weight * self.ratio + 1
+
+    @property
+    def average(self):
+        return self.total / self.weight
+
+
+class FlowTrainer:
+    """Adam on a pipeline's network, the piecewise learning-rate schedule, and train_batch.
+
+    ``weight_decay``: the original configs list ``optimizer.wd`` but never pass it to the
+    optimizer; it is applied only when given here explicitly (``--use_wd``), so that the
+    published schedules reproduce by default.
+    """
+
+    def __init__(self, pipe, lr_schedule, weight_decay=None):
+        self.pipe = pipe
+        self.lr_schedule = lr_schedule
+        learning_rate_at(lr_schedule, 0)   # validates the schedule now, with a clear error
+        options = {'learning_rate': 1e-4}
+        if weight_decay:
+            options['wd'] = float(weight_decay)
+        self.trainer = gluon.Trainer(pipe.network.collect_params(), 'adam', options)
+        self.lr = None
+
+    def set_learning_rate(self, steps):
+        """Set the rate for ``steps``; False once the schedule has ended (training stops)."""
+        lr = learning_rate_at(self.lr_schedule, steps)
+        if lr is None:
+            return False
+        self.trainer.set_learning_rate(lr)
+        self.lr = lr
+        return True
+
+    def train_batch(self, img1, img2, label, mask=None, geo_aug=None, color_aug=None):
+        """One optimizer step on a batch (uint8 NCHW images, (x, y) NCHW flow, 0/255 mask)."""
+        ctx = self.pipe.ctx
+        batch_size = img1.shape[0]
+        if batch_size % len(ctx):
+            raise UserError('batch of %d samples cannot be split evenly over %d devices (-g)'
+                            % (batch_size, len(ctx)))
+        if mask is None:
+            mask = np.full((batch_size, 1) + label.shape[2:], 255, dtype=np.uint8)
+        parts = [gluon.utils.split_and_load(x, ctx) for x in (img1, img2, label, mask)]
+        losses, epes = [], []
+        with autograd.record():
+            for img1s, img2s, labels, masks in zip(*parts):
+                img1s, img2s, masks = img1s / 255.0, img2s / 255.0, masks / 255.0
+                labels = labels.astype('float32', copy=False)
+                if geo_aug is not None:
+                    img1s, img2s, labels, masks = geo_aug(img1s, img2s, labels, masks)
+                if color_aug is not None:
+                    img1s, img2s = color_aug(img1s, img2s)
+                img1s, img2s, _ = self.pipe.centralize(img1s, img2s)
+                predictions, _, _ = self.pipe.network(img1s, img2s)
+                # Labels are (x, y) on disk and through augmentation; the network is (y, x).
+                labels = mx.nd.flip(labels, axis=1)
+                losses.append(self.pipe.loss(predictions, labels, masks))
+                epes.append(self.pipe.epe_with_mask(self.pipe.upsampler(predictions[-1]), labels, masks))
+        for loss in losses:
+            loss.backward()
+        self.trainer.step(batch_size)
+        return {'epe': float(np.mean(np.concatenate([e.asnumpy() for e in epes])))}
+
+    # --- checkpoints ---------------------------------------------------------------------
+
+    def save(self, prefix):
+        """``prefix.params`` and ``prefix.states``, each written atomically."""
+        self.pipe.save(prefix + '.params')
+        tmp = '%s.states.tmp-%d' % (prefix, os.getpid())
+        try:
+            self.trainer.save_states(tmp)
+            os.replace(tmp, prefix + '.states')
+        finally:
+            if os.path.exists(tmp):
+                os.remove(tmp)
+
+    def load_states(self, path):
+        if not os.path.isfile(path):
+            raise UserError('optimizer state %s: no such file (needed to resume; use '
+                            '--clear_steps to start a new run from the weights only)' % path)
+        try:
+            self.trainer.load_states(path)
+        except Exception as error:   # pickle and MXNet errors alike: a bad or foreign file
+            raise UserError('optimizer state %s: cannot be read (%s)' % (path, error)) from None
+
+
+def prune_checkpoints(run_id, weights_dir, keep=KEEP_CHECKPOINTS):
+    """Delete all but the newest ``keep`` checkpoints (.params and .states) of ``run_id``."""
+    mine = [c for c in checkpoint.list_checkpoints(weights_dir) if c[0] == run_id]
+    for _, _, path in mine[:-keep] if keep else mine:
+        for stale in (path, path[:-len('.params')] + '.states'):
+            if os.path.exists(stale):
+                os.remove(stale)

@@ -1,0 +1,197 @@
+"""Training: steps on two CPU contexts, exact resume, checkpoint retention, head freezing, CLI."""
+import os
+import re
+from pathlib import Path
+
+import numpy as np
+import mxnet as mx
+import pytest
+
+import main as main_cli
+from network.config import Config
+from network.pipeline import Pipeline
+from network.training import FlowTrainer, prune_checkpoints
+from reader import chairs
+from reader.loader import random_crop_and_flip
+from reader.sample import load_sample
+
+REPO = Path(__file__).resolve().parent.parent
+SAMPLE = REPO / 'sample_data'
+SCHEDULE = [[100, 1e-4], [200, 5e-5]]
+OVERFIT_SCHEDULE = [[100, 4e-4]]
+
+
+def pipeline(network='MaskFlownet_S', ctx=None, seed=0):
+    mx.random.seed(seed)
+    return Pipeline(Config({'network': {'class': network}}), ctx)
+
+
+@pytest.fixture(scope='module')
+def chairs_batch():
+    """Two real 128x192 crops of the bundled FlyingChairs pair: uint8 images, (x, y) flow."""
+    example = load_sample(chairs.list_samples(SAMPLE / 'FlyingChairs_release', 'train')[0])
+    crops = []
+    for top, left in ((40, 60), (200, 300)):
+        crops.append([a[top:top + 128, left:left + 192].transpose(2, 0, 1) for a in example[:3]])
+    return [np.stack(parts) for parts in zip(*crops)]
+
+
+def weights(pipe, names=None):
+    params = pipe.network._collect_params_with_prefix()
+    return {k: p.data().asnumpy().copy() for k, p in params.items() if names is None or k in names}
+
+
+def test_overfitting_one_batch_on_two_cpu_contexts(chairs_batch):
+    pipe = pipeline(ctx=[mx.cpu(0), mx.cpu(1)])
+    trainer = FlowTrainer(pipe, OVERFIT_SCHEDULE)
+    epes = []
+    for step in range(1, 11):
+        assert trainer.set_learning_rate(step)
+        epes.append(trainer.train_batch(*chairs_batch)['epe'])
+    assert np.isfinite(epes).all()
+    # Adam's first steps overshoot; from then on the error on the same batch keeps falling.
+    assert max(epes[-3:]) < min(epes[2:5]) and max(epes[-3:]) < 0.9 * epes[0], epes
+    # Both contexts hold the same, updated weights.
+    conv = pipe.network.conv1a[0].weight
+    np.testing.assert_array_equal(conv.data(mx.cpu(0)).asnumpy(), conv.data(mx.cpu(1)).asnumpy())
+
+
+def test_uneven_batch_over_devices_is_refused(chairs_batch):
+    from network.errors import UserError
+    trainer = FlowTrainer(pipeline(ctx=[mx.cpu(0), mx.cpu(1)]), SCHEDULE)
+    trainer.set_learning_rate(1)
+    with pytest.raises(UserError, match='cannot be split evenly over 2 devices'):
+        trainer.train_batch(*[a[:1] for a in chairs_batch])
+
+
+def test_learning_rate_schedule_and_end():
+    trainer = FlowTrainer(pipeline(), SCHEDULE)
+    assert trainer.set_learning_rate(100) and trainer.trainer.learning_rate == 1e-4
+    assert trainer.set_learning_rate(101) and trainer.trainer.learning_rate == 5e-5
+    assert not trainer.set_learning_rate(201)
+
+
+def test_resume_restores_weights_and_optimizer_state_exactly(chairs_batch, tmp_path):
+    first = pipeline(seed=1)
+    trainer = FlowTrainer(first, SCHEDULE)
+    for step in (1, 2):
+        trainer.set_learning_rate(step)
+        trainer.train_batch(*chairs_batch)
+    trainer.save(str(tmp_path / 'run_2'))
+    trainer.set_learning_rate(3)
+    trainer.train_batch(*chairs_batch)
+    expected = weights(first)
+
+    second = pipeline(seed=2)
+    resumed = FlowTrainer(second, SCHEDULE)
+    second.load(tmp_path / 'run_2.params')
+    resumed.load_states(str(tmp_path / 'run_2.states'))
+    resumed.set_learning_rate(3)
+    resumed.train_batch(*chairs_batch)
+    got = weights(second)
+    for name in expected:
+        np.testing.assert_array_equal(got[name], expected[name], err_msg=name)
+
+    # Without the optimizer state, the same step gives different weights (Adam's moments).
+    third = pipeline(seed=3)
+    fresh = FlowTrainer(third, SCHEDULE)
+    third.load(tmp_path / 'run_2.params')
+    fresh.set_learning_rate(3)
+    fresh.train_batch(*chairs_batch)
+    assert np.abs(weights(third)['conv1a.0.weight'] - expected['conv1a.0.weight']).max() > 1e-7
+
+
+def test_prune_keeps_the_newest_three_of_the_run(tmp_path):
+    names = ['abcNov01-0000_%d' % s for s in (5000, 10000, 15000, 20000, 25000)] + ['defNov02-0000_5000']
+    for name in names:
+        for ext in ('.params', '.states'):
+            (tmp_path / (name + ext)).write_bytes(b'')
+    prune_checkpoints('abcNov01-0000', str(tmp_path))
+    left = sorted(p.name for p in tmp_path.iterdir())
+    assert left == sorted(n + e for n in names[2:] for e in ('.params', '.states'))
+
+
+def test_fixed_head_does_not_change_while_stage_two_trains(chairs_batch):
+    pipe = pipeline('MaskFlownet')
+    pipe.fix_head()
+    trainer = FlowTrainer(pipe, SCHEDULE)
+    before = weights(pipe)
+    trainer.set_learning_rate(1)
+    trainer.train_batch(*[a[:, :, :64, :128] for a in chairs_batch])
+    after = weights(pipe)
+    for name in before:
+        changed = np.abs(after[name] - before[name]).max() > 0
+        assert changed != name.startswith('MaskFlownet_S.'), name
+
+
+def test_crop_and_flip_mirror_the_width_and_negate_u():
+    rng = np.random.default_rng(0)
+    img = np.arange(4 * 6 * 3, dtype=np.uint8).reshape(4, 6, 3)
+    flow = np.stack([np.full((4, 6), 2.0), np.full((4, 6), -1.0)], axis=-1).astype(np.float32)
+    flow[0, 0] = (5.0, 7.0)
+    seen = set()
+    for _ in range(20):
+        out = random_crop_and_flip((img, img, flow, None), (4, 6), rng)
+        assert len(out) == 3 and out[0].shape == (3, 4, 6)
+        if out[0][0, 0, 0] == img[0, 5, 0]:   # mirrored
+            seen.add('flip')
+            assert out[2][0, 0, 5] == -5.0 and out[2][1, 0, 5] == 7.0 and out[2][0, 1, 1] == -2.0
+        else:
+            seen.add('plain')
+            assert out[2][0, 0, 0] == 5.0 and out[2][1, 1, 1] == -1.0
+    assert seen == {'flip', 'plain'}
+
+
+@pytest.fixture
+def workdir(tmp_path, monkeypatch):
+    """An empty working directory with a chairs-only dataset file (fast validation)."""
+    roots = tmp_path / 'datasets.yaml'
+    roots.write_text('chairs: %s\n' % (SAMPLE / 'FlyingChairs_release'))
+    monkeypatch.setenv('MASKFLOWNET_DATASETS', str(roots))
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+def log_lines(path):
+    return [re.sub(r'^\[\d{4}/\d\d/\d\d \d\d:\d\d:\d\d\] ', '', line)
+            for line in Path(path).read_text().splitlines()]
+
+
+def test_debug_run_writes_log_and_checkpoint_then_resumes(workdir, capsys):
+    assert main_cli.main(['MaskFlownet_S.yaml', '--debug', '--seed', '1']) == 0
+    logs = list((workdir / 'logs' / 'debug').glob('*.log'))
+    assert len(logs) == 1
+    run_id = logs[0].stem
+    assert re.fullmatch(r'[0-9a-f]{3}[A-Z][a-z]{2}\d\d-\d{4}', run_id)
+    lines = log_lines(logs[0])
+    assert lines[0].startswith('start=0, train=1, val=1, host=') and lines[0].endswith('batch=1')
+    assert [l for l in lines if l.startswith('steps=') and 'epe=' in l][0].startswith('steps=1, epe=')
+    assert re.search(r'^steps=4, epe=[0-9.]+, total_time=[0-9.]+$', '\n'.join(lines), re.M)
+    assert re.search(r'^steps=2, chairs=[0-9.]+$', '\n'.join(lines), re.M)
+    saved = sorted(p.name for p in (workdir / 'weights').iterdir())
+    assert saved == ['%s_%d.%s' % (run_id, s, e) for s in (2, 4) for e in ('params', 'states')]
+
+    assert main_cli.main(['MaskFlownet_S.yaml', '--debug', '-c', run_id[:5], '--max_steps', '2']) == 0
+    lines = log_lines(logs[0])
+    assert 'start=4, train=1, val=1' in '\n'.join(lines)
+    assert re.search(r'^steps=6, epe=', '\n'.join(lines), re.M)
+    assert (workdir / 'weights' / ('%s_6.params' % run_id)).exists()
+
+
+def test_maskflownet_from_a_maskflownet_s_checkpoint_loads_and_freezes_the_head(workdir, golden_checkpoint):
+    s_ckpt = golden_checkpoint('MaskFlownet_S')
+    assert main_cli.main(['MaskFlownet.yaml', '--debug', '-c', str(s_ckpt), '--clear_steps',
+                          '--max_steps', '2']) == 0
+    saved = list((workdir / 'weights').glob('*_2.params'))
+    assert len(saved) == 1
+    trained = mx.nd.load(str(saved[0]))
+    head = mx.nd.load(str(s_ckpt))
+    for name, value in head.items():
+        np.testing.assert_array_equal(trained['MaskFlownet_S.' + name].asnumpy(), value.asnumpy())
+
+
+def test_training_errors_are_one_line(workdir, capsys):
+    assert main_cli.main(['MaskFlownet_S.yaml', '--dataset_cfg', 'sintel.yaml', '--debug']) == 2
+    err = capsys.readouterr().err
+    assert err.startswith('error: ') and 'MASKFLOWNET_SINTEL' in err and err.count('\n') == 1
+    assert not (workdir / 'weights').exists()
