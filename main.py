@@ -41,6 +41,8 @@ def parse_args(argv=None):
     parser.add_argument('--use_wd', action='store_true',
                         help="apply the config's optimizer.wd (the original never did)")
     parser.add_argument('--seed', type=int, default=None, help='seed of data order and augmentation')
+    parser.add_argument('--occ_mask', action='store_true',
+                        help='--predict: also save the learned occlusion mask as FLOW_occ.png')
     return parser.parse_args(argv)
 
 
@@ -104,6 +106,37 @@ def run_training(args, config, dataset_cfg, ctx):
           % (run_id, steps, args.config, args.dataset_cfg, run_id, ' --debug' if args.debug else ''))
 
 
+def run_inference(args, config, ctx, resize):
+    """--valid and --predict: evaluate or write benchmark submissions for one checkpoint."""
+    from network.evaluate import format_report, validate_checkpoint
+    from network.pipeline import Pipeline
+    from network.submission import predict_submissions
+    from network.training import RunLog
+
+    if args.checkpoint is None:
+        raise UserError('--valid and --predict need a checkpoint: -c RUN[:STEPS] or -c FILE.params')
+    path, run_id, steps = resolve_checkpoint(args)
+    pipe = Pipeline(config, ctx)
+    pipe.load(path)
+    name = os.path.basename(path)[:-len('.params')]
+    if args.predict:
+        prefix = os.path.join('flows', name)
+        report = predict_submissions(pipe, prefix, args.batch, resize, args.occ_mask)
+        for what, written, note in report:
+            print('%-10s %s' % (what, note if isinstance(note, str) else
+                                '%d written, %d already there' % (written, note)))
+        print('submissions under %s_sintel and %s_kitti' % (prefix, prefix))
+        return
+    log = RunLog(os.path.join('logs', 'val', '%s.val.log' % (run_id or name)))
+    try:
+        report = validate_checkpoint(pipe, log, steps, args.batch, resize)
+    finally:
+        log.close()
+    print('checkpoint %s (steps=%d)' % (path, steps))
+    print(format_report(report))
+    print('logged to %s' % log.path)
+
+
 def main(argv=None):
     args = parse_args(argv)
     use_all_cores()
@@ -115,10 +148,9 @@ def main(argv=None):
         resize = parse_resize(args.resize)
         ctx = parse_devices(args.gpu_device)
         if args.valid or args.predict:
-            raise UserError('--valid and --predict are not available yet in this version; '
-                            'predict_new_data.py predicts image pairs')
-        del resize
-        run_training(args, config, dataset_cfg, ctx)
+            run_inference(args, config, ctx, resize)
+        else:
+            run_training(args, config, dataset_cfg, ctx)
     except UserError as error:
         print('error: %s' % error, file=sys.stderr)
         return 2

@@ -188,29 +188,32 @@ class Pipeline:
         masks every pixel counts and the EPE is a per-pixel mean (the original summed there,
         quirk Q6, which we do not copy).
         """
-        return float(np.mean(self.per_sample_metric(img1s, img2s, labels, masks, batch_size,
-                                                    resize, return_type)))
+        values = self.per_sample_metrics(img1s, img2s, labels, masks, batch_size, resize,
+                                         (return_type,))
+        return float(np.mean(values[return_type]))
 
-    def per_sample_metric(self, img1s, img2s, labels, masks=None, batch_size=1, resize=None,
-                          return_type='epe'):
-        """The metric of ``validate`` for each sample, as a float array."""
-        if return_type not in ('epe', 'kitti'):
-            raise ValueError("return_type must be 'epe' or 'kitti'")
+    def per_sample_metrics(self, img1s, img2s, labels, masks=None, batch_size=1, resize=None,
+                           metrics=('epe',)):
+        """``{metric: per-sample float array}`` for metrics 'epe' and/or 'kitti' (Fl)."""
+        unknown = set(metrics) - {'epe', 'kitti'}
+        if unknown:
+            raise ValueError('unknown metrics %s' % sorted(unknown))
         check_pairs(img1s, img2s)
         if masks is None:
             masks = [None] * len(labels)
         masks = [np.full(label.shape[:2] + (1,), 255, dtype=np.uint8) if mask is None else mask
                  for label, mask in zip(labels, masks)]
-        per_sample = []
+        values = {metric: [] for metric in metrics}
         for device_chunks in self._batches([img1s, img2s, labels, masks], batch_size):
             for img1, img2, label, mask in device_chunks:
                 label = nd.flip(label.astype('float32', copy=False), axis=1)
                 mask = mask / 255.0
                 flow, _, _, epe = self.do_batch(img1 / 255.0, img2 / 255.0, label, mask, resize)
-                if return_type == 'kitti':
-                    epe = kitti_fl(nd, flow, label, mask)
-                per_sample.append(epe.asnumpy())
-        return np.concatenate(per_sample)
+                if 'epe' in values:
+                    values['epe'].append(epe.asnumpy())
+                if 'kitti' in values:
+                    values['kitti'].append(kitti_fl(nd, flow, label, mask).asnumpy())
+        return {metric: np.concatenate(v) for metric, v in values.items()}
 
 
 def check_pairs(img1s, img2s):

@@ -134,7 +134,7 @@ def validate_all(pipe, validation, batch_size=1):
     results = {}
     for name, samples in validation.items():
         if samples:
-            results[name] = evaluate_samples(pipe, samples, batch_size, description=name)
+            results[name] = evaluate_samples(pipe, samples, batch_size, description=name)['epe']
     return results
 
 
