@@ -1,52 +1,105 @@
 """Optical flow for your own data with a MaskFlownet checkpoint.
 
     python predict_new_data.py OUT CONFIG --image_1 A --image_2 B -c CHECKPOINT [-g 0] [--resize H,W]
+    python predict_new_data.py OUT.mp4 CONFIG --video_filepath IN.mp4 -c CHECKPOINT [-g 0]
+        [--batch N] [--resize H,W] [--side_by_side]
 
-OUT's extension picks the output: .png/.jpg colour flow image, .flo Middlebury flow, .npy the
-raw H x W x 2 float32 array in (x, y) pixels.
+For an image pair, OUT's extension picks the output: .png/.jpg colour flow image, .flo
+Middlebury flow, .npy the raw H x W x 2 float32 array in (x, y) pixels.
+
+For a video, frame k of OUT (.mp4, .mkv, .mov or .avi, H.264) shows the flow from input frame k
+to k+1 in flow_vis colours, at the input's frame rate; --side_by_side puts the input frame, the
+flow colours and the occlusion mask next to each other. Frames are streamed, --batch pairs at a
+time, so videos of any length fit in memory; OUT appears only once it is complete.
 """
 import argparse
+import os
 import sys
 
 from network.errors import UserError
 from network.runtime import use_all_cores
 
+DEFAULT_VIDEO_BATCH = 8   # frame pairs in memory and per network call
+
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
-    parser.add_argument('out', help='output path: .png/.jpg (flow colours), .flo or .npy')
+    parser = argparse.ArgumentParser(
+        description=__doc__.split('\n\n')[0],
+        usage='%(prog)s OUT CONFIG (--image_1 A --image_2 B | --video_filepath V) -c CHECKPOINT '
+              '[options]')
+    parser.add_argument('out', help='output path: .png/.jpg (flow colours), .flo or .npy for an image '
+                                    'pair; .mp4, .mkv, .mov or .avi for a video')
     parser.add_argument('config', help='network config: a name in config/ (MaskFlownet.yaml) or a path')
-    parser.add_argument('--image_1', required=True, help='first image')
-    parser.add_argument('--image_2', required=True, help='second image')
+    parser.add_argument('--image_1', help='first image')
+    parser.add_argument('--image_2', help='second image')
+    parser.add_argument('--video_filepath', help='input video: the flow between consecutive frames')
     parser.add_argument('-c', '--checkpoint', required=True,
                         help='a .params file, or a run id prefix in weights/ with optional :STEPS')
     parser.add_argument('-g', '--gpu_device', default='', help='GPU id(s), e.g. 0; CPU if omitted')
     parser.add_argument('--resize', default='',
                         help='network input size H,W (multiples of 64); default: next multiple of 64')
     parser.add_argument('--occ_mask', default=None,
-                        help='also write the learned occlusion mask as a grayscale image here')
-    return parser.parse_args(argv)
+                        help='image pair: also write the learned occlusion mask as a grayscale image here')
+    parser.add_argument('--batch', type=int, default=None,
+                        help='video: frame pairs per network call (default %d)' % DEFAULT_VIDEO_BATCH)
+    parser.add_argument('--side_by_side', action='store_true',
+                        help='video: each frame is [input frame | flow colours | occlusion mask]')
+    args = parser.parse_args(argv)
+
+    images = [args.image_1, args.image_2]
+    if args.video_filepath is not None:
+        if any(image is not None for image in images):
+            parser.error('give either --image_1/--image_2 or --video_filepath, not both')
+        if args.occ_mask is not None:
+            parser.error('--occ_mask is for an image pair; use --side_by_side to see the mask in a video')
+        if args.batch is None:
+            args.batch = DEFAULT_VIDEO_BATCH
+        if args.batch < 1:
+            parser.error('--batch %d: expected a positive number of frame pairs' % args.batch)
+    else:
+        if all(image is None for image in images):
+            parser.error('give an image pair (--image_1 and --image_2) or --video_filepath')
+        if any(image is None for image in images):
+            parser.error('--image_1 and --image_2 go together')
+        if args.batch is not None or args.side_by_side:
+            parser.error('--batch and --side_by_side are for --video_filepath')
+    return args
 
 
 def main(argv=None):
     args = parse_args(argv)
     use_all_cores()
+    # OpenCV's video decoder would print libav's own lines before our one-line errors.
+    os.environ.setdefault('OPENCV_FFMPEG_LOGLEVEL', '-8')   # AV_LOG_QUIET
     try:
         # Imported here so that --help answers without loading MXNet.
         from network.pipeline import parse_devices, parse_resize
-        from network.predict import load_pipeline, predict_image_pair
+        from network import predict
         from reader.flowio import check_flow_output_path
-        check_flow_output_path(args.out)
+        if args.video_filepath is not None:
+            predict.check_video_output_path(args.out)
+            predict.check_video_input(args.video_filepath)
+        else:
+            check_flow_output_path(args.out)
         resize = parse_resize(args.resize)
         ctx = parse_devices(args.gpu_device)
-        pipe, checkpoint = load_pipeline(args.config, args.checkpoint, ctx)
-        flow, _ = predict_image_pair(pipe, args.image_1, args.image_2, args.out,
-                                     occ_mask_path=args.occ_mask, resize=resize)
+        pipe, checkpoint = predict.load_pipeline(args.config, args.checkpoint, ctx)
+        if args.video_filepath is not None:
+            frames = predict.predict_video(pipe, args.video_filepath, args.out, batch=args.batch,
+                                           resize=resize, side_by_side=args.side_by_side)
+            fps, width, height = predict.video_format(args.out)
+        else:
+            flow, _ = predict.predict_image_pair(pipe, args.image_1, args.image_2, args.out,
+                                                 occ_mask_path=args.occ_mask, resize=resize)
     except UserError as error:
         print('error: %s' % error, file=sys.stderr)
         return 2
-    print('%s: flow %dx%d from %s, max |flow| %.2f px' % (
-        args.out, flow.shape[1], flow.shape[0], checkpoint, abs(flow).max()))
+    if args.video_filepath is not None:
+        print('%s: %d flow frames, %.2f fps, %dx%d, from %s' % (
+            args.out, frames, fps, width, height, checkpoint))
+    else:
+        print('%s: flow %dx%d from %s, max |flow| %.2f px' % (
+            args.out, flow.shape[1], flow.shape[0], checkpoint, abs(flow).max()))
     return 0
 
 

@@ -9,6 +9,8 @@ import re
 
 import mxnet as mx
 
+from reader.flowio import atomic_output
+
 from .errors import UserError
 
 HEAD_PREFIX = 'MaskFlownet_S.'
@@ -85,16 +87,8 @@ def load_checkpoint(block, path, network_name=None):
 
 def save_checkpoint(block, path):
     """Write the block's parameters to ``path`` atomically (never a half-written file)."""
-    path = os.fspath(path)
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    tmp = '%s.tmp-%d' % (path, os.getpid())
-    try:
+    with atomic_output(path) as tmp:
         block.save_parameters(tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
 
 
 # Relative to the working directory, as in the original: run the tools from the repo root.

@@ -1,8 +1,19 @@
-"""Prediction for new data: load a network for a config and checkpoint, run it on an image pair.
+"""Prediction for new data: load a network for a config and checkpoint, run it on an image pair
+or on the consecutive frames of a video.
 
 ``predict_new_data.py`` is a thin command line over these functions.
 """
+import contextlib
+import itertools
+import math
+import os
+import sys
+
+import cv2
+import flow_vis
 import numpy as np
+from moviepy.video.io.ffmpeg_writer import FFMPEG_VideoWriter
+from tqdm import tqdm
 
 from reader import flowio
 
@@ -10,6 +21,12 @@ from .checkpoint import find_checkpoint
 from .config import load_config
 from .errors import UserError
 from .pipeline import Pipeline
+
+# moviepy's streaming writer encodes with libx264 by default; these containers take H.264
+# (.webm, .ogv and .gif need other codecs and fail with it).
+VIDEO_OUTPUT_EXTENSIONS = ('.mp4', '.mkv', '.mov', '.avi')
+FALLBACK_FPS = 25.0   # when OpenCV reports no frame rate for the input
+
 
 def load_pipeline(config_name, checkpoint_spec, ctx=None):
     """Pipeline for ``config_name`` with the checkpoint ``-c`` names loaded; returns (pipe, path)."""
@@ -47,3 +64,188 @@ def predict_image_pair(pipe, image_1, image_2, out_path, occ_mask_path=None, res
     if occ_mask_path:
         flowio.write_image(occ_mask_path, occ_mask_image(occ_mask))
     return flow, occ_mask
+
+
+# --- video --------------------------------------------------------------------------------
+
+def check_video_output_path(path):
+    """Raise UserError now, before any work, unless ``path`` is a video kind we can write."""
+    ext = os.path.splitext(os.fspath(path))[1].lower()
+    if ext not in VIDEO_OUTPUT_EXTENSIONS:
+        raise UserError("%s: unsupported video output extension '%s' (supported: %s)"
+                        % (os.fspath(path), ext, ', '.join(VIDEO_OUTPUT_EXTENSIONS)))
+    return ext
+
+
+@contextlib.contextmanager
+def open_video(path):
+    """An opened cv2.VideoCapture for ``path``, released on exit; UserError if it cannot open."""
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise UserError('%s: %s' % (path, 'not a regular file' if os.path.exists(path)
+                                    else 'file not found'))
+    capture = cv2.VideoCapture(path)
+    try:
+        if not capture.isOpened():
+            raise UserError('%s: cannot open video (corrupt or unsupported format)' % path)
+        yield capture
+    finally:
+        capture.release()
+
+
+def read_frames(capture, path):
+    """Yield the decoded frames (H, W, 3) uint8 BGR one by one; they must all have one size."""
+    size = None
+    for index in itertools.count():
+        ok, frame = capture.read()
+        if not ok:
+            return
+        if size is None:
+            size = frame.shape
+        elif frame.shape != size:
+            raise UserError('%s: frame %d is %dx%d but frame 0 is %dx%d: frames must keep one size'
+                            % (path, index, frame.shape[1], frame.shape[0], size[1], size[0]))
+        yield frame
+
+
+def first_two_frames(frames, path):
+    """The first two frames of the iterator ``frames``; UserError for a video with fewer."""
+    first_two = list(itertools.islice(frames, 2))
+    if not first_two:
+        raise UserError('%s: no frame decodes (corrupt or unsupported video)' % path)
+    if len(first_two) < 2:
+        raise UserError('%s: has a single frame; flow needs at least two frames' % path)
+    return first_two
+
+
+def check_video_input(path):
+    """Raise UserError now, before the network loads, unless ``path`` decodes two frames."""
+    with open_video(path) as capture:
+        first_two_frames(read_frames(capture, path), path)
+
+
+def video_fps(capture, path):
+    """The frame rate OpenCV reports, or 25 with a warning line when it reports none."""
+    fps = capture.get(cv2.CAP_PROP_FPS)
+    if not math.isfinite(fps) or fps <= 0:
+        print('warning: %s: the video reports no frame rate; writing at %g fps' % (path, FALLBACK_FPS),
+              file=sys.stderr)
+        return FALLBACK_FPS
+    return fps
+
+
+def pair_batches(frames, batch):
+    """Group consecutive frames into (firsts, seconds) lists of at most ``batch`` pairs."""
+    firsts, seconds, previous = [], [], None
+    for frame in frames:
+        if previous is not None:
+            firsts.append(previous)
+            seconds.append(frame)
+            if len(firsts) == batch:
+                yield firsts, seconds
+                firsts, seconds = [], []
+        previous = frame
+    if firsts:
+        yield firsts, seconds
+
+
+def render_video_frame(frame_bgr, flow, occ_mask, side_by_side=False):
+    """The flow colours (RGB), or [frame | flow colours | occlusion mask] with ``side_by_side``."""
+    colours = flow_vis.flow_to_color(flow, convert_to_bgr=False)
+    if not side_by_side:
+        return colours
+    mask = np.repeat(occ_mask_image(occ_mask)[..., None], 3, axis=2)
+    return np.concatenate([frame_bgr[..., ::-1], colours, mask], axis=1)
+
+
+class StreamingVideoWriter:
+    """moviepy's streaming ffmpeg writer, with ffmpeg's failures turned into one-line UserErrors.
+
+    A context manager: a clean exit finishes the file; an exception kills ffmpeg at once.
+    """
+
+    def __init__(self, path, size, fps, name=None):
+        self.name = name or os.fspath(path)   # the path to name in errors (not the temp file)
+        # Default codec libx264 (yuv420p when both sides are even), at -r fps rounded to 0.01.
+        self.writer = FFMPEG_VideoWriter(os.fspath(path), size, fps)
+
+    def write(self, frame_rgb):
+        try:
+            self.writer.write_frame(frame_rgb)
+        except OSError as error:
+            raise UserError('%s: ffmpeg failed while encoding (%s)'
+                            % (self.name, ' '.join(str(error).split())[:300])) from None
+
+    def close(self):
+        proc, self.writer.proc = self.writer.proc, None
+        if proc is None:
+            return
+        with contextlib.suppress(OSError):   # a dead ffmpeg reports below
+            proc.stdin.close()
+        message = proc.stderr.read().decode(errors='replace')
+        proc.stderr.close()
+        proc.wait()
+        if proc.returncode:
+            lines = message.strip().splitlines() or ['exit status %d' % proc.returncode]
+            raise UserError('%s: ffmpeg could not write the video (%s)' % (self.name, lines[0].strip()))
+
+    def abort(self):
+        proc, self.writer.proc = self.writer.proc, None
+        if proc is None:
+            return
+        proc.kill()
+        with contextlib.suppress(OSError):
+            proc.stdin.close()
+        proc.stderr.close()
+        proc.wait()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, exc, traceback):
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()
+
+
+def predict_video(pipe, video_path, out_path, batch=8, resize=None, side_by_side=False):
+    """Write the flow between consecutive frames of ``video_path`` as a video; return its frames.
+
+    Frame k of the output shows the flow from input frame k to k+1, in flow_vis colours, at the
+    input's frame rate. Frames are streamed: at most ``batch`` pairs are in memory at a time.
+    The output appears only when complete (written beside it, then renamed).
+    """
+    ext = check_video_output_path(out_path)
+    if batch < 1:
+        raise UserError('--batch %d: expected a positive number of frame pairs' % batch)
+    video_path = os.fspath(video_path)
+    with open_video(video_path) as capture:
+        fps = video_fps(capture, video_path)
+        frame_count = int(capture.get(cv2.CAP_PROP_FRAME_COUNT))
+        frames = read_frames(capture, video_path)
+        # Quirk Q7, kept for compatibility with the original's predict_new_data.py: frames are
+        # fed in OpenCV's BGR order.
+        first_two = first_two_frames(frames, video_path)
+        height, width = first_two[0].shape[:2]
+        size = (width * (3 if side_by_side else 1), height)
+        written = 0
+        # The same temp-then-rename writer as every flow file: no half-written OUT, ever.
+        with flowio.atomic_output(out_path, ext) as tmp, \
+                StreamingVideoWriter(tmp, size, fps, name=out_path) as writer, \
+                tqdm(total=frame_count - 1 if frame_count > 1 else None, unit='frame',
+                     desc='flow', leave=False) as bar:
+            for firsts, seconds in pair_batches(itertools.chain(first_two, frames), batch):
+                results = pipe.predict(firsts, seconds, batch_size=batch, resize=resize)
+                for frame, (flow, occ_mask, _) in zip(firsts, results):
+                    writer.write(render_video_frame(frame, flow, occ_mask, side_by_side))
+                    written += 1
+                    bar.update()
+    return written
+
+
+def video_format(path):
+    """(fps, width, height) of a video file as OpenCV reads them back."""
+    with open_video(path) as capture:
+        return (capture.get(cv2.CAP_PROP_FPS), int(capture.get(cv2.CAP_PROP_FRAME_WIDTH)),
+                int(capture.get(cv2.CAP_PROP_FRAME_HEIGHT)))

@@ -9,6 +9,8 @@ import numpy as np
 import mxnet as mx
 from mxnet import autograd, gluon
 
+from reader.flowio import atomic_output
+
 from . import checkpoint
 from .config import learning_rate_at
 from .errors import UserError
@@ -128,13 +130,8 @@ class FlowTrainer:
     def save(self, prefix):
         """``prefix.params`` and ``prefix.states``, each written atomically."""
         self.pipe.save(prefix + '.params')
-        tmp = '%s.states.tmp-%d' % (prefix, os.getpid())
-        try:
+        with atomic_output(prefix + '.states') as tmp:
             self.trainer.save_states(tmp)
-            os.replace(tmp, prefix + '.states')
-        finally:
-            if os.path.exists(tmp):
-                os.remove(tmp)
 
     def load_states(self, path):
         if not os.path.isfile(path):

@@ -97,7 +97,7 @@ def _check_flow(flow):
 
 
 @contextlib.contextmanager
-def _atomic_output(path, suffix=''):
+def atomic_output(path, suffix=''):
     """Yield a temporary path beside `path`; move it onto `path` only if the body succeeds."""
     path = os.fspath(path)
     tmp = f'{path}.tmp-{os.getpid()}{suffix}'  # suffix: cv2 picks the codec from the name
@@ -130,7 +130,7 @@ def _imread(path, flags):
 
 
 def _imwrite(path, image, suffix):
-    with _atomic_output(path, suffix) as tmp:
+    with atomic_output(path, suffix) as tmp:
         if not cv2.imwrite(tmp, image):
             raise UserError(f'{os.fspath(path)}: OpenCV could not write the image')
 
@@ -154,7 +154,7 @@ def write_flo(path, flow):
     flow = _check_flow(flow)
     height, width = flow.shape[:2]
     header = np.array([FLO_MAGIC], '<f4').tobytes() + np.array([width, height], '<i4').tobytes()
-    with _atomic_output(path) as tmp:
+    with atomic_output(path) as tmp:
         _write_chunks(tmp, [header, flow.astype('<f4').tobytes()])
 
 
@@ -208,7 +208,7 @@ def write_kitti_flow_png(path, flow, valid=None):
 
 def write_npy(path, array):
     """Save `array` to exactly `path` (np.save would append .npy to a bare name)."""
-    with _atomic_output(path) as tmp, open(tmp, 'wb') as f:
+    with atomic_output(path) as tmp, open(tmp, 'wb') as f:
         np.save(f, np.asarray(array), allow_pickle=False)
 
 

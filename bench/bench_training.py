@@ -1,0 +1,87 @@
+"""Training benchmark: steps per second and peak memory as the dataset grows.
+
+    python bench/bench_training.py [--sizes 1 16 256] [--steps 4] [--batch 2] [-g 0]
+
+For each dataset size N, a FlyingChairs-format dataset of N samples is laid out in a temporary
+folder (links to the bundled real sample, so it costs no disk) and MaskFlownet-S trains on it
+with the chairs schedule, crops and augmentation, in a fresh process. Because samples are read
+on demand, peak memory should not grow with N; the original loaded every sample into RAM.
+"""
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+SAMPLE = REPO / 'sample_data' / 'FlyingChairs_release' / 'data'
+
+
+def make_dataset(folder, size):
+    data = folder / 'data'
+    data.mkdir(parents=True)
+    for i in range(1, size + 2):   # the last sample is the validation one
+        for suffix in ('img1.ppm', 'img2.ppm', 'flow.flo'):
+            os.symlink(SAMPLE / ('00001_' + suffix), data / ('%05d_%s' % (i, suffix)))
+    (folder / 'FlyingChairs_train_val.txt').write_text('1\n' * size + '2\n')
+
+
+def measure(size, steps, batch, gpu):
+    sys.path.insert(0, str(REPO))
+    from network.runtime import use_all_cores
+    use_all_cores()
+    from network.config import Config
+    from network.pipeline import Pipeline, parse_devices
+    from network.train_run import make_stream, training_data
+    from network.training import FlowTrainer
+    from network.augmentation import make_augmentations
+
+    with tempfile.TemporaryDirectory() as tmp:
+        make_dataset(Path(tmp), size)
+        os.environ['MASKFLOWNET_CHAIRS'] = tmp
+        config = Config({'network': {'class': 'MaskFlownet_S'}})
+        data = training_data(Config({'dataset': 'chairs'}), 'MaskFlownet_S')
+        data.mix = [(samples, batch) for samples, _ in data.mix]
+        ctx = parse_devices(gpu)
+        pipe = Pipeline(config, ctx)
+        trainer = FlowTrainer(pipe, [[10 ** 9, 1e-4]])
+        trainer.set_learning_rate(1)
+        geo, color = make_augmentations('chairs', data.target_shape, data.orig_shape, batch // len(ctx))
+        times = []
+        with make_stream(data, seed=0) as stream:
+            for k in range(steps + 1):
+                start = time.perf_counter()
+                img1, img2, flow = next(stream)
+                trainer.train_batch(img1, img2, flow, geo_aug=geo, color_aug=color)
+                if k:   # the first step builds the graph
+                    times.append(time.perf_counter() - start)
+    return {'samples': size, 'batch': batch, 'steps_per_s': len(times) / sum(times),
+            'peak_rss_gb': resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 ** 2}
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    parser.add_argument('--sizes', type=int, nargs='+', default=[1, 16, 256])
+    parser.add_argument('--steps', type=int, default=4)
+    parser.add_argument('--batch', type=int, default=2)
+    parser.add_argument('-g', '--gpu_device', default='')
+    parser.add_argument('--child', type=int, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child is not None:
+        print(json.dumps(measure(args.child, args.steps, args.batch, args.gpu_device)))
+        return
+    print('%10s %6s %10s %12s' % ('samples', 'batch', 'steps/s', 'peak RSS GB'))
+    for size in args.sizes:
+        out = subprocess.run([sys.executable, __file__, '--child', str(size), '--steps', str(args.steps),
+                              '--batch', str(args.batch), '-g', args.gpu_device],
+                             capture_output=True, text=True, check=True)
+        r = json.loads(out.stdout.strip().splitlines()[-1])
+        print('%10d %6d %10.3f %12.2f' % (r['samples'], r['batch'], r['steps_per_s'], r['peak_rss_gb']))
+
+
+if __name__ == '__main__':
+    main()

@@ -1,0 +1,229 @@
+"""predict_new_data.py --video_filepath and network.predict.predict_video on a generated clip."""
+import contextlib
+
+import cv2
+import flow_vis
+import imageio.v2 as imageio
+import numpy as np
+import pytest
+from moviepy.video.io.ffmpeg_writer import FFMPEG_VideoWriter
+from moviepy.video.io.VideoFileClip import VideoFileClip
+
+import predict_new_data
+from network import predict
+from network.errors import UserError
+from network.pipeline import Pipeline
+
+HEIGHT, WIDTH, FRAMES, FPS = 64, 96, 6, 12   # an fps no default would produce
+CODEC_TOL = 12   # mean |diff| on uint8 after an H.264 round trip
+
+
+def moving_pattern(count, height=HEIGHT, width=WIDTH):
+    """Frames of a smooth random texture that speeds up, so each pair has its own flow."""
+    rng = np.random.default_rng(0)
+    texture = cv2.resize(rng.integers(0, 256, (40, 60, 3), dtype=np.uint8), (4 * width, 4 * height))
+    frames = []
+    for k in range(count):
+        dx, dy = 3 * k + k * k, 2 * k
+        frames.append(np.ascontiguousarray(texture[20 + dy:20 + dy + height, 20 + dx:20 + dx + width]))
+    return frames
+
+
+def write_clip(path, frames, fps=FPS):
+    height, width = frames[0].shape[:2]
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*'mp4v'), fps, (width, height))
+    for frame in frames:
+        writer.write(frame)
+    writer.release()
+    return path
+
+
+def read_video(path):
+    """All frames of a video as OpenCV decodes them (BGR)."""
+    capture = cv2.VideoCapture(str(path))
+    frames = []
+    while True:
+        ok, frame = capture.read()
+        if not ok:
+            break
+        frames.append(frame)
+    capture.release()
+    return frames
+
+
+@pytest.fixture(scope='module')
+def clip(tmp_path_factory):
+    return write_clip(tmp_path_factory.mktemp('clip') / 'moving.mp4', moving_pattern(FRAMES))
+
+
+@pytest.fixture(scope='module')
+def pipe(golden_checkpoint):
+    return predict.load_pipeline('MaskFlownet_S', golden_checkpoint('MaskFlownet_S'))[0]
+
+
+def flow_colours(pipe, img1, img2):
+    return flow_vis.flow_to_color(pipe.predict_pair(img1, img2)[0]).astype(float)
+
+
+def mean_diff(a, b):
+    return np.abs(np.asarray(a, float) - np.asarray(b, float)).mean()
+
+
+def run_cli(args):
+    return predict_new_data.main([str(a) for a in args])
+
+
+def test_cli_writes_the_flow_of_each_consecutive_pair(clip, pipe, golden_checkpoint, tmp_path, capsys):
+    out = tmp_path / 'flow.mp4'
+    assert run_cli([out, 'MaskFlownet_S', '--video_filepath', clip, '-c',
+                    golden_checkpoint('MaskFlownet_S'), '--batch', '2']) == 0
+    summary = capsys.readouterr().out
+    assert summary.startswith('%s: 5 flow frames, 12.00 fps, 96x64' % out), summary
+    assert sorted(p.name for p in tmp_path.iterdir()) == ['flow.mp4']
+
+    capture = cv2.VideoCapture(str(out))
+    assert capture.get(cv2.CAP_PROP_FPS) == cv2.VideoCapture(str(clip)).get(cv2.CAP_PROP_FPS) == FPS
+    assert capture.get(cv2.CAP_PROP_FRAME_COUNT) == FRAMES - 1
+    capture.release()
+    written = read_video(out)
+    assert len(written) == FRAMES - 1 and written[0].shape == (HEIGHT, WIDTH, 3)
+
+    with contextlib.closing(imageio.get_reader(out, 'ffmpeg')) as reader:
+        assert reader.get_meta_data()['fps'] == FPS
+        assert reader.get_meta_data()['size'] == (WIDTH, HEIGHT)
+        assert sum(1 for _ in reader) == FRAMES - 1
+    with contextlib.closing(VideoFileClip(str(out))) as movie:
+        assert movie.fps == FPS and list(movie.size) == [WIDTH, HEIGHT]
+
+    # Frame 3 is the second pair of the second batch: it must show the flow of input frames
+    # 3 -> 4 as decoded by OpenCV, fed in BGR order (quirk Q7).
+    frames = read_video(clip)
+    shown = written[3][..., ::-1]
+    expected = mean_diff(shown, flow_colours(pipe, frames[3], frames[4]))
+    assert expected < CODEC_TOL
+    others = [flow_colours(pipe, frames[2], frames[3]), flow_colours(pipe, frames[4], frames[5]),
+              flow_colours(pipe, frames[3][..., ::-1], frames[4][..., ::-1]),
+              flow_colours(pipe, frames[4], frames[3])]
+    assert all(mean_diff(shown, other) > expected + 5 for other in others)
+
+
+def test_side_by_side_streams_batches_of_pairs(clip, pipe, tmp_path, monkeypatch):
+    calls = []
+    original = Pipeline.predict
+
+    def spy(self, img1s, img2s, batch_size=1, resize=None):
+        calls.append((len(img1s), batch_size))
+        return original(self, img1s, img2s, batch_size=batch_size, resize=resize)
+    monkeypatch.setattr(Pipeline, 'predict', spy)
+
+    out = tmp_path / 'side.mkv'
+    assert predict.predict_video(pipe, clip, out, batch=4, side_by_side=True) == FRAMES - 1
+    assert calls == [(4, 4), (1, 4)]
+    written = read_video(out)
+    assert len(written) == FRAMES - 1 and written[0].shape == (HEIGHT, 3 * WIDTH, 3)
+    frames = read_video(clip)
+    k = 1
+    image, colours, mask = np.split(written[k][..., ::-1].astype(float), 3, axis=1)
+    assert mean_diff(image, frames[k][..., ::-1]) < CODEC_TOL
+    assert mean_diff(colours, flow_colours(pipe, frames[k], frames[k + 1])) < CODEC_TOL
+    _, occ_mask, _ = pipe.predict_pair(frames[k], frames[k + 1])
+    assert mean_diff(mask, np.repeat(occ_mask, 3, axis=2) * 255) < CODEC_TOL
+    assert (mask.max(axis=2) - mask.min(axis=2)).mean() < 3   # gray
+
+
+def expect_error(capsys, args, *fragments):
+    assert run_cli(args) == 2
+    err = capsys.readouterr().err
+    assert err.startswith('error: ') and err.count('\n') == 1, err
+    for fragment in fragments:
+        assert str(fragment) in err
+    return err
+
+
+def test_bad_videos_fail_before_the_network_loads(clip, golden_checkpoint, tmp_path, monkeypatch, capsys):
+    def no_network(*args, **kwargs):
+        pytest.fail('the network was loaded before the inputs were checked')
+    monkeypatch.setattr(predict, 'load_pipeline', no_network)
+    ckpt = golden_checkpoint('MaskFlownet_S')
+    out = tmp_path / 'out' / 'flow.mp4'
+
+    def video_error(video, *fragments, out=out):
+        expect_error(capsys, [out, 'MaskFlownet_S', '--video_filepath', video, '-c', ckpt],
+                     *fragments)
+
+    video_error(tmp_path / 'missing.mp4', 'missing.mp4', 'file not found')
+    single = write_clip(tmp_path / 'single.mp4', moving_pattern(1))
+    video_error(single, single, 'at least two frames')
+    garbage = tmp_path / 'garbage.mp4'
+    garbage.write_bytes(b'\x00\x00\x00\x18ftypmp42 not really a video' * 10)
+    video_error(garbage, garbage)
+    for bad in ['flow.gif', 'flow.webm', 'flow.png']:
+        video_error(clip, bad, "unsupported video output extension", '.mp4, .mkv, .mov, .avi',
+                    out=tmp_path / 'out' / bad)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ['garbage.mp4', 'single.mp4']
+
+
+def test_image_pair_and_video_options_exclude_each_other(clip, capsys):
+    for args, message in [([], 'an image pair'),
+                          (['--image_1', 'a.png', '--video_filepath', clip], 'not both'),
+                          (['--image_1', 'a.png'], 'go together'),
+                          (['--image_1', 'a.png', '--image_2', 'b.png', '--side_by_side'],
+                           'for --video_filepath'),
+                          (['--video_filepath', clip, '--occ_mask', 'm.png'], '--side_by_side')]:
+        with pytest.raises(SystemExit) as exit_info:
+            run_cli(['out.mp4', 'MaskFlownet_S', '-c', 'x.params'] + args)
+        assert exit_info.value.code == 2
+        assert message in capsys.readouterr().err
+
+
+def test_interrupted_run_leaves_no_output(clip, pipe, tmp_path, monkeypatch):
+    written = []
+    original = FFMPEG_VideoWriter.write_frame
+
+    def write_then_interrupt(self, frame):
+        if len(written) == 2:
+            raise KeyboardInterrupt
+        written.append(frame.shape)
+        original(self, frame)
+    monkeypatch.setattr(FFMPEG_VideoWriter, 'write_frame', write_then_interrupt)
+    with pytest.raises(KeyboardInterrupt):
+        predict.predict_video(pipe, clip, tmp_path / 'flow.mp4', batch=2)
+    assert len(written) == 2
+    assert list(tmp_path.iterdir()) == []
+
+
+class FakeCapture:
+    """A cv2.VideoCapture stand-in that reports no frame rate or count and yields given frames."""
+
+    def __init__(self, frames):
+        self.frames = list(frames)
+
+    def isOpened(self):
+        return True
+
+    def read(self):
+        return (True, self.frames.pop(0)) if self.frames else (False, None)
+
+    def get(self, prop):
+        return float('nan') if prop == cv2.CAP_PROP_FPS else 0.0
+
+    def release(self):
+        pass
+
+
+def test_unknown_fps_falls_back_and_size_changes_are_refused(clip, pipe, tmp_path, monkeypatch, capsys):
+    frames = moving_pattern(3, 64, 64)
+    out = tmp_path / 'flow.mov'
+    with monkeypatch.context() as patch:
+        patch.setattr(cv2, 'VideoCapture', lambda path: FakeCapture(frames))
+        assert predict.predict_video(pipe, clip, out) == 2
+    assert 'warning: %s: the video reports no frame rate; writing at 25 fps' % clip in capsys.readouterr().err
+    assert cv2.VideoCapture(str(out)).get(cv2.CAP_PROP_FPS) == 25
+    out.unlink()
+
+    grown = frames[:2] + [np.zeros((64, 128, 3), np.uint8)]
+    with monkeypatch.context() as patch:
+        patch.setattr(cv2, 'VideoCapture', lambda path: FakeCapture(grown))
+        with pytest.raises(UserError, match='frame 2 is 128x64 but frame 0 is 64x64'):
+            predict.predict_video(pipe, clip, out, batch=1)
+    assert list(tmp_path.iterdir()) == []
