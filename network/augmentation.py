@@ -193,8 +193,8 @@ class GeometryAugmentation(nn.HybridBlock):
         xs = F.reshape(F.arange(0, tw + 1) - tw / 2, (1, 1, 1, -1))
         ys = F.reshape(F.arange(0, th + 1) - th / 2, (1, 1, -1, 1))
         move = inv_relative[0] - 1, inv_relative[1], inv_relative[2], inv_relative[3] - 1
-        mx_, my_ = _apply_to_field(F, move, xs, ys)
-        flow = F.concat(F.broadcast_add(fx, mx_), F.broadcast_add(fy, my_), dim=1)
+        move_x, move_y = _apply_to_field(F, move, xs, ys)
+        flow = F.concat(F.broadcast_add(fx, move_x), F.broadcast_add(fy, move_y), dim=1)
         return img1, img2, flow, mask
 
     def hybrid_forward(self, F, img1, img2, flow, mask):
@@ -284,7 +284,7 @@ class ColorAugmentation(nn.HybridBlock):
             img = _mix_channels(F, img, hue_matrix)
             noise = F.random.normal(shape=(self.batch_size, 3) + self.shape)
             img = img + noise * noise_sigma
-            mean = F.mean(img, axis=(1, 2, 3), keepdims=True)
+            mean = F.mean(img, axis=(2, 3), keepdims=True)
             img = F.broadcast_mul(F.broadcast_sub(img, mean), F.broadcast_mul(contrast, gain))
             if spin is not None:
                 img = _mix_channels(F, img, spin)
@@ -298,15 +298,15 @@ class ColorAugmentation(nn.HybridBlock):
 
 # The original's per-dataset settings; any other dataset ('chairs', 'things3d') uses DEFAULT.
 GEOMETRY_ARGS = {
-    'sintel': dict(angle_range=(-17, 17), zoom_range=(1 / 1.5, 1 / 0.9), aspect_range=(0.9, 1 / 0.9),
-                   translation_range=0.1, relative_angle=0.25, relative_scale=(0.96, 1 / 0.96),
-                   relative_translation=0.25),
-    'kitti': dict(angle_range=(-5, 5), zoom_range=(1 / 1.25, 1 / 0.95), aspect_range=(0.95, 1 / 0.95),
-                  translation_range=0.05, relative_angle=0.25, relative_scale=(0.98, 1 / 0.98),
-                  relative_translation=0.25),
-    'default': dict(angle_range=(-17, 17), zoom_range=(0.5, 1 / 0.9), aspect_range=(0.9, 1 / 0.9),
-                    translation_range=0.1, relative_angle=0.25, relative_scale=(0.96, 1 / 0.96),
-                    relative_translation=0.25),
+    'sintel': dict(angle_range=(-17, 17), zoom_range=(1 / 1.5, 1 / 0.9),
+                   aspect_range=(0.9, 1 / 0.9), translation_range=0.1, relative_angle=0.25,
+                   relative_scale=(0.96, 1 / 0.96), relative_translation=0.25),
+    'kitti': dict(angle_range=(-5, 5), zoom_range=(1 / 1.25, 1 / 0.95),
+                  aspect_range=(0.95, 1 / 0.95), translation_range=0.05, relative_angle=0.25,
+                  relative_scale=(0.98, 1 / 0.98), relative_translation=0.25),
+    'default': dict(angle_range=(-17, 17), zoom_range=(0.5, 1 / 0.9),
+                    aspect_range=(0.9, 1 / 0.9), translation_range=0.1, relative_angle=0.25,
+                    relative_scale=(0.96, 1 / 0.96), relative_translation=0.25),
 }
 COLOR_ARGS = {
     'sintel': dict(contrast_range=(-0.4, 0.8), brightness_sigma=0.1, channel_range=(0.8, 1.4),
