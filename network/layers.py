@@ -44,7 +44,19 @@ def _split_channels(F, merged, like):
     return F.reshape_like(merged, like, lhs_begin=0, lhs_end=2, rhs_begin=0, rhs_end=2)
 
 
-class Upsample(nn.HybridBlock):
+def _separable_kernel(F, taps, size):
+    """(1, 1, size, size) kernel: the outer product of a 1-D kernel with itself."""
+    return F.reshape(F.broadcast_mul(F.expand_dims(taps, axis=0), F.expand_dims(taps, axis=1)),
+                     (1, 1, size, size))
+
+
+class _Resample(nn.HybridBlock):
+    def __init__(self, factor, **kwargs):
+        super().__init__(**kwargs)
+        self.factor = factor
+
+
+class Upsample(_Resample):
     """Upsample by an integer factor with a triangular (bilinear) transposed-convolution kernel.
 
     ``out[j] = lerp(in, j / factor)`` with the last input sample replicated past the end. This
@@ -52,18 +64,12 @@ class Upsample(nn.HybridBlock):
     original checkpoints, which learned with it (quirk Q3).
     """
 
-    def __init__(self, factor, **kwargs):
-        super().__init__(**kwargs)
-        self.factor = factor
-
     def hybrid_forward(self, F, img):
         f = self.factor
         if f == 1:
             return img
         size = 2 * f - 1
-        taps = 1 - F.abs((f - 1) - F.arange(0, size)) / f
-        kernel = F.reshape(F.broadcast_mul(F.expand_dims(taps, axis=0), F.expand_dims(taps, axis=1)),
-                           (1, 1, size, size))
+        kernel = _separable_kernel(F, 1 - F.abs((f - 1) - F.arange(0, size)) / f, size)
         # One replicated row and column at the far edge give the last output samples a
         # neighbour to interpolate towards; the extra output row/column is cut off below.
         padded = F.pad(_merge_channels(F, img), mode='edge', pad_width=(0, 0, 0, 0, 0, 1, 0, 1))
@@ -73,12 +79,8 @@ class Upsample(nn.HybridBlock):
         return _split_channels(F, up, img)
 
 
-class Downsample(nn.HybridBlock):
+class Downsample(_Resample):
     """Downsample by an integer factor with a normalised triangular kernel (loss 'downsampling')."""
-
-    def __init__(self, factor, **kwargs):
-        super().__init__(**kwargs)
-        self.factor = factor
 
     def hybrid_forward(self, F, img):
         f = self.factor
@@ -86,9 +88,7 @@ class Downsample(nn.HybridBlock):
             return img
         half = f // 2
         size = 2 * half + 1
-        taps = ((half + 1) - F.abs(half - F.arange(0, size))) / size
-        kernel = F.reshape(F.broadcast_mul(F.expand_dims(taps, axis=0), F.expand_dims(taps, axis=1)),
-                           (1, 1, size, size))
+        kernel = _separable_kernel(F, ((half + 1) - F.abs(half - F.arange(0, size))) / size, size)
         merged = _merge_channels(F, img)
         args = dict(kernel=(f + 1, f + 1), stride=(f, f), pad=(half, half), num_filter=1,
                     no_bias=True)

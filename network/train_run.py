@@ -17,7 +17,7 @@ from . import checkpoint
 from .augmentation import make_augmentations
 from .errors import UserError
 from .evaluate import evaluate_samples
-from .training import LOG_EVERY, FlowTrainer, MovingAverage, format_pairs, prune_checkpoints
+from .training import LOG_EVERY, MovingAverage, format_pairs, prune_checkpoints
 
 DEBUG_SAMPLES = 32   # --debug reads at most this many samples of each list, as the original
 KITTI_CROP = (370, 1224)   # the smallest KITTI frame: full-resolution validation crop

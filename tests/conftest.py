@@ -82,3 +82,19 @@ def assert_close(actual, expected, atol, rtol, what):
     assert excess.size == 0 or excess.max() <= 0, (
         '%s: max |diff| %.3g at %s exceeds atol %g + rtol %g' %
         (what, np.abs(actual - expected).max(), worst, atol, rtol))
+
+
+def run_predict_cli(args):
+    """predict_new_data.py's main() in this process; returns its exit status."""
+    import predict_new_data
+    return predict_new_data.main([str(a) for a in args])
+
+
+def expect_cli_error(capsys, args, *fragments):
+    """The CLI exits 2 with exactly one stderr line starting 'error: ' that holds fragments."""
+    assert run_predict_cli(args) == 2
+    err = capsys.readouterr().err
+    assert err.startswith('error: ') and err.count('\n') == 1, err
+    for fragment in fragments:
+        assert str(fragment) in err
+    return err

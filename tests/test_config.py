@@ -1,5 +1,4 @@
 """Tests for network/config.py and the shipped YAML configs in config/."""
-from pathlib import Path
 
 import pytest
 

@@ -9,7 +9,7 @@ import flow_vis
 import numpy as np
 import pytest
 
-import predict_new_data
+from conftest import expect_cli_error as expect_error, run_predict_cli as run_cli
 from conftest import assert_close
 from network.checkpoint import find_checkpoint
 from network.errors import UserError
@@ -33,10 +33,6 @@ def images(tmp_path_factory, golden):
         cv2.imwrite(str(path), inputs[key])
         paths.append(str(path))
     return paths
-
-
-def run_cli(args):
-    return predict_new_data.main([str(a) for a in args])
 
 
 def test_npy_output_matches_the_original_in_a_separate_process(images, golden_checkpoint, golden, tmp_path):
@@ -79,15 +75,6 @@ def test_grayscale_and_rgba_inputs(images, golden_checkpoint, tmp_path):
                     golden_checkpoint('MaskFlownet_S'), '--resize', '192,448']) == 0
     flow = np.load(out)
     assert flow.shape == (218, 512, 2) and np.isfinite(flow).all()
-
-
-def expect_error(capsys, args, *fragments):
-    assert run_cli(args) == 2
-    err = capsys.readouterr().err
-    assert err.startswith('error: ') and err.count('\n') == 1, err
-    for fragment in fragments:
-        assert str(fragment) in err
-    return err
 
 
 def test_bad_inputs_give_one_line_errors_and_no_output(images, golden_checkpoint, tmp_path, capsys):

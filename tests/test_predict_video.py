@@ -9,7 +9,7 @@ import pytest
 from moviepy.video.io.ffmpeg_writer import FFMPEG_VideoWriter
 from moviepy.video.io.VideoFileClip import VideoFileClip
 
-import predict_new_data
+from conftest import expect_cli_error as expect_error, run_predict_cli as run_cli
 from network import predict
 from network.errors import UserError
 from network.pipeline import Pipeline
@@ -69,10 +69,6 @@ def mean_diff(a, b):
     return np.abs(np.asarray(a, float) - np.asarray(b, float)).mean()
 
 
-def run_cli(args):
-    return predict_new_data.main([str(a) for a in args])
-
-
 def test_cli_writes_the_flow_of_each_consecutive_pair(clip, pipe, golden_checkpoint, tmp_path, capsys):
     out = tmp_path / 'flow.mp4'
     assert run_cli([out, 'MaskFlownet_S', '--video_filepath', clip, '-c',
@@ -129,15 +125,6 @@ def test_side_by_side_streams_batches_of_pairs(clip, pipe, tmp_path, monkeypatch
     _, occ_mask, _ = pipe.predict_pair(frames[k], frames[k + 1])
     assert mean_diff(mask, np.repeat(occ_mask, 3, axis=2) * 255) < CODEC_TOL
     assert (mask.max(axis=2) - mask.min(axis=2)).mean() < 3   # gray
-
-
-def expect_error(capsys, args, *fragments):
-    assert run_cli(args) == 2
-    err = capsys.readouterr().err
-    assert err.startswith('error: ') and err.count('\n') == 1, err
-    for fragment in fragments:
-        assert str(fragment) in err
-    return err
 
 
 def test_bad_videos_fail_before_the_network_loads(clip, golden_checkpoint, tmp_path, monkeypatch, capsys):

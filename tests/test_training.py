@@ -1,5 +1,4 @@
 """Training: steps on two CPU contexts, exact resume, checkpoint retention, head freezing, CLI."""
-import os
 import re
 from pathlib import Path
 
