@@ -19,6 +19,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 SAMPLE = REPO / 'sample_data' / 'FlyingChairs_release' / 'data'
+WARMUP_STEPS = 2   # graph building and oneDNN primitive creation make the first steps slow
 
 
 def make_dataset(folder, size):
@@ -53,11 +54,11 @@ def measure(size, steps, batch, gpu):
         geo, color = make_augmentations('chairs', data.target_shape, data.orig_shape, batch // len(ctx))
         times = []
         with make_stream(data, seed=0) as stream:
-            for k in range(steps + 1):
+            for k in range(steps + WARMUP_STEPS):
                 start = time.perf_counter()
                 img1, img2, flow = next(stream)
                 trainer.train_batch(img1, img2, flow, geo_aug=geo, color_aug=color)
-                if k:   # the first step builds the graph
+                if k >= WARMUP_STEPS:
                     times.append(time.perf_counter() - start)
     return {'samples': size, 'batch': batch, 'steps_per_s': len(times) / sum(times),
             'peak_rss_gb': resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 ** 2}
