@@ -74,6 +74,7 @@ def run_training(args, config, dataset_cfg, ctx):
     if schedule is None:
         raise UserError('config %s has no optimizer.learning_rate schedule' % config.source)
     trainer = FlowTrainer(pipe, schedule, config.optimizer.wd.get(None) if args.use_wd else None)
+    new_run = path is None or args.clear_steps or run_id is None
     if path is not None:
         head_only = (config.network_class == 'MaskFlownet'
                      and checkpoint.looks_like(path) == 'MaskFlownet_S')
@@ -85,10 +86,10 @@ def run_training(args, config, dataset_cfg, ctx):
         if config.network_class == 'MaskFlownet':
             pipe.fix_head()
         if args.clear_steps or head_only:
-            steps = 0
+            steps, new_run = 0, True
         else:
             trainer.load_states(path[:-len('.params')] + '.states')
-    if path is None or args.clear_steps or run_id is None:
+    if new_run:
         run_id = new_run_id(','.join(str(c) for c in ctx))
     log_dir = os.path.join('logs', 'debug' if args.debug else '')
     log = RunLog(os.path.join(log_dir, '%s.log' % run_id), echo=True)
