@@ -41,6 +41,8 @@ def parse_args(argv=None):
     parser.add_argument('--use_wd', action='store_true',
                         help="apply the config's optimizer.wd (the original never did)")
     parser.add_argument('--seed', type=int, default=None, help='seed of data order and augmentation')
+    parser.add_argument('--shard', type=int, default=1,
+                        help='FlyingThings3D: train on every N-th sample (the original option)')
     parser.add_argument('--occ_mask', action='store_true',
                         help='--predict: also save the learned occlusion mask as FLOW_occ.png')
     return parser.parse_args(argv)
@@ -66,7 +68,9 @@ def run_training(args, config, dataset_cfg, ctx):
     path, run_id, steps = resolve_checkpoint(args)
     if args.seed is not None:
         mx.random.seed(args.seed)
-    data = training_data(dataset_cfg, config.network_class)
+    if args.shard < 1:
+        raise UserError('--shard %d: must be 1 or more' % args.shard)
+    data = training_data(dataset_cfg, config.network_class, shard=args.shard)
     if args.debug:
         data = shrink_for_debug(data, len(ctx))
     pipe = Pipeline(config, ctx)
@@ -155,6 +159,10 @@ def main(argv=None):
     except UserError as error:
         print('error: %s' % error, file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        # Checkpoints and outputs are written atomically: nothing half-written is left.
+        print('interrupted', file=sys.stderr)
+        return 130
     return 0
 
 

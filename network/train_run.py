@@ -56,8 +56,12 @@ def _sintel_validation(root, network_class, split=None):
             for name, samples in sintel.by_pass(sintel.list_samples(root, split)).items()}
 
 
-def training_data(dataset_cfg, network_class, roots_file=None):
-    """The original main.py's data setup for ``dataset_cfg.dataset``, as sample lists."""
+def training_data(dataset_cfg, network_class, roots_file=None, shard=1):
+    """The original main.py's data setup for ``dataset_cfg.dataset``, as sample lists.
+
+    ``shard=N`` trains on every N-th FlyingThings3D sample, as the original's ``--shard``
+    (there to fit the data in RAM; streaming needs no sharding).
+    """
     name = dataset_cfg.dataset.get('chairs')
     train_all = dataset_cfg.train_all.get(False)
     if name == 'chairs':
@@ -67,10 +71,9 @@ def training_data(dataset_cfg, network_class, roots_file=None):
         if roots.configured('sintel', roots_file):
             data.validation.update(_sintel_validation(_root('sintel', roots_file), network_class))
     elif name == 'things3d':
-        shard = dataset_cfg.shard.get(None)
         samples = things3d.list_samples(_root('things3d', roots_file),
                                         sub_type=dataset_cfg.sub_type.get('clean'),
-                                        shard=tuple(shard) if shard else None)
+                                        shard=(0, shard) if shard > 1 else None)
         data = TrainingData(name, [(samples, 4)], (540, 960), None)
         if roots.configured('chairs', roots_file):
             data.validation['chairs'] = chairs.list_samples(_root('chairs', roots_file), 'val')
