@@ -134,3 +134,13 @@ def test_interrupted_save_keeps_the_previous_checkpoint(tmp_path, monkeypatch):
         save_checkpoint(pipe.network, path)
     assert path.read_bytes() == good
     assert [p.name for p in tmp_path.iterdir()] == ['run_5000.params']
+
+
+def test_init_checkpoint_tool_writes_a_loadable_untrained_checkpoint(tmp_path, capsys):
+    from network import init_checkpoint
+    out = tmp_path / 'w' / 'untrained_0.params'
+    assert init_checkpoint.main(['MaskFlownet_S.yaml', str(out), '--seed', '3']) == 0
+    assert sorted(mx.nd.load(str(out))) == sorted(name for name, _ in manifest('MaskFlownet_S'))
+    make_pipeline('MaskFlownet_S').load(out)
+    assert init_checkpoint.main(['NoSuchNet', str(tmp_path / 'x.params')]) == 2
+    assert 'NoSuchNet' in capsys.readouterr().err

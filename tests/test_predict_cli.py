@@ -7,6 +7,7 @@ from pathlib import Path
 import cv2
 import flow_vis
 import numpy as np
+import mxnet as mx
 import pytest
 
 from conftest import expect_cli_error as expect_error, run_predict_cli as run_cli
@@ -97,6 +98,9 @@ def test_bad_inputs_give_one_line_errors_and_no_output(images, golden_checkpoint
                           '-c', ckpt, '--resize', '200,500'], '--resize', 'multiples of 64')
     expect_error(capsys, [out, 'MaskFlownet', '--image_1', images[0], '--image_2', images[1],
                           '-c', ckpt], ckpt, 'looks like a MaskFlownet_S checkpoint')
+    if mx.context.num_gpus() == 0:
+        expect_error(capsys, [out, 'MaskFlownet_S', '--image_1', images[0], '--image_2', images[1],
+                              '-c', ckpt, '-g', '0'], '-g 0', 'mxnet-cu112')
     expect_error(capsys, [out, 'NoSuchNet', '--image_1', images[0], '--image_2', images[1],
                           '-c', ckpt], 'NoSuchNet', 'MaskFlownet_S_sintel')
     expect_error(capsys, [out, 'MaskFlownet_S', '--image_1', images[0], '--image_2', images[1],
