@@ -35,7 +35,8 @@ def parse_args(argv=None):
     mode.add_argument('--valid', action='store_true', help='validate the checkpoint')
     mode.add_argument('--predict', action='store_true', help='write benchmark submissions')
     parser.add_argument('--resize', default='', help='inference size H,W (multiples of 64)')
-    parser.add_argument('--batch', type=int, default=8, help='validation batch per device')
+    parser.add_argument('--batch', type=int, default=8,
+                        help='image pairs per forward pass in validation and prediction')
     parser.add_argument('--max_steps', type=int, default=None,
                         help='stop after this many training steps in this invocation')
     parser.add_argument('--use_wd', action='store_true',
@@ -64,7 +65,10 @@ def run_training(args, config, dataset_cfg, ctx):
     from network.training import FlowTrainer, RunLog, new_run_id
 
     if args.debug and 'MASKFLOWNET_DATASETS' not in os.environ:
+        from reader import roots
         os.environ['MASKFLOWNET_DATASETS'] = SAMPLE_DATASETS
+        for key in roots.DATASETS:   # the bundled samples, not whatever a variable points at
+            os.environ.pop(roots.env_var(key), None)
     path, run_id, steps = resolve_checkpoint(args)
     if args.seed is not None:
         mx.random.seed(args.seed)
@@ -77,7 +81,14 @@ def run_training(args, config, dataset_cfg, ctx):
     schedule = dataset_cfg.optimizer.learning_rate.get(None) or config.optimizer.learning_rate.get(None)
     if schedule is None:
         raise UserError('config %s has no optimizer.learning_rate schedule' % config.source)
-    trainer = FlowTrainer(pipe, schedule, config.optimizer.wd.get(None) if args.use_wd else None)
+    weight_decay = config.optimizer.wd.get(None) if args.use_wd else None
+    if args.use_wd and weight_decay is None:
+        print('warning: --use_wd: config %s sets no optimizer.wd; training without weight decay'
+              % config.source, file=sys.stderr)
+    if data.batch_size % len(ctx):
+        raise UserError('batch of %d samples cannot be split evenly over %d devices (-g)'
+                        % (data.batch_size, len(ctx)))
+    trainer = FlowTrainer(pipe, schedule, weight_decay)
     new_run = path is None or args.clear_steps or run_id is None
     if path is not None:
         head_only = (config.network_class == 'MaskFlownet'
@@ -107,8 +118,13 @@ def run_training(args, config, dataset_cfg, ctx):
                       max_steps=max_steps, seed=args.seed, validation_batch=args.batch)
     finally:
         log.close()
-    print('run %s stopped at step %d; resume with: python main.py %s --dataset_cfg %s -c %s%s'
-          % (run_id, steps, args.config, args.dataset_cfg, run_id, ' --debug' if args.debug else ''))
+    saved = [c for c in checkpoint.list_checkpoints() if c[0] == run_id]
+    if saved:
+        print('run %s stopped at step %d; newest checkpoint %s; resume with: python main.py %s '
+              '--dataset_cfg %s -c %s%s' % (run_id, steps, saved[-1][2], args.config,
+                                            args.dataset_cfg, run_id, ' --debug' if args.debug else ''))
+    else:
+        print('run %s stopped at step %d before its first checkpoint' % (run_id, steps))
 
 
 def run_inference(args, config, ctx, resize):
@@ -144,6 +160,9 @@ def run_inference(args, config, ctx, resize):
 
 def main(argv=None):
     args = parse_args(argv)
+    if args.batch < 1:
+        print('error: --batch %d: must be 1 or more' % args.batch, file=sys.stderr)
+        return 2
     use_all_cores()
     try:
         from network.config import load_config

@@ -114,6 +114,10 @@ def find_checkpoint(spec, weights_dir=WEIGHTS_DIR):
     Returns (path, run_id, steps); without STEPS the newest checkpoint of the run is taken.
     No log file is needed, so published checkpoints work on their own.
     """
+    if not spec:
+        raise UserError('-c: empty; give RUN[:STEPS] or a .params file')
+    if os.path.isdir(spec):
+        raise UserError('-c %s: is a directory; give RUN[:STEPS] or a .params file' % spec)
     if os.path.isfile(spec) or spec.endswith('.params'):
         if not os.path.isfile(spec):
             raise UserError('checkpoint %s: no such file' % spec)

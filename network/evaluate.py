@@ -2,6 +2,7 @@
 import numpy as np
 from tqdm import tqdm
 
+from reader import roots
 from reader.sample import load_sample
 
 
@@ -43,7 +44,6 @@ KITTI_NETWORK_SIZE = (512, 1152)   # the original's KITTI inference size (H, W)
 
 
 def _skip(report, name, key):
-    from reader import roots
     report.append((name, None, 'not configured (set %s or `%s:` in the dataset roots file), skipped'
                    % (roots.env_var(key), key)))
 
@@ -54,7 +54,7 @@ def validate_checkpoint(pipe, log, steps, batch_size=1, resize=None, progress=Tr
     Each result is logged as the original did (``steps=N, sintel.training2.clean:epe=...``)
     and returned as ``[(name, value or None, note)]``; unconfigured datasets are skipped.
     """
-    from reader import chairs, kitti, roots, sintel
+    from reader import chairs, kitti, sintel
     report = []
 
     def record(name, value):

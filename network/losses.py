@@ -87,11 +87,6 @@ def _norm(F, flow):
     return F.sqrt(F.sum(F.square(flow), axis=1, keepdims=True))
 
 
-def masked_epe(F, flow, label, mask, eps=1e-8):
-    """Per-sample mean EPE over the mask (validation's average EPE)."""
-    return EpeLossWithMask(eps=eps)(flow, label, mask)
-
-
 def kitti_fl(F, flow, label, mask, eps=1e-8):
     """Per-sample KITTI Fl: share of masked pixels with EPE > 3 px and > 5 % of |label|."""
     err = _norm(F, flow - label)

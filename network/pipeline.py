@@ -38,16 +38,15 @@ def parse_resize(spec):
     """'H,W' -> (H, W), both positive multiples of 64; None/'' -> None (the next multiple)."""
     if spec is None or spec == '':
         return None
-    if isinstance(spec, str):
-        try:
-            spec = tuple(int(s) for s in spec.split(','))
-        except ValueError:
-            spec = ()
-    spec = tuple(spec)
-    if len(spec) != 2 or any(v <= 0 or v % SIZE_MULTIPLE for v in spec):
+    given = spec if isinstance(spec, str) else ','.join(map(str, spec))
+    try:
+        size = tuple(int(s) for s in given.split(','))
+    except ValueError:
+        size = ()
+    if len(size) != 2 or any(v <= 0 or v % SIZE_MULTIPLE for v in size):
         raise UserError('--resize %s: expected H,W with both positive multiples of %d, e.g. 448,1024'
-                        % (','.join(map(str, spec)) or '?', SIZE_MULTIPLE))
-    return spec
+                        % (given, SIZE_MULTIPLE))
+    return size
 
 
 def network_size(shape, resize=None):

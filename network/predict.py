@@ -39,8 +39,8 @@ def load_pipeline(config_name, checkpoint_spec, ctx=None):
 
 def read_pair(path1, path2):
     """Two images as the original's predict_new_data.py fed them: OpenCV BGR uint8."""
-    # Quirk Q7, kept for compatibility with the published checkpoints' behaviour on new data:
-    # training readers give RGB, but new data is fed in OpenCV's BGR order.
+    # Quirk Q7, kept for compatibility with the original's predict_new_data.py: new data is fed
+    # in OpenCV's BGR order (the Chairs and Sintel training readers give RGB).
     img1, img2 = flowio.read_image(path1), flowio.read_image(path2)
     if img1.shape != img2.shape:
         raise UserError('%s is %dx%d but %s is %dx%d: the two images must have the same size'
@@ -62,7 +62,11 @@ def predict_image_pair(pipe, image_1, image_2, out_path, occ_mask_path=None, res
     flow, occ_mask, _ = pipe.predict_pair(img1, img2, resize=resize)
     flowio.write_flow(out_path, flow)
     if occ_mask_path:
-        flowio.write_image(occ_mask_path, occ_mask_image(occ_mask))
+        try:
+            flowio.write_image(occ_mask_path, occ_mask_image(occ_mask))
+        except BaseException:
+            os.remove(out_path)   # both outputs or neither
+            raise
     return flow, occ_mask
 
 

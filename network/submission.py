@@ -10,11 +10,10 @@ from tqdm import tqdm
 from reader import flowio, kitti, roots, sintel
 from reader.sample import load_sample
 
-from .evaluate import same_shape_runs
+from .evaluate import KITTI_NETWORK_SIZE, same_shape_runs
 from .predict import occ_mask_image
 
 SINTEL_NETWORK_SIZE = (448, 1024)   # the original's Sintel inference size (H, W)
-KITTI_NETWORK_SIZE = (512, 1152)    # the original's KITTI inference size (H, W)
 
 
 def _outputs(flow_path, occ_mask):

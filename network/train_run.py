@@ -1,6 +1,6 @@
 """One training run of the paper's schedule: data per dataset config, the loop, validation.
 
-``main.py`` only parses arguments and calls ``prepare_run`` and ``train``.
+``main.py`` parses arguments, builds the pipeline and calls ``training_data`` and ``train``.
 """
 import math
 import os
@@ -45,10 +45,6 @@ class TrainingData:
         return sum(len(samples) for samples in self.validation.values())
 
 
-def _root(key, roots_file):
-    return roots.dataset_root(key, roots_file)
-
-
 def _sintel_validation(root, network_class, split=None):
     # The original validated MaskFlownet on the held-out split only, MaskFlownet-S on all.
     split = split or ('training2' if network_class == 'MaskFlownet' else 'training')
@@ -62,29 +58,32 @@ def training_data(dataset_cfg, network_class, roots_file=None, shard=1):
     ``shard=N`` trains on every N-th FlyingThings3D sample, as the original's ``--shard``
     (there to fit the data in RAM; streaming needs no sharding).
     """
-    name = dataset_cfg.dataset.get('chairs')
+    if not dataset_cfg.dataset.present:
+        raise UserError('%s is not a dataset config: it has no `dataset:` key (chairs, things3d, '
+                        'sintel or kitti)' % dataset_cfg.source)
+    name = dataset_cfg.dataset.value
     train_all = dataset_cfg.train_all.get(False)
     if name == 'chairs':
-        root = _root('chairs', roots_file)
+        root = roots.dataset_root('chairs', roots_file)
         data = TrainingData(name, [(chairs.list_samples(root, 'train'), 8)], (384, 512), None)
         data.validation['chairs'] = chairs.list_samples(root, 'val')
         if roots.configured('sintel', roots_file):
-            data.validation.update(_sintel_validation(_root('sintel', roots_file), network_class))
+            data.validation.update(_sintel_validation(roots.dataset_root('sintel', roots_file), network_class))
     elif name == 'things3d':
-        samples = things3d.list_samples(_root('things3d', roots_file),
+        samples = things3d.list_samples(roots.dataset_root('things3d', roots_file),
                                         sub_type=dataset_cfg.sub_type.get('clean'),
                                         shard=(0, shard) if shard > 1 else None)
         data = TrainingData(name, [(samples, 4)], (540, 960), None)
         if roots.configured('chairs', roots_file):
-            data.validation['chairs'] = chairs.list_samples(_root('chairs', roots_file), 'val')
+            data.validation['chairs'] = chairs.list_samples(roots.dataset_root('chairs', roots_file), 'val')
         for edition in ('2012', '2015'):
             if roots.configured('kitti' + edition, roots_file):
                 data.validation['kitti.' + edition] = kitti.list_samples(
-                    _root('kitti' + edition, roots_file), edition, 'mixed', crop=KITTI_CROP)
+                    roots.dataset_root('kitti' + edition, roots_file), edition, 'mixed', crop=KITTI_CROP)
         if roots.configured('sintel', roots_file):
-            data.validation.update(_sintel_validation(_root('sintel', roots_file), network_class))
+            data.validation.update(_sintel_validation(roots.dataset_root('sintel', roots_file), network_class))
     elif name == 'sintel':
-        root = _root('sintel', roots_file)
+        root = roots.dataset_root('sintel', roots_file)
         num_kitti, num_hd1k = dataset_cfg.kitti.get(0), dataset_cfg.hd1k.get(0)
         if num_kitti + num_hd1k >= 4:
             raise UserError('dataset config %s: kitti + hd1k must leave room for Sintel in a '
@@ -93,10 +92,10 @@ def training_data(dataset_cfg, network_class, roots_file=None, shard=1):
         data = TrainingData(name, [(train, 4 - num_kitti - num_hd1k)], (436, 1024), None)
         resize_hw = (dataset_cfg.resize_shape.get(436), 1024)
         if num_kitti:
-            data.mix.append((kitti.list_samples(_root('kitti2015', roots_file), '2015', 'mixed',
+            data.mix.append((kitti.list_samples(roots.dataset_root('kitti2015', roots_file), '2015', 'mixed',
                                                 resize_hw=resize_hw), num_kitti))
         if num_hd1k:
-            data.mix.append((hd1k.list_samples(_root('hd1k', roots_file), 'mixed',
+            data.mix.append((hd1k.list_samples(roots.dataset_root('hd1k', roots_file), 'mixed',
                                                resize_hw=resize_hw), num_hd1k))
         data.validation.update(_sintel_validation(root, network_class, 'training2'))
     elif name == 'kitti':
@@ -104,19 +103,32 @@ def training_data(dataset_cfg, network_class, roots_file=None, shard=1):
         part = 'mixed' if train_all else 'train'
         train = []
         for edition in ('2012', '2015'):
-            train += kitti.list_samples(_root('kitti' + edition, roots_file), edition, part,
+            train += kitti.list_samples(roots.dataset_root('kitti' + edition, roots_file), edition, part,
                                         resize_hw=orig_shape)
         data = TrainingData(name, [(train, 4)], orig_shape, None)
         for edition, key in (('2012', 'kitti.12'), ('2015', 'kitti.15')):
-            data.validation[key] = kitti.list_samples(_root('kitti' + edition, roots_file),
+            data.validation[key] = kitti.list_samples(roots.dataset_root('kitti' + edition, roots_file),
                                                       edition, 'valid', resize_hw=orig_shape)
     else:
         raise UserError('dataset config %s: unknown dataset %r (chairs, things3d, sintel, kitti)'
                         % (dataset_cfg.source, name))
-    data.orig_shape = tuple(dataset_cfg.orig_shape.get(list(data.orig_shape)))
+    data.orig_shape = _shape(dataset_cfg, 'orig_shape', list(data.orig_shape))
     default_target = [s + (64 - s) % 64 for s in data.orig_shape]
-    data.target_shape = tuple(dataset_cfg.target_shape.get(default_target))
+    data.target_shape = _shape(dataset_cfg, 'target_shape', default_target, multiple=64)
     return data
+
+
+def _shape(dataset_cfg, key, default, multiple=1):
+    """A dataset config's [H, W] entry, checked: two positive integers (multiples of ``multiple``)."""
+    value = dataset_cfg[key].get(default)
+    ok = (isinstance(value, (list, tuple)) and len(value) == 2
+          and all(isinstance(v, int) and not isinstance(v, bool) and v > 0 and v % multiple == 0
+                  for v in value))
+    if not ok:
+        raise UserError('dataset config %s: %s must be [H, W], two positive integers%s; got %r'
+                        % (dataset_cfg.source, key,
+                           ' that are multiples of %d' % multiple if multiple > 1 else '', value))
+    return tuple(value)
 
 
 def shrink_for_debug(data, devices):
@@ -150,9 +162,6 @@ def train(pipe, trainer, data, run_id, steps, log, weights_dir=checkpoint.WEIGHT
     every ``validation_steps`` (and after the first step), saves every ``checkpoint_steps`` and
     keeps the newest three checkpoints of the run.
     """
-    if data.batch_size % len(pipe.ctx):
-        raise UserError('batch of %d samples cannot be split evenly over %d devices (-g)'
-                        % (data.batch_size, len(pipe.ctx)))
     geo_aug, color_aug = make_augmentations(data.dataset, data.target_shape, data.orig_shape,
                                             data.batch_size // len(pipe.ctx))
     train_epe, total_time = MovingAverage(), MovingAverage()
@@ -178,7 +187,8 @@ def train(pipe, trainer, data, run_id, steps, log, weights_dir=checkpoint.WEIGHT
                 results = validate_all(pipe, data.validation, validation_batch)
                 if results:
                     log.log('steps=%d, %s' % (steps, format_pairs(results.items())))
-            if steps % checkpoint_steps == 0:
+            # A run stopped by max_steps also saves, so that it can be resumed where it stopped.
+            if steps % checkpoint_steps == 0 or steps == stop_at:
                 trainer.save(os.path.join(weights_dir, '%s_%d' % (run_id, steps)))
                 prune_checkpoints(run_id, weights_dir)
     return steps

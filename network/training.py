@@ -33,8 +33,11 @@ class RunLog:
     def __init__(self, path, echo=False):
         self.path = path
         self.echo = echo
-        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-        self._file = open(path, 'a')
+        try:
+            os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+            self._file = open(path, 'a')
+        except OSError as error:
+            raise UserError('%s: cannot write the log (%s)' % (path, error.strerror or error)) from None
 
     def log(self, message):
         line = datetime.datetime.now().strftime('[%Y/%m/%d %H:%M:%S] ') + message
@@ -129,9 +132,10 @@ class FlowTrainer:
 
     def save(self, prefix):
         """``prefix.params`` and ``prefix.states``, each written atomically."""
-        self.pipe.save(prefix + '.params')
+        # .states first: -c RUN picks the newest .params, which must have its .states.
         with atomic_output(prefix + '.states') as tmp:
             self.trainer.save_states(tmp)
+        self.pipe.save(prefix + '.params')
 
     def load_states(self, path):
         if not os.path.isfile(path):

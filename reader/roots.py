@@ -101,6 +101,10 @@ def dataset_root(key, roots_file=None):
 
 
 def configured(key, roots_file=None):
-    """Whether dataset ``key`` has a root set that exists (a broken roots file still raises)."""
+    """Whether dataset ``key`` has a root set (a broken roots file still raises).
+
+    A root that is set but missing counts as configured, so that using it reports the wrong
+    path instead of silently skipping the dataset.
+    """
     root, _, _ = _lookup(key, roots_file)
-    return root is not None and root.is_dir()
+    return root is not None

@@ -105,7 +105,14 @@ def test_bad_inputs_give_one_line_errors_and_no_output(images, golden_checkpoint
                           '-c', ckpt], 'NoSuchNet', 'MaskFlownet_S_sintel')
     expect_error(capsys, [out, 'MaskFlownet_S', '--image_1', images[0], '--image_2', images[1],
                           '-c', 'zzzNov01'], 'zzzNov01')
-    assert sorted(p.name for p in tmp_path.iterdir()) == ['broken.png', 'small.png']
+    blocker = tmp_path / 'blocker'
+    blocker.write_text('a file, so no folder can be made here')
+    expect_error(capsys, [out, 'MaskFlownet_S', '--image_1', images[0], '--image_2', images[1],
+                          '-c', ckpt, '--occ_mask', blocker / 'mask.png'], blocker / 'mask.png')
+    expect_error(capsys, [out, 'MaskFlownet_S', '--image_1', images[0], '--image_2', images[1],
+                          '-c', tmp_path], 'is a directory')
+    # Both outputs or neither: the flow written before the mask failed is gone.
+    assert sorted(p.name for p in tmp_path.iterdir()) == ['blocker', 'broken.png', 'small.png']
 
 
 def test_checkpoint_lookup_by_run_id(tmp_path):

@@ -1,4 +1,7 @@
 """Dataset configs -> training data: the per-batch mix, crop shapes and validation sets."""
+import re
+from pathlib import Path
+
 import pytest
 
 from network.config import load_config
@@ -83,6 +86,21 @@ def test_debug_shrinks_the_batch_to_what_the_devices_need(roots_file):
     data = training_data(load_config('sintel_kitti2015_hd1k.yaml'), 'MaskFlownet_S')
     shrunk = shrink_for_debug(data, 2)
     assert [c for _, c in shrunk.mix] == [2, 2, 2] and shrunk.batch_size % 2 == 0
+
+
+@pytest.mark.parametrize('text, message', [
+    ('optimizer: {}\n', 'is not a dataset config'),
+    ('dataset: chairs\ntarget_shape: [300, 400]\n', 'target_shape must be [H, W], two positive '
+                                                     'integers that are multiples of 64'),
+    ('dataset: chairs\norig_shape: 384\n', 'orig_shape must be [H, W]'),
+])
+def test_malformed_dataset_configs(roots_file, tmp_path, monkeypatch, text, message):
+    monkeypatch.setenv('MASKFLOWNET_CHAIRS', str(Path(__file__).parent.parent / 'sample_data' / 'FlyingChairs_release'))
+    bad = tmp_path / 'bad.yaml'
+    bad.write_text(text)
+    with pytest.raises(UserError, match=re.escape(message)) as error:
+        training_data(load_config(str(bad)), 'MaskFlownet_S')
+    assert str(bad) in str(error.value)
 
 
 def test_unknown_dataset_and_missing_root(roots_file, tmp_path, monkeypatch):

@@ -170,11 +170,14 @@ def test_debug_run_writes_log_and_checkpoint_then_resumes(workdir, capsys):
     saved = sorted(p.name for p in (workdir / 'weights').iterdir())
     assert saved == ['%s_%d.%s' % (run_id, s, e) for s in (2, 4) for e in ('params', 'states')]
 
-    assert main_cli.main(['MaskFlownet_S.yaml', '--debug', '-c', run_id[:5], '--max_steps', '2']) == 0
+    # One more step: a run stopped by --max_steps saves where it stopped, off the interval.
+    assert main_cli.main(['MaskFlownet_S.yaml', '--debug', '-c', run_id[:5], '--max_steps', '1']) == 0
     lines = log_lines(logs[0])
     assert 'start=4, train=1, val=1' in '\n'.join(lines)
-    assert re.search(r'^steps=6, epe=', '\n'.join(lines), re.M)
-    assert (workdir / 'weights' / ('%s_6.params' % run_id)).exists()
+    assert re.search(r'^steps=5, epe=', '\n'.join(lines), re.M)
+    saved = sorted(p.name for p in (workdir / 'weights').glob('*.params'))
+    assert saved == ['%s_%d.params' % (run_id, s) for s in (2, 4, 5)]
+    assert 'newest checkpoint weights/%s_5.params' % run_id in capsys.readouterr().out
 
 
 def test_maskflownet_from_a_maskflownet_s_checkpoint_loads_and_freezes_the_head(workdir, golden_checkpoint):

@@ -140,3 +140,13 @@ def test_valid_needs_a_checkpoint(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     assert main_cli.main(['MaskFlownet_S.yaml', '--valid']) == 2
     assert 'need a checkpoint' in capsys.readouterr().err
+
+
+def test_bad_batch_and_unwritable_log_are_one_line_errors(tmp_path, monkeypatch, golden_checkpoint, capsys):
+    monkeypatch.chdir(tmp_path)
+    assert main_cli.main(['MaskFlownet_S.yaml', '--valid', '--batch', '0']) == 2
+    assert capsys.readouterr().err == 'error: --batch 0: must be 1 or more\n'
+    (tmp_path / 'logs').write_text('a file where the log folder should be')
+    assert main_cli.main(['MaskFlownet_S.yaml', '--valid', '-c', str(golden_checkpoint('MaskFlownet_S'))]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith('error: logs/val/') and 'cannot write the log' in err and err.count('\n') == 1
