@@ -199,3 +199,13 @@ def test_training_errors_are_one_line(workdir, capsys):
     err = capsys.readouterr().err
     assert err.startswith('error: ') and 'MASKFLOWNET_SINTEL' in err and err.count('\n') == 1
     assert not (workdir / 'weights').exists()
+
+
+def test_debug_uses_the_bundled_samples_whatever_dataset_variables_say(tmp_path, monkeypatch):
+    monkeypatch.delenv('MASKFLOWNET_DATASETS', raising=False)
+    monkeypatch.setenv('MASKFLOWNET_CHAIRS', str(tmp_path / 'no_such_chairs'))
+    monkeypatch.chdir(tmp_path)
+    assert main_cli.main(['MaskFlownet_S.yaml', '--debug', '--max_steps', '1']) == 0
+    log, = (tmp_path / 'logs' / 'debug').glob('*.log')
+    # The bundled samples: one chairs training pair; chairs val + Sintel clean and final.
+    assert 'start=0, train=1, val=3' in log.read_text()
