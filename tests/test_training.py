@@ -202,7 +202,8 @@ def test_training_errors_are_one_line(workdir, capsys):
 
 
 def test_debug_uses_the_bundled_samples_whatever_dataset_variables_say(tmp_path, monkeypatch):
-    monkeypatch.delenv('MASKFLOWNET_DATASETS', raising=False)
+    monkeypatch.setenv('MASKFLOWNET_DATASETS', 'placeholder')   # recorded, so restored afterwards
+    monkeypatch.delenv('MASKFLOWNET_DATASETS')                  # (main.py sets it for --debug)
     monkeypatch.setenv('MASKFLOWNET_CHAIRS', str(tmp_path / 'no_such_chairs'))
     monkeypatch.chdir(tmp_path)
     assert main_cli.main(['MaskFlownet_S.yaml', '--debug', '--max_steps', '1']) == 0
