@@ -1,0 +1,52 @@
+"""reader/loader.py: per-slot streams, the per-batch dataset mix, errors and shutdown."""
+import threading
+
+import numpy as np
+import pytest
+
+from network.errors import UserError
+from reader.loader import BatchStream
+
+
+def constant_loader(value, with_mask=False):
+    """Samples are ints; loading gives 4x6 arrays filled with the dataset's value and the index."""
+    def load(index):
+        img = np.full((4, 6, 3), value, np.uint8)
+        flow = np.full((4, 6, 2), index, np.float32)
+        mask = np.full((4, 6, 1), 255, np.uint8) if with_mask else None
+        return img, img, flow, mask
+    return load
+
+
+def test_each_batch_keeps_the_dataset_mix_and_draws_every_sample():
+    slots = [(list(range(5)), constant_loader(10, True))] * 2 + [(list(range(3)), constant_loader(20, True))]
+    seen = set()
+    with BatchStream(slots, 3, (4, 6), seed=0) as stream:
+        for _ in range(10):
+            img1, img2, flow, mask = next(stream)
+            assert img1.shape == (3, 3, 4, 6) and flow.shape == (3, 2, 4, 6) and mask.shape == (3, 1, 4, 6)
+            assert list(img1[:, 0, 0, 0]) == [10, 10, 20]   # two of the first dataset, one of the second
+            seen.update(np.abs(flow[:2, 0, 0, 0]).astype(int).tolist())
+    assert seen == set(range(5))
+
+
+def test_a_bad_sample_surfaces_as_the_loaders_error_and_the_threads_stop():
+    def broken(index):
+        raise UserError('sample_%d.flo: truncated payload' % index)
+    before = threading.active_count()
+    stream = BatchStream([(list(range(4)), broken)], 1, (4, 6), seed=0)
+    with pytest.raises(UserError, match='truncated payload'):
+        next(stream)
+    for thread in stream._threads:
+        thread.join(timeout=5)
+    assert threading.active_count() == before
+
+
+def test_samples_smaller_than_the_crop_and_bad_batches_are_refused():
+    with pytest.raises(UserError, match='smaller than the training crop'):
+        with BatchStream([(list(range(2)), constant_loader(1))], 1, (8, 6), seed=0) as stream:
+            next(stream)
+    with pytest.raises(UserError, match='not a multiple of the 2 dataset slots'):
+        BatchStream([([0], constant_loader(1))] * 2, 3, (4, 6))
+    with pytest.raises(UserError, match='has no samples'):
+        BatchStream([([], constant_loader(1))], 1, (4, 6))
