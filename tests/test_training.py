@@ -40,13 +40,27 @@ def weights(pipe, names=None):
     return {k: p.data().asnumpy().copy() for k, p in params.items() if names is None or k in names}
 
 
+def batch_loss(pipe, batch):
+    """The multi-scale training loss per sample, without augmentation, on the first device."""
+    img1, img2, flow = (mx.nd.array(a, ctx=pipe.ctx[0]) for a in batch)
+    img1, img2, _ = pipe.centralize(img1 / 255.0, img2 / 255.0)
+    predictions, _, _ = pipe.network(img1, img2)
+    mask = mx.nd.ones_like(flow[:, :1])
+    return pipe.loss(predictions, mx.nd.flip(flow, axis=1), mask).asnumpy()
+
+
 def test_overfitting_one_batch_on_two_cpu_contexts(chairs_batch):
     pipe = pipeline(ctx=[mx.cpu(0), mx.cpu(1)])
     trainer = FlowTrainer(pipe, OVERFIT_SCHEDULE)
+    loss_before = batch_loss(pipe, chairs_batch)
     epes = []
     for step in range(1, 11):
         assert trainer.set_learning_rate(step)
         epes.append(trainer.train_batch(*chairs_batch)['epe'])
+    loss_after = batch_loss(pipe, chairs_batch)
+    assert np.isfinite(loss_before).all() and np.isfinite(loss_after).all()
+    assert (loss_after < loss_before).all() and loss_after.sum() < 0.95 * loss_before.sum(), \
+        (loss_before, loss_after)
     assert np.isfinite(epes).all()
     # Adam's first steps overshoot; from then on the error on the same batch keeps falling.
     assert max(epes[-3:]) < min(epes[2:5]) and max(epes[-3:]) < 0.9 * epes[0], epes
