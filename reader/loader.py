@@ -9,6 +9,7 @@ as the original's per-slot reader threads did, so the per-batch mix of datasets 
 """
 import queue
 import threading
+import time
 
 import numpy as np
 
@@ -86,6 +87,8 @@ class BatchStream:
         try:
             while not self._stop.is_set():
                 for index in rng.permutation(len(samples)):
+                    if self._stop.is_set():
+                        return
                     sample = samples[index]
                     item = random_crop_and_flip(load(sample), self.crop_shape, rng,
                                                 getattr(sample, 'name', str(sample)))
@@ -111,9 +114,17 @@ class BatchStream:
             raise UserError('cannot batch datasets with and without valid masks together')
         return [np.stack(parts) for parts in zip(*items)]
 
-    def close(self):
+    def close(self, timeout=30):
+        """Stop the workers and wait for them (at most ``timeout`` s in all).
+
+        Waiting matters: a worker still decoding an image (native code) while the interpreter
+        exits can abort the process.
+        """
         self._stop.set()
-        for q in self._queues:   # unblock producers waiting on a full queue
+        deadline = time.monotonic() + timeout
+        for thread in self._threads:
+            thread.join(max(0., deadline - time.monotonic()))
+        for q in self._queues:   # drop what was read ahead
             try:
                 while True:
                     q.get_nowait()
