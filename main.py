@@ -62,7 +62,7 @@ def run_training(args, config, dataset_cfg, ctx):
     from network import checkpoint
     from network.pipeline import Pipeline
     from network.train_run import log_start, shrink_for_debug, train, training_data
-    from network.training import FlowTrainer, RunLog, new_run_id
+    from network.training import FlowTrainer, RunLog, check_batch_split, new_run_id
 
     if args.debug and 'MASKFLOWNET_DATASETS' not in os.environ:
         from reader import roots
@@ -85,19 +85,11 @@ def run_training(args, config, dataset_cfg, ctx):
     if args.use_wd and weight_decay is None:
         print('warning: --use_wd: config %s sets no optimizer.wd; training without weight decay'
               % config.source, file=sys.stderr)
-    if data.batch_size % len(ctx):
-        raise UserError('batch of %d samples cannot be split evenly over %d devices (-g)'
-                        % (data.batch_size, len(ctx)))
+    check_batch_split(data.batch_size, len(ctx))   # before the run leaves any log
     trainer = FlowTrainer(pipe, schedule, weight_decay)
     new_run = path is None or args.clear_steps or run_id is None
     if path is not None:
-        head_only = (config.network_class == 'MaskFlownet'
-                     and checkpoint.looks_like(path) == 'MaskFlownet_S')
-        if head_only:
-            # Stage 2 of MaskFlownet starts from a trained MaskFlownet-S: its head.
-            pipe.load_head(path)
-        else:
-            pipe.load(path)
+        head_only = pipe.load_start_point(path)
         if config.network_class == 'MaskFlownet':
             pipe.fix_head()
         if args.clear_steps or head_only:

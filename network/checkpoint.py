@@ -42,17 +42,13 @@ def read_checkpoint(path):
     return arrays
 
 
-def _guess_network(names):
+def guess_network(names):
+    """'MaskFlownet', 'MaskFlownet_S' or None: which network saved these parameter names."""
     if any(n.startswith(HEAD_PREFIX) for n in names):
         return 'MaskFlownet'
     if any(n.startswith('pred_mask') for n in names):
         return 'MaskFlownet_S'
     return None
-
-
-def looks_like(path):
-    """'MaskFlownet', 'MaskFlownet_S' or None: which network a checkpoint file was saved from."""
-    return _guess_network(read_checkpoint(path))
 
 
 def check_compatible(arrays, block, path, network_name):
@@ -70,16 +66,20 @@ def check_compatible(arrays, block, path, network_name):
             more = ', ...' if len(items) > _SHOWN else ''
             problems.append('%d %s: %s%s' % (len(items), label, ', '.join(items[:_SHOWN]), more))
     message = 'checkpoint %s does not fit %s: %s' % (path, network_name, '; '.join(problems))
-    guess = _guess_network(arrays)
+    guess = guess_network(arrays)
     if guess and guess != network_name:
         message += ' (it looks like a %s checkpoint: use a %s config)' % (guess, guess)
     raise UserError(message)
 
 
-def load_checkpoint(block, path, network_name=None):
-    """Check ``path`` against ``block`` and copy its arrays in; the block must be initialized."""
+def load_checkpoint(block, path, network_name=None, arrays=None):
+    """Check ``path`` against ``block`` and copy its arrays in; the block must be initialized.
+
+    ``arrays``: the file's contents when the caller has read them already.
+    """
     network_name = network_name or type(block).__name__
-    arrays = read_checkpoint(path)
+    if arrays is None:
+        arrays = read_checkpoint(path)
     check_compatible(arrays, block, path, network_name)
     for name, param in parameters_by_name(block).items():
         param.set_data(arrays[name].astype(param.dtype, copy=False))

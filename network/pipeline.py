@@ -90,14 +90,27 @@ class Pipeline:
 
     # --- checkpoints ---------------------------------------------------------------------
 
-    def load(self, path):
-        checkpoint.load_checkpoint(self.network, path, self.network_class)
+    def load(self, path, arrays=None):
+        checkpoint.load_checkpoint(self.network, path, self.network_class, arrays)
 
-    def load_head(self, path):
+    def load_head(self, path, arrays=None):
         """Load a MaskFlownet_S checkpoint into the head of a MaskFlownet."""
         if self.network_class != 'MaskFlownet':
             raise UserError('load_head: %s has no MaskFlownet_S head' % self.network_class)
-        checkpoint.load_checkpoint(self.network.head, path, 'the MaskFlownet_S head of MaskFlownet')
+        checkpoint.load_checkpoint(self.network.head, path, 'the MaskFlownet_S head of MaskFlownet',
+                                   arrays)
+
+    def load_start_point(self, path):
+        """Load the checkpoint a training run starts from; True if only the head was loaded.
+
+        A MaskFlownet-S checkpoint given to MaskFlownet goes into its head: stage 2 of the
+        schedule starts there. Anything else must fit the whole network.
+        """
+        arrays = checkpoint.read_checkpoint(path)
+        head_only = (self.network_class == 'MaskFlownet'
+                     and checkpoint.guess_network(arrays) == 'MaskFlownet_S')
+        (self.load_head if head_only else self.load)(path, arrays)
+        return head_only
 
     def fix_head(self):
         """Freeze the head (no gradients), as when training MaskFlownet's second stage."""

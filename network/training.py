@@ -27,6 +27,12 @@ def new_run_id(device_desc='', now=None):
     return digest.hexdigest()[:3] + stamp
 
 
+def check_batch_split(batch_size, devices):
+    if batch_size % devices:
+        raise UserError('batch of %d samples cannot be split evenly over %d devices (-g)'
+                        % (batch_size, devices))
+
+
 class RunLog:
     """``logs/{run_id}.log``: one ``[YYYY/MM/DD HH:MM:SS] key=value, ...`` line per event."""
 
@@ -102,9 +108,7 @@ class FlowTrainer:
         """One optimizer step on a batch (uint8 NCHW images, (x, y) NCHW flow, 0/255 mask)."""
         ctx = self.pipe.ctx
         batch_size = img1.shape[0]
-        if batch_size % len(ctx):
-            raise UserError('batch of %d samples cannot be split evenly over %d devices (-g)'
-                            % (batch_size, len(ctx)))
+        check_batch_split(batch_size, len(ctx))
         if mask is None:
             mask = np.full((batch_size, 1) + label.shape[2:], 255, dtype=np.uint8)
         parts = [gluon.utils.split_and_load(x, ctx) for x in (img1, img2, label, mask)]
