@@ -10,7 +10,12 @@ Middlebury flow, .npy the raw H x W x 2 float32 array in (x, y) pixels.
 For a video, frame k of OUT (.mp4, .mkv, .mov or .avi, H.264) shows the flow from input frame k
 to k+1 in flow_vis colours, at the input's frame rate; --side_by_side puts the input frame, the
 flow colours and the occlusion mask next to each other. Frames are streamed, --batch pairs at a
-time, so videos of any length fit in memory; OUT appears only once it is complete.
+time, so videos of any length fit in memory; OUT appears only once it is complete. An odd width
+or height gets its last column or row repeated (H.264 in yuv420p, which every player takes).
+
+Images, frames and --resize are limited to 32704 px per side (MXNet cannot resize to 32768).
+Outputs are checked before any work starts; a failed or interrupted run (Ctrl-C: exit 130)
+leaves the files that were at the output paths before as they were.
 """
 import argparse
 import os
@@ -37,7 +42,8 @@ def parse_args(argv=None):
                         help='a .params file, or a run id prefix in weights/ with optional :STEPS')
     parser.add_argument('-g', '--gpu_device', default='', help='GPU id(s), e.g. 0; CPU if omitted')
     parser.add_argument('--resize', default='',
-                        help='network input size H,W (multiples of 64); default: next multiple of 64')
+                        help='network input size H,W (multiples of 64, at most 32704); '
+                             'default: next multiple of 64')
     parser.add_argument('--occ_mask', default=None,
                         help='image pair: also write the learned occlusion mask as a grayscale image here')
     parser.add_argument('--batch', type=int, default=None,
@@ -75,14 +81,18 @@ def main(argv=None):
         # Imported here so that --help answers without loading MXNet.
         from network.pipeline import parse_devices, parse_resize
         from network import predict
-        from reader.flowio import check_flow_output_path
+        from reader.flowio import remove_stale_temporaries
+        # Everything is checked before any work starts: inputs, outputs, options.
         if args.video_filepath is not None:
-            predict.check_video_output_path(args.out)
-            predict.check_video_input(args.video_filepath)
+            outputs = [args.out]
+            predict.check_video(args.video_filepath, args.out)
         else:
-            check_flow_output_path(args.out)
+            outputs = predict.pair_outputs(args.out, args.occ_mask)
+            predict.check_image_pair(args.image_1, args.image_2, args.out, args.occ_mask)
         resize = parse_resize(args.resize)
         ctx = parse_devices(args.gpu_device)
+        for folder in sorted({os.path.dirname(os.path.abspath(path)) for path in outputs}):
+            remove_stale_temporaries(folder)   # what killed runs left behind
         pipe, checkpoint = predict.load_pipeline(args.config, args.checkpoint, ctx)
         if args.video_filepath is not None:
             frames = predict.predict_video(pipe, args.video_filepath, args.out, batch=args.batch,
@@ -94,6 +104,10 @@ def main(argv=None):
     except UserError as error:
         print('error: %s' % error, file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        # Outputs are written atomically: an interrupted run leaves none, nor any temporary.
+        print('interrupted', file=sys.stderr)
+        return 130
     if args.video_filepath is not None:
         print('%s: %d flow frames, %.2f fps, %dx%d, from %s' % (
             args.out, frames, fps, width, height, checkpoint))

@@ -20,7 +20,7 @@ from reader import flowio
 from .checkpoint import find_checkpoint
 from .config import load_config
 from .errors import UserError
-from .pipeline import Pipeline
+from .pipeline import MAX_SIDE_PX, Pipeline
 
 # moviepy's streaming writer encodes with libx264 by default; these containers take H.264
 # (.webm, .ogv and .gif need other codecs and fail with it).
@@ -37,11 +37,20 @@ def load_pipeline(config_name, checkpoint_spec, ctx=None):
     return pipe, path
 
 
+def check_size(path, shape):
+    """Raise UserError unless an image or frame of ``shape`` is small enough for the network."""
+    height, width = shape[:2]
+    if max(height, width) > MAX_SIDE_PX:
+        raise UserError('%s: %dx%d is too large: at most %d px per side (MXNet cannot resize to '
+                        '32768 or more)' % (path, width, height, MAX_SIDE_PX))
+
+
 def read_pair(path1, path2):
     """Two images as the original's predict_new_data.py fed them: OpenCV BGR uint8."""
     # Quirk Q7, kept for compatibility with the original's predict_new_data.py: new data is fed
     # in OpenCV's BGR order (the Chairs and Sintel training readers give RGB).
     img1, img2 = flowio.read_image(path1), flowio.read_image(path2)
+    check_size(path1, img1.shape)
     if img1.shape != img2.shape:
         raise UserError('%s is %dx%d but %s is %dx%d: the two images must have the same size'
                         % (path1, img1.shape[1], img1.shape[0], path2, img2.shape[1], img2.shape[0]))
@@ -53,20 +62,33 @@ def occ_mask_image(occ_mask):
     return np.round(np.clip(occ_mask[..., 0], 0, 1) * 255).astype(np.uint8)
 
 
-def predict_image_pair(pipe, image_1, image_2, out_path, occ_mask_path=None, resize=None):
-    """Write the flow from image_1 to image_2 to ``out_path`` (kind by extension); return it."""
+def pair_outputs(out_path, occ_mask_path=None):
+    """The files an image pair writes: the flow, and the occlusion mask if asked for."""
+    return [out_path] + ([occ_mask_path] if occ_mask_path else [])
+
+
+def check_image_pair(image_1, image_2, out_path, occ_mask_path=None):
+    """Raise UserError now, before the network loads, for a bad input or output of
+    predict_image_pair; return the two images."""
     flowio.check_flow_output_path(out_path)
     if occ_mask_path:
         flowio.check_image_output_path(occ_mask_path)
-    img1, img2 = read_pair(image_1, image_2)
+    flowio.check_output_paths(pair_outputs(out_path, occ_mask_path), inputs=[image_1, image_2])
+    return read_pair(image_1, image_2)
+
+
+def predict_image_pair(pipe, image_1, image_2, out_path, occ_mask_path=None, resize=None):
+    """Write the flow from image_1 to image_2 to ``out_path`` (kind by extension); return it.
+
+    With ``occ_mask_path`` the occlusion mask is written too: both files or neither, and a
+    failure leaves the files that were at these paths before as they were.
+    """
+    img1, img2 = check_image_pair(image_1, image_2, out_path, occ_mask_path)
     flow, occ_mask, _ = pipe.predict_pair(img1, img2, resize=resize)
-    flowio.write_flow(out_path, flow)
-    if occ_mask_path:
-        try:
-            flowio.write_image(occ_mask_path, occ_mask_image(occ_mask))
-        except BaseException:
-            os.remove(out_path)   # both outputs or neither
-            raise
+    with flowio.atomic_outputs(*pair_outputs(out_path, occ_mask_path)) as tmps:
+        flowio.write_flow(tmps[0], flow)
+        if occ_mask_path:
+            flowio.write_image(tmps[1], occ_mask_image(occ_mask))
     return flow, occ_mask
 
 
@@ -125,7 +147,14 @@ def first_two_frames(frames, path):
 def check_video_input(path):
     """Raise UserError now, before the network loads, unless ``path`` decodes two frames."""
     with open_video(path) as capture:
-        first_two_frames(read_frames(capture, path), path)
+        check_size(path, first_two_frames(read_frames(capture, path), path)[0].shape)
+
+
+def check_video(video_path, out_path):
+    """Raise UserError now, before the network loads, for a bad input or output of predict_video."""
+    check_video_output_path(out_path)
+    flowio.check_output_paths([out_path], inputs=[video_path])
+    check_video_input(video_path)
 
 
 def video_fps(capture, path):
@@ -166,14 +195,22 @@ class StreamingVideoWriter:
     """moviepy's streaming ffmpeg writer, with ffmpeg's failures turned into one-line UserErrors.
 
     A context manager: a clean exit finishes the file; an exception kills ffmpeg at once.
+    Frames of an odd width or height get their last column or row repeated: moviepy encodes
+    H.264 as yuv420p, the pixel format every player takes, only when both sides are even.
     """
 
     def __init__(self, path, size, fps, name=None):
         self.name = name or os.fspath(path)   # the path to name in errors (not the temp file)
-        # Default codec libx264 (yuv420p when both sides are even), at -r fps rounded to 0.01.
-        self.writer = FFMPEG_VideoWriter(os.fspath(path), size, fps)
+        width, height = size
+        self.size = (width + width % 2, height + height % 2)
+        # Default codec libx264, yuv420p at these even sizes, at -r fps rounded to 0.01.
+        self.writer = FFMPEG_VideoWriter(os.fspath(path), self.size, fps)
 
     def write(self, frame_rgb):
+        height, width = frame_rgb.shape[:2]
+        if (width, height) != self.size:
+            padding = ((0, self.size[1] - height), (0, self.size[0] - width), (0, 0))
+            frame_rgb = np.pad(frame_rgb, padding, mode='edge')
         try:
             self.writer.write_frame(frame_rgb)
         except OSError as error:
@@ -221,6 +258,7 @@ def predict_video(pipe, video_path, out_path, batch=8, resize=None, side_by_side
     The output appears only when complete (written beside it, then renamed).
     """
     ext = check_video_output_path(out_path)
+    flowio.check_output_paths([out_path], inputs=[video_path])
     if batch < 1:
         raise UserError('--batch %d: expected a positive number of frame pairs' % batch)
     video_path = os.fspath(video_path)
@@ -231,14 +269,17 @@ def predict_video(pipe, video_path, out_path, batch=8, resize=None, side_by_side
         # Quirk Q7, kept for compatibility with the original's predict_new_data.py: frames are
         # fed in OpenCV's BGR order.
         first_two = first_two_frames(frames, video_path)
+        check_size(video_path, first_two[0].shape)
         height, width = first_two[0].shape[:2]
         size = (width * (3 if side_by_side else 1), height)
         written = 0
         # The same temp-then-rename writer as every flow file: no half-written OUT, ever.
+        # disable=None: a progress bar only on a terminal, where leave=False wipes its line
+        # before an error line; in a log file the error would run on from the bar's line.
         with flowio.atomic_output(out_path, ext) as tmp, \
                 StreamingVideoWriter(tmp, size, fps, name=out_path) as writer, \
                 tqdm(total=frame_count - 1 if frame_count > 1 else None, unit='frame',
-                     desc='flow', leave=False) as bar:
+                     desc='flow', leave=False, disable=None) as bar:
             for firsts, seconds in pair_batches(itertools.chain(first_two, frames), batch):
                 results = pipe.predict(firsts, seconds, batch_size=batch, resize=resize)
                 for frame, (flow, occ_mask, _) in zip(firsts, results):

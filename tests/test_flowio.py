@@ -5,6 +5,8 @@ Expected values come from tests/data/datasets/PROVENANCE.md, which was checked i
 import os
 import pathlib
 import struct
+import subprocess
+import sys
 
 import cv2
 import flow_vis
@@ -415,3 +417,184 @@ def test_failed_rename_becomes_user_error_and_cleans_up(tmp_path, monkeypatch):
         flowio.write_flo(out, np.zeros((2, 2, 2)))
     _assert_user_error(excinfo, out)
     assert os.listdir(tmp_path) == []
+
+
+def test_opencv_exception_while_writing_is_a_user_error(tmp_path, monkeypatch):
+    def imwrite_raises(tmp, image):
+        raise cv2.error('OpenCV(4.11.0) loadsave.cpp:1: error: (-215:Assertion failed) !_img.empty()')
+    monkeypatch.setattr(cv2, 'imwrite', imwrite_raises)
+    out = tmp_path / 'out.png'
+    with pytest.raises(UserError, match='OpenCV could not write') as excinfo:
+        flowio.write_image(out, np.zeros((2, 2, 3), np.uint8))
+    _assert_user_error(excinfo, out)
+    assert os.listdir(tmp_path) == []
+
+
+@pytest.mark.skipif(not os.path.isdir('/proc/self/fd'), reason='names open files through /proc')
+@pytest.mark.parametrize('write, name', [
+    (lambda path: flowio.write_flo(path, np.zeros((2, 2, 2))), 'f.flo'),
+    (lambda path: flowio.write_image(path, np.zeros((2, 2, 3), np.uint8)), 'f.png'),  # by cv2
+])
+def test_atomic_write_syncs_the_file_before_the_rename_and_the_folder_after(
+        tmp_path, monkeypatch, write, name):
+    events = []
+    fsync, replace = os.fsync, os.replace
+
+    def record_fsync(fd):
+        events.append(('fsync', os.readlink('/proc/self/fd/%d' % fd)))
+        fsync(fd)
+
+    def record_replace(src, dst):
+        events.append(('replace', os.fspath(dst)))
+        replace(src, dst)
+    monkeypatch.setattr(os, 'fsync', record_fsync)
+    monkeypatch.setattr(os, 'replace', record_replace)
+    out = tmp_path / name
+    write(out)
+    assert [kind for kind, _ in events] == ['fsync', 'replace', 'fsync'], events
+    assert events[0][1].startswith(str(out) + '.tmp-')  # the temporary, reopened by path
+    assert events[1:] == [('replace', str(out)), ('fsync', str(tmp_path))]
+
+
+# ---------------------------------------------------------------- outputs written together
+
+def _fail_on(target, error):
+    """An os.replace that fails as `error` ('io' or 'interrupt') when moving onto `target`."""
+    replace = os.replace
+
+    def replace_or_fail(src, dst):
+        if os.fspath(dst) == os.fspath(target):
+            if error == 'io':
+                raise OSError(5, 'Input/output error', src, None, dst)  # as os.replace does
+            raise KeyboardInterrupt
+        replace(src, dst)
+    return replace_or_fail
+
+
+@pytest.mark.parametrize('error', ['io', 'interrupt'])
+@pytest.mark.parametrize('flow_existed', [True, False])
+def test_a_failed_second_move_puts_back_the_first_output(tmp_path, monkeypatch, error, flow_existed):
+    flow_out, mask_out = tmp_path / 'f.flo', tmp_path / 'm.png'
+    if flow_existed:
+        flow_out.write_bytes(b'previous flow')
+    mask_out.write_bytes(b'previous mask')
+    monkeypatch.setattr(os, 'replace', _fail_on(mask_out, error))
+    with pytest.raises(UserError if error == 'io' else KeyboardInterrupt) as excinfo:
+        with flowio.atomic_outputs(flow_out, mask_out) as (flow_tmp, mask_tmp):
+            flowio.write_flow(flow_tmp, np.zeros((2, 2, 2)))
+            flowio.write_image(mask_tmp, np.zeros((2, 2), np.uint8))
+    if error == 'io':
+        _assert_user_error(excinfo, mask_out)
+        assert 'Input/output error' in str(excinfo.value)
+    assert mask_out.read_bytes() == b'previous mask'
+    if flow_existed:
+        assert flow_out.read_bytes() == b'previous flow'
+    assert sorted(os.listdir(tmp_path)) == sorted(['f.flo'] * flow_existed + ['m.png'])
+
+
+def test_outputs_written_together_name_the_failing_output(tmp_path, monkeypatch):
+    monkeypatch.setattr(cv2, 'imwrite', lambda tmp, image: False)
+    flow_out, mask_out = tmp_path / 'f.npy', tmp_path / 'm.png'
+    with pytest.raises(UserError, match='OpenCV could not write') as excinfo:
+        with flowio.atomic_outputs(flow_out, mask_out) as (flow_tmp, mask_tmp):
+            flowio.write_flow(flow_tmp, np.zeros((2, 2, 2)))
+            flowio.write_image(mask_tmp, np.zeros((2, 2), np.uint8))
+    _assert_user_error(excinfo, mask_out)
+    assert '.tmp-' not in str(excinfo.value)
+    assert os.listdir(tmp_path) == []
+    with flowio.atomic_outputs(flow_out, mask_out) as (flow_tmp, mask_tmp):
+        assert flow_tmp.endswith('.npy') and mask_tmp.endswith('.png')  # kinds go by extension
+        flowio.write_flow(flow_tmp, np.ones((2, 2, 2)))
+        pathlib.Path(mask_tmp).write_bytes(b'any writer')  # any writer may fill one
+    assert sorted(os.listdir(tmp_path)) == ['f.npy', 'm.png']
+    assert (np.load(flow_out) == 1).all() and mask_out.read_bytes() == b'any writer'
+
+
+# ---------------------------------------------------------------- leftovers of killed runs
+
+def _dead_pid():
+    process = subprocess.Popen([sys.executable, '-c', 'pass'])
+    process.wait()
+    return process.pid
+
+
+def test_remove_stale_temporaries_only_removes_those_of_dead_processes(tmp_path):
+    dead, alive = _dead_pid(), os.getpid()
+    stale = ['flow.flo.tmp-%d' % dead, 'flow.png.tmp-%d.png' % dead, 'out.MP4.tmp-%d.mp4' % dead,
+             'flow.flo.tmp-%d.old' % dead, '8caNov12-1532_5000.params.tmp-%d' % dead]
+    kept = ['flow.flo', 'flow.flo.tmp-%d' % alive, 'other.png.tmp-%d.png' % os.getppid(),
+            'notes.tmp-%d.txt' % dead, 'flow.png.tmp-%d.txt' % dead, 'flow.flo.tmp-abc',
+            'flow.flo.tmp-%dx' % dead]
+    for name in stale + kept:
+        (tmp_path / name).write_bytes(b'x')
+    (tmp_path / ('folder.flo.tmp-%d' % dead)).mkdir()
+    removed = flowio.remove_stale_temporaries(tmp_path)
+    assert sorted(removed) == sorted(str(tmp_path / name) for name in stale)
+    assert sorted(os.listdir(tmp_path)) == sorted(kept + ['folder.flo.tmp-%d' % dead])
+    assert flowio.remove_stale_temporaries(tmp_path / 'missing') == []
+
+
+# ---------------------------------------------------------------- cut-short images
+
+def _textured(height=48, width=64):
+    rng = np.random.default_rng(1)
+    return cv2.resize(rng.integers(0, 256, (6, 8, 3), dtype=np.uint8), (width, height))
+
+
+def _jpeg_with_thumbnail_marker(image, **params):
+    """A JPEG whose APP1 segment holds an FF D9 pair, as an EXIF thumbnail's end does."""
+    flags = [cv2.IMWRITE_JPEG_PROGRESSIVE, 1] if params.get('progressive') else []
+    data = cv2.imencode('.jpg', image, flags)[1].tobytes()
+    payload = b'Exif\x00\x00' + b'\xff\xd8 thumbnail \xff\xd9'
+    app1 = b'\xff\xe1' + struct.pack('>H', len(payload) + 2) + payload
+    return data[:2] + app1 + data[2:]
+
+
+@pytest.mark.parametrize('progressive', [False, True])
+def test_truncated_jpeg_is_an_error_not_a_half_grey_image(tmp_path, progressive):
+    data = _jpeg_with_thumbnail_marker(_textured(), progressive=progressive)
+    whole = tmp_path / 'whole.jpg'
+    whole.write_bytes(data)
+    expected = flowio.read_image(whole)
+    assert np.abs(expected.astype(int) - _textured()).mean() < 8
+    trailer = tmp_path / 'trailer.jpg'  # some cameras append data after the image
+    trailer.write_bytes(data + b'\x00maker notes')
+    np.testing.assert_array_equal(flowio.read_image(trailer), expected)
+    for cut in [len(data) // 2, len(data) - 2, 40]:  # mid-scan, no end marker, in the headers
+        path = tmp_path / ('cut%d.jpg' % cut)
+        path.write_bytes(data[:cut])
+        with pytest.raises(UserError, match='truncated JPEG') as excinfo:
+            flowio.read_image(path)
+        _assert_user_error(excinfo, path)
+
+
+def test_truncated_png_is_an_error(tmp_path):
+    data = cv2.imencode('.png', _textured())[1].tobytes()
+    for cut in [len(data) // 2, len(data) - 12]:  # mid-data, only the IEND chunk missing
+        path = tmp_path / ('cut%d.png' % cut)
+        path.write_bytes(data[:cut])
+        for reader in (flowio.read_image, flowio.read_mask_png):
+            with pytest.raises(UserError, match='truncated PNG') as excinfo:
+                reader(path)
+            _assert_user_error(excinfo, path)
+
+
+def test_output_is_complete_checks_flo_sizes_and_png_chunks(tmp_path):
+    flo = tmp_path / 'a.flo'
+    flowio.write_flo(flo, np.zeros((3, 4, 2), np.float32))
+    whole = flo.read_bytes()
+    assert len(whole) == 12 + 3 * 4 * 8 and flowio.output_is_complete(flo)
+    for broken in (whole[:-1], whole + b'\0', whole[:11], b''):
+        flo.write_bytes(broken)
+        assert not flowio.output_is_complete(flo), len(broken)
+
+    png = tmp_path / 'a.png'
+    flowio.write_kitti_flow_png(png, np.full((5, 7, 2), 1.5, np.float32))
+    whole = png.read_bytes()
+    assert flowio.output_is_complete(png)
+    middle = len(whole) // 2
+    flipped = whole[:middle] + bytes([whole[middle] ^ 1]) + whole[middle + 1:]
+    for broken in (whole[:-1], whole[:-12], whole + b'\0', flipped, whole[:8]):
+        png.write_bytes(broken)
+        assert not flowio.output_is_complete(png)
+    assert not flowio.output_is_complete(tmp_path / 'missing.png')

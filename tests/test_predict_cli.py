@@ -1,5 +1,6 @@
 """predict_new_data.py end to end on the golden fixture images."""
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -14,6 +15,7 @@ from conftest import expect_cli_error as expect_error, run_predict_cli as run_cl
 from conftest import assert_close
 from network.checkpoint import find_checkpoint
 from network.errors import UserError
+from network.pipeline import parse_resize
 from reader.flowio import read_flo
 
 REPO = Path(__file__).resolve().parent.parent
@@ -111,7 +113,7 @@ def test_bad_inputs_give_one_line_errors_and_no_output(images, golden_checkpoint
                           '-c', ckpt, '--occ_mask', blocker / 'mask.png'], blocker / 'mask.png')
     expect_error(capsys, [out, 'MaskFlownet_S', '--image_1', images[0], '--image_2', images[1],
                           '-c', tmp_path], 'is a directory')
-    # Both outputs or neither: the flow written before the mask failed is gone.
+    # An output that cannot be written is found before any work: no flow was written either.
     assert sorted(p.name for p in tmp_path.iterdir()) == ['blocker', 'broken.png', 'small.png']
 
 
@@ -131,3 +133,160 @@ def test_checkpoint_lookup_by_run_id(tmp_path):
         find_checkpoint('abc', tmp_path)
     path = str(tmp_path / '771Sep25-0735_500000.params')
     assert find_checkpoint(path, tmp_path) == (path, '771Sep25-0735', 500000)
+
+
+# --- outputs are safe: checked first, all or none, never clobbering earlier files ----------
+
+@pytest.fixture
+def no_network(monkeypatch):
+    """Fail the test if the network is loaded: the checks must come before it."""
+    from network import predict
+
+    def load_pipeline(*args, **kwargs):
+        pytest.fail('the network was loaded before the inputs and outputs were checked')
+    monkeypatch.setattr(predict, 'load_pipeline', load_pipeline)
+
+
+def snapshot(folder):
+    """{name: bytes} of the files in ``folder``, to compare before and after a run."""
+    return {path.name: path.read_bytes() for path in Path(folder).iterdir() if path.is_file()}
+
+
+def run_without_interrupt(args):
+    """run_cli, failing the test (not the whole session) if KeyboardInterrupt escapes."""
+    try:
+        return run_cli(args)
+    except KeyboardInterrupt:
+        pytest.fail('KeyboardInterrupt escaped predict_new_data.main')
+
+
+def test_output_paths_are_checked_before_the_network_loads(images, golden_checkpoint, tmp_path,
+                                                           capsys, no_network):
+    ckpt = golden_checkpoint('MaskFlownet_S')
+    pair = ['--image_1', images[0], '--image_2', images[1], '-c', ckpt]
+    inputs_before = snapshot(Path(images[0]).parent)
+    flow = tmp_path / 'flow.flo'
+    flow.write_bytes(b'previous flow')
+    link = tmp_path / 'link.png'
+    link.symlink_to(images[1])
+    respelled = Path(images[0]).parent / '.' / '..' / Path(images[0]).parent.name / 'frame1.png'
+    for out in [images[0], respelled, link]:
+        expect_error(capsys, [out, 'MaskFlownet_S'] + pair, out, 'is the input')
+    expect_error(capsys, [flow, 'MaskFlownet_S', '--occ_mask', images[1]] + pair,
+                 images[1], 'is the input')
+    same = tmp_path / 'same.png'
+    expect_error(capsys, [same, 'MaskFlownet_S', '--occ_mask', str(tmp_path) + '/./same.png'] + pair,
+                 'is also the output', same)
+    folder = tmp_path / 'folder.flo'
+    folder.mkdir()
+    expect_error(capsys, [folder, 'MaskFlownet_S'] + pair, folder, 'is a directory')
+    blocker = tmp_path / 'blocker'
+    blocker.write_text('a file, so no folder can be made here')
+    expect_error(capsys, [flow, 'MaskFlownet_S', '--occ_mask', blocker / 'mask.png'] + pair,
+                 blocker / 'mask.png', 'not a folder')
+    expect_error(capsys, [blocker / 'sub' / 'flow.flo', 'MaskFlownet_S'] + pair, 'not a folder')
+    assert snapshot(Path(images[0]).parent) == inputs_before
+    assert snapshot(tmp_path) == {'flow.flo': b'previous flow', 'blocker': blocker.read_bytes(),
+                                  'link.png': Path(images[1]).read_bytes()}
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason='root may write into any folder')
+def test_read_only_folder_is_reported_before_the_network_loads(images, golden_checkpoint, tmp_path,
+                                                               capsys, no_network):
+    locked = tmp_path / 'locked'
+    locked.mkdir()
+    locked.chmod(0o555)
+    try:
+        expect_error(capsys, [locked / 'flow.flo', 'MaskFlownet_S', '--image_1', images[0],
+                              '--image_2', images[1], '-c', golden_checkpoint('MaskFlownet_S')],
+                     locked / 'flow.flo', 'not writable')
+    finally:
+        locked.chmod(0o755)
+
+
+@pytest.mark.parametrize('failure', ['mask not encoded', 'mask not moved', 'interrupted'])
+def test_a_failed_mask_write_leaves_earlier_files_as_they_were(images, golden_checkpoint, tmp_path,
+                                                               capsys, monkeypatch, failure):
+    out, mask = tmp_path / 'flow.flo', tmp_path / 'mask.png'
+    out.write_bytes(b'previous flow')
+    mask.write_bytes(b'previous mask')
+    if failure == 'mask not encoded':
+        monkeypatch.setattr(cv2, 'imwrite', lambda path, image: False)
+    else:
+        replace = os.replace
+
+        def replace_fails_for_the_mask(src, dst):
+            if os.fspath(dst) == str(mask):
+                if failure == 'interrupted':
+                    raise KeyboardInterrupt
+                raise OSError(28, 'No space left on device', src, None, dst)
+            replace(src, dst)
+        monkeypatch.setattr(os, 'replace', replace_fails_for_the_mask)
+    args = [out, 'MaskFlownet_S', '--image_1', images[0], '--image_2', images[1],
+            '-c', golden_checkpoint('MaskFlownet_S'), '--occ_mask', mask]
+    if failure == 'interrupted':
+        assert run_without_interrupt(args) == 130
+        assert capsys.readouterr().err == 'interrupted\n'
+    else:
+        expect_error(capsys, args, mask, 'OpenCV could not write' if failure == 'mask not encoded'
+                     else 'No space left')
+    assert snapshot(tmp_path) == {'flow.flo': b'previous flow', 'mask.png': b'previous mask'}
+
+
+def test_ctrl_c_prints_one_line_exits_130_and_leaves_no_output(images, golden_checkpoint, tmp_path,
+                                                               capsys, monkeypatch):
+    from network.pipeline import Pipeline
+
+    def predict_then_ctrl_c(self, *args, **kwargs):
+        signal.raise_signal(signal.SIGINT)   # what the terminal sends, to this thread
+        yield from ()
+    monkeypatch.setattr(Pipeline, 'predict', predict_then_ctrl_c)
+    out = tmp_path / 'flow.npy'
+    assert run_without_interrupt([out, 'MaskFlownet_S', '--image_1', images[0], '--image_2', images[1],
+                                  '-c', golden_checkpoint('MaskFlownet_S'),
+                                  '--occ_mask', tmp_path / 'mask.png']) == 130
+    assert capsys.readouterr().err == 'interrupted\n'
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_temporaries_of_killed_runs_are_removed_at_the_next_start(images, golden_checkpoint, tmp_path):
+    dead = subprocess.Popen([sys.executable, '-c', 'pass'])
+    dead.wait()
+    stale = ['flow.flo.tmp-%d' % dead.pid, 'flow.flo.tmp-%d.old' % dead.pid]
+    for name in stale + ['notes.txt']:
+        (tmp_path / name).write_bytes(b'left over')
+    out = tmp_path / 'flow.flo'
+    assert run_cli([out, 'MaskFlownet_S', '--image_1', images[0], '--image_2', images[1],
+                    '-c', golden_checkpoint('MaskFlownet_S')]) == 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == ['flow.flo', 'notes.txt']
+    assert read_flo(out).shape == (218, 512, 2)
+
+
+# --- inputs the network cannot take are refused before it runs ------------------------------
+
+def test_images_and_resize_beyond_mxnets_size_limit_are_refused(images, golden_checkpoint, tmp_path,
+                                                                capsys, no_network):
+    ckpt = golden_checkpoint('MaskFlownet_S')
+    out = tmp_path / 'out' / 'flow.flo'
+    # MXNet's resize wraps 32768 to -32768 (a traceback) and 70000 to 4464 (a wrong flow).
+    for width in [32768, 32705]:   # 32705 would be rounded up to 32768
+        wide = tmp_path / ('wide%d.png' % width)
+        cv2.imwrite(str(wide), np.zeros((1, width, 3), np.uint8))
+        expect_error(capsys, [out, 'MaskFlownet_S', '--image_1', wide, '--image_2', wide, '-c', ckpt],
+                     wide, '%dx1' % width, '32704')
+    for size in ['64,32768', '32768,64', '64,70016']:
+        expect_error(capsys, [out, 'MaskFlownet_S', '--image_1', images[0], '--image_2', images[1],
+                              '-c', ckpt, '--resize', size], '--resize %s' % size, '32704')
+    assert parse_resize('64,32704') == (64, 32704)
+    assert not out.parent.exists()
+
+
+def test_truncated_jpeg_input_is_refused_before_the_network(images, golden_checkpoint, tmp_path,
+                                                            capsys, no_network):
+    data = cv2.imencode('.jpg', cv2.imread(images[1]))[1].tobytes()
+    cut = tmp_path / 'cut.jpg'
+    cut.write_bytes(data[:len(data) // 2])   # libjpeg decodes it with a grey lower half
+    out = tmp_path / 'flow.flo'
+    expect_error(capsys, [out, 'MaskFlownet_S', '--image_1', images[0], '--image_2', cut,
+                          '-c', golden_checkpoint('MaskFlownet_S')], cut, 'truncated JPEG')
+    assert not out.exists()

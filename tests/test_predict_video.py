@@ -1,9 +1,11 @@
 """predict_new_data.py --video_filepath and network.predict.predict_video on a generated clip."""
 import contextlib
+import signal
 
 import cv2
 import flow_vis
 import imageio.v2 as imageio
+import imageio_ffmpeg
 import numpy as np
 import pytest
 from moviepy.video.io.ffmpeg_writer import FFMPEG_VideoWriter
@@ -214,3 +216,91 @@ def test_unknown_fps_falls_back_and_size_changes_are_refused(clip, pipe, tmp_pat
         with pytest.raises(UserError, match='frame 2 is 128x64 but frame 0 is 64x64'):
             predict.predict_video(pipe, clip, out, batch=1)
     assert list(tmp_path.iterdir()) == []
+
+
+def pixel_format(path):
+    """The pixel format ffmpeg reports for the video stream of ``path`` (e.g. 'yuv420p')."""
+    frames = imageio_ffmpeg.read_frames(str(path))
+    try:
+        return next(frames)['pix_fmt'].split('(')[0]
+    finally:
+        frames.close()
+
+
+def test_odd_sized_video_is_padded_to_yuv420p_that_every_player_takes(clip, pipe, tmp_path, monkeypatch):
+    frames = [frame[:63, :95] for frame in moving_pattern(3)]
+    out = tmp_path / 'odd.mp4'
+    with monkeypatch.context() as patch:
+        patch.setattr(cv2, 'VideoCapture', lambda path: FakeCapture(frames))
+        assert predict.predict_video(pipe, clip, out) == 2
+    assert pixel_format(out) == 'yuv420p'
+    written = read_video(out)
+    assert len(written) == 2 and written[0].shape == (64, 96, 3)
+    shown = written[1][..., ::-1].astype(float)
+    expected = flow_colours(pipe, frames[1], frames[2])
+    assert mean_diff(shown[:63, :95], expected) < CODEC_TOL
+    # The padding repeats the last row and column.
+    assert mean_diff(shown[63, :95], expected[62]) < CODEC_TOL
+    assert mean_diff(shown[:63, 95], expected[:, 94]) < CODEC_TOL
+
+
+def test_video_output_must_not_be_the_input_and_is_checked_first(clip, golden_checkpoint, tmp_path,
+                                                                 capsys, monkeypatch):
+    def no_network(*args, **kwargs):
+        pytest.fail('the network was loaded before the output was checked')
+    monkeypatch.setattr(predict, 'load_pipeline', no_network)
+    before = clip.read_bytes()
+    link = tmp_path / 'link.mp4'
+    link.symlink_to(clip)
+    folder = tmp_path / 'folder.mp4'
+    folder.mkdir()
+    blocker = tmp_path / 'blocker'
+    blocker.write_bytes(b'a file, not a folder')
+    for out, problem in [(clip, 'is the input'), (clip.parent / '.' / clip.name, 'is the input'),
+                         (link, 'is the input'), (folder, 'is a directory'),
+                         (blocker / 'flow.mp4', 'not a folder')]:
+        expect_error(capsys, [out, 'MaskFlownet_S', '--video_filepath', clip,
+                              '-c', golden_checkpoint('MaskFlownet_S')], out, problem)
+    assert clip.read_bytes() == before
+    with pytest.raises(UserError, match='is the input'):
+        predict.predict_video(None, clip, link)
+
+
+def test_frames_beyond_mxnets_size_limit_are_refused_before_the_network(clip, golden_checkpoint,
+                                                                        tmp_path, capsys, monkeypatch):
+    def no_network(*args, **kwargs):
+        pytest.fail('the network was loaded before the frames were checked')
+    monkeypatch.setattr(predict, 'load_pipeline', no_network)
+    wide = [np.zeros((2, 32768, 3), np.uint8)] * 2
+    monkeypatch.setattr(cv2, 'VideoCapture', lambda path: FakeCapture(wide))
+    expect_error(capsys, [tmp_path / 'flow.mp4', 'MaskFlownet_S', '--video_filepath', clip,
+                          '-c', golden_checkpoint('MaskFlownet_S')], clip, '32768x2', '32704')
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize('failure', ['error', 'ctrl-c'])
+def test_failure_mid_video_is_one_line_of_its_own_and_leaves_no_file(clip, golden_checkpoint, tmp_path,
+                                                                     capsys, monkeypatch, failure):
+    calls = []
+    original = Pipeline.predict
+
+    def predict_then_fail(self, *args, **kwargs):
+        calls.append(len(args[0]))
+        if len(calls) == 2:   # after the first batch was written
+            if failure == 'error':
+                raise UserError('disk on fire')
+            signal.raise_signal(signal.SIGINT)   # to this thread, as a terminal's Ctrl-C is handled
+        return original(self, *args, **kwargs)
+    monkeypatch.setattr(Pipeline, 'predict', predict_then_fail)
+    out = tmp_path / 'flow.mp4'
+    args = [out, 'MaskFlownet_S', '--video_filepath', clip, '-c', golden_checkpoint('MaskFlownet_S'),
+            '--batch', '2']
+    if failure == 'error':
+        expect_error(capsys, args, 'disk on fire')   # not glued to a progress-bar line
+    else:
+        try:
+            assert run_cli(args) == 130
+        except KeyboardInterrupt:
+            pytest.fail('KeyboardInterrupt escaped predict_new_data.main')
+        assert capsys.readouterr().err == 'interrupted\n'
+    assert len(calls) == 2 and list(tmp_path.iterdir()) == []
