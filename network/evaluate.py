@@ -5,6 +5,8 @@ from tqdm import tqdm
 from reader import roots
 from reader.sample import load_sample
 
+from .losses import pooled_fl
+
 
 def same_shape_runs(examples):
     """Split a list of examples into consecutive runs of equal image size (batchable)."""
@@ -19,11 +21,17 @@ def same_shape_runs(examples):
 
 def evaluate_samples(pipe, samples, batch_size=1, resize=None, metrics=('epe',),
                      description=None, progress=True):
-    """``{metric: mean over samples}`` of ``pipe`` on ``samples`` (NaN for no samples).
+    """``{metric: value}`` of ``pipe`` on ``samples`` (NaN for no samples).
 
-    Metrics: 'epe' (masked average end-point error) and 'kitti' (Fl outlier share).
+    Metrics: 'epe' (masked average end-point error) and 'kitti' (the KITTI outlier share of a
+    sample's valid pixels) are means over samples, as the original reported them; 'fl_all'
+    is the outlier share of the valid pixels of all samples together, the KITTI benchmark's
+    Fl-all.
     """
-    values = {metric: [] for metric in metrics}
+    per_sample = [m for m in metrics if m != 'fl_all']
+    if 'fl_all' in metrics:
+        per_sample += ['fl_outliers', 'fl_pixels']
+    values = {metric: [] for metric in per_sample}
     chunk = max(1, batch_size * len(pipe.ctx))
     with tqdm(total=len(samples), desc=description, disable=not progress, leave=False) as bar:
         for start in range(0, len(samples), chunk):
@@ -31,16 +39,22 @@ def evaluate_samples(pipe, samples, batch_size=1, resize=None, metrics=('epe',),
             for run in same_shape_runs(examples):
                 result = pipe.per_sample_metrics(
                     [e.img1 for e in run], [e.img2 for e in run], [e.flow for e in run],
-                    [e.mask for e in run], batch_size=batch_size, resize=resize, metrics=metrics)
-                for metric in metrics:
+                    [e.mask for e in run], batch_size=batch_size, resize=resize,
+                    metrics=per_sample)
+                for metric in per_sample:
                     values[metric].append(result[metric])
             bar.update(len(examples))
-    return {metric: float(np.mean(np.concatenate(v))) if v else float('nan')
-            for metric, v in values.items()}
+    values = {metric: np.concatenate(v) if v else np.zeros(0) for metric, v in values.items()}
+    means = {metric: float(np.mean(v)) if len(v) else float('nan') for metric, v in values.items()}
+    if 'fl_all' in metrics:
+        means['fl_all'] = pooled_fl(values['fl_outliers'], values['fl_pixels'])
+    return {metric: means[metric] for metric in metrics}
 
 
 SINTEL_DIVISIONS = ('training2', 'training')   # held-out split first, as the original logged
 KITTI_NETWORK_SIZE = (512, 1152)   # the original's KITTI inference size (H, W)
+# 'kitti' is the original's log key (per-image mean Fl); 'fl_all' pools all pixels (benchmark).
+KITTI_METRICS = ('epe', 'kitti', 'fl_all')
 
 
 def _skip(report, name, key):
@@ -51,8 +65,10 @@ def _skip(report, name, key):
 def validate_checkpoint(pipe, log, steps, batch_size=1, resize=None, progress=True):
     """``--valid``: Sintel, KITTI 2012/2015 and FlyingChairs metrics of the loaded checkpoint.
 
-    Each result is logged as the original did (``steps=N, sintel.training2.clean:epe=...``)
-    and returned as ``[(name, value or None, note)]``; unconfigured datasets are skipped.
+    Each result is logged as the original did (``steps=N, sintel.training2.clean:epe=...``);
+    KITTI adds ``kitti.2015:fl_all`` (the benchmark's Fl-all, pooled over all valid pixels)
+    to the original's ``kitti.2015:kitti`` (the per-image mean of Fl). Returns
+    ``[(name, value or None, note)]``; unconfigured datasets are skipped.
     """
     from reader import chairs, kitti, sintel
     report = []
@@ -78,9 +94,9 @@ def validate_checkpoint(pipe, log, steps, batch_size=1, resize=None, progress=Tr
             continue
         samples = kitti.list_samples(roots.dataset_root(key), edition, 'mixed')
         result = evaluate_samples(pipe, samples, batch_size, resize or KITTI_NETWORK_SIZE,
-                                  ('epe', 'kitti'), description='kitti.' + edition,
+                                  KITTI_METRICS, description='kitti.' + edition,
                                   progress=progress)
-        for metric in ('epe', 'kitti'):
+        for metric in KITTI_METRICS:
             record('kitti.%s:%s' % (edition, metric), result[metric])
     if roots.configured('chairs'):
         samples = chairs.list_samples(roots.dataset_root('chairs'), 'val')

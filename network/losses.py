@@ -87,8 +87,30 @@ def _norm(F, flow):
     return F.sqrt(F.sum(F.square(flow), axis=1, keepdims=True))
 
 
-def kitti_fl(F, flow, label, mask, eps=1e-8):
-    """Per-sample KITTI Fl: share of masked pixels with EPE > 3 px and > 5 % of |label|."""
+def kitti_outliers(F, flow, label, mask, eps=1e-8):
+    """Per-sample (outlier pixels, valid pixels) of KITTI's Fl, counted with ``mask`` as weight.
+
+    A pixel is an outlier when its end-point error is > 3 px and > 5 % of |label|.
+    """
     err = _norm(F, flow - label)
     outlier = (err > 3) * ((err / (_norm(F, label) + eps)) > 0.05) * mask
-    return F.sum(outlier, axis=0, exclude=True) / F.sum(mask, axis=0, exclude=True)
+    return F.sum(outlier, axis=0, exclude=True), F.sum(mask, axis=0, exclude=True)
+
+
+def kitti_fl(F, flow, label, mask, eps=1e-8):
+    """Per-sample Fl: the outlier share of that sample's valid pixels, as the original computed.
+
+    Its mean over samples is not the benchmark's Fl-all, which pools the pixels of all
+    samples first (``pooled_fl``).
+    """
+    outliers, valid = kitti_outliers(F, flow, label, mask, eps)
+    return outliers / valid
+
+
+def pooled_fl(outliers, valid):
+    """KITTI's Fl-all: the outlier share of all valid pixels of all samples (NaN for none).
+
+    ``outliers`` and ``valid`` are numpy arrays of per-sample counts (``kitti_outliers``).
+    """
+    valid = float(valid.sum(dtype='float64'))
+    return float(outliers.sum(dtype='float64')) / valid if valid else float('nan')

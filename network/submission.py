@@ -1,19 +1,42 @@
 """``--predict``: Sintel and KITTI test-set flows in each benchmark's submission layout.
 
-Every file is written atomically, so an interrupted run leaves only complete files, and a
-restarted run skips the pairs whose outputs already exist.
+Each output folder holds ``predict_settings.json``: the identity of the weights, the network
+config and the network input size that wrote its files. A restarted run skips the outputs
+that are complete and refuses, before writing anything, a folder written with other settings
+(or one with files but no record), so a folder never mixes flows of two settings. Every file
+is written atomically; an output that is truncated or corrupt anyway (copied in, cut by
+something else) is written again.
 """
+import hashlib
+import json
 import os
+from typing import NamedTuple
 
 from tqdm import tqdm
 
 from reader import flowio, kitti, roots, sintel
 from reader.sample import load_sample
 
+from .checkpoint import parameters_by_name
+from .errors import UserError
 from .evaluate import KITTI_NETWORK_SIZE, same_shape_runs
 from .predict import occ_mask_image
 
 SINTEL_NETWORK_SIZE = (448, 1024)   # the original's Sintel inference size (H, W)
+SETTINGS_FILE = 'predict_settings.json'
+
+
+def weights_sha256(network):
+    """sha256 over the names, shapes and float values of the loaded weights.
+
+    It identifies what was loaded, whatever the checkpoint file is called.
+    """
+    digest = hashlib.sha256()
+    for name, param in sorted(parameters_by_name(network).items()):
+        array = param.data(param.list_ctx()[0]).asnumpy()
+        digest.update(('%s %s %s\n' % (name, array.dtype.str, array.shape)).encode())
+        digest.update(array.tobytes())
+    return digest.hexdigest()
 
 
 def _outputs(flow_path, occ_mask):
@@ -23,9 +46,56 @@ def _outputs(flow_path, occ_mask):
     return paths
 
 
+_SETTING_NAMES = {'weights_sha256': 'checkpoint weights sha256',
+                  'network_size': 'network input size',
+                  'network_class': 'network class', 'network_config': 'network config'}
+
+
+def _shown(key, value):
+    if value is None:
+        return 'unknown'
+    if key == 'network_size':
+        return 'x'.join(map(str, value))
+    if key == 'weights_sha256':
+        return value[:12] + '...'
+    return json.dumps(value)
+
+
+def check_settings(folder, settings):
+    """Raise UserError unless ``folder`` is new, empty, or was written with ``settings``."""
+    record = os.path.join(folder, SETTINGS_FILE)
+    retry = 'move or delete %s to predict again with these settings' % folder
+    if not os.path.exists(record):
+        if any(files for _, _, files in os.walk(folder)):
+            raise UserError('%s: holds files but no %s, so the checkpoint and settings that '
+                            'wrote them are unknown; %s' % (folder, SETTINGS_FILE, retry))
+        return
+    try:
+        with open(record) as f:
+            written = json.load(f)
+    except (OSError, ValueError) as e:
+        raise UserError('%s: unreadable settings record (%s); %s' % (record, e, retry)) from None
+    if not isinstance(written, dict):
+        raise UserError('%s: not a settings record; %s' % (record, retry))
+    differing = [key for key in settings if written.get(key) != settings[key]]
+    if differing:
+        changes = '; '.join('%s %s, now %s' % (_SETTING_NAMES.get(k, k), _shown(k, written.get(k)),
+                                                _shown(k, settings[k])) for k in differing)
+        raise UserError('%s: written by --predict with other settings (%s); %s'
+                        % (folder, changes, retry))
+
+
+def _write_settings(folder, settings):
+    record = os.path.join(folder, SETTINGS_FILE)
+    if not os.path.exists(record):
+        with flowio.atomic_output(record) as tmp, open(tmp, 'w') as f:
+            json.dump(settings, f, indent=1, sort_keys=True)
+            f.write('\n')
+
+
 def _predict_to_files(pipe, jobs, write_flow, batch_size, resize, occ_mask, description):
     """Run ``pipe`` on ``jobs`` [(sample, flow_path)] not yet done; returns (written, skipped)."""
-    todo = [(s, p) for s, p in jobs if not all(os.path.exists(q) for q in _outputs(p, occ_mask))]
+    todo = [(s, p) for s, p in jobs if not all(map(flowio.output_is_complete, _outputs(p, occ_mask)))]
     chunk = max(1, batch_size * len(pipe.ctx))
     with tqdm(total=len(todo), desc=description, leave=False) as bar:
         for start in range(0, len(todo), chunk):
@@ -44,27 +114,63 @@ def _predict_to_files(pipe, jobs, write_flow, batch_size, resize, occ_mask, desc
     return len(todo), len(jobs) - len(todo)
 
 
+class _Run(NamedTuple):
+    what: str           # report name: 'sintel', 'kitti.2015'
+    folder: str         # the output folder, holding the settings record
+    jobs: list          # [(sample, flow path)]
+    write_flow: object  # the benchmark's flow writer
+    network_size: tuple
+
+
 def predict_submissions(pipe, out_prefix, batch_size=1, resize=None, occ_mask=False):
     """Write ``{out_prefix}_sintel/{clean,final}/SEQ/frame_XXXX.flo`` and
-    ``{out_prefix}_kitti/{2012,2015}/XXXXXX_10.png``; returns [(what, written, skipped or note)]."""
-    report = []
+    ``{out_prefix}_kitti/{2012,2015}/XXXXXX_10.png``; returns [(what, written, skipped or note)].
+
+    Raises UserError, before writing anything, if an output folder was written with other
+    settings (see ``check_settings``).
+    """
+    tasks = []   # a _Run, or (what, note) for a benchmark that is not configured
     if roots.configured('sintel'):
+        folder = out_prefix + '_sintel'
         samples = sintel.list_samples(roots.dataset_root('sintel'), 'test')
-        jobs = [(s, os.path.join(out_prefix + '_sintel', s.group, s.img1.parent.name,
-                                 s.img1.stem + '.flo')) for s in samples]
-        written, skipped = _predict_to_files(pipe, jobs, flowio.write_flo, batch_size,
-                                             resize or SINTEL_NETWORK_SIZE, occ_mask, 'sintel')
-        report.append(('sintel', written, skipped))
+        jobs = [(s, os.path.join(folder, s.group, s.img1.parent.name, s.img1.stem + '.flo'))
+                for s in samples]
+        tasks.append(_Run('sintel', folder, jobs, flowio.write_flo,
+                          resize or SINTEL_NETWORK_SIZE))
     else:
-        report.append(('sintel', 0, 'not configured, skipped'))
+        tasks.append(('sintel', 'not configured, skipped'))
     for edition in ('2012', '2015'):
         key = 'kitti' + edition
         if not roots.configured(key):
-            report.append(('kitti.' + edition, 0, 'not configured, skipped'))
+            tasks.append(('kitti.' + edition, 'not configured, skipped'))
             continue
+        folder = out_prefix + '_kitti'
         samples = kitti.list_samples(roots.dataset_root(key), edition, 'testing')
-        jobs = [(s, os.path.join(out_prefix + '_kitti', edition, s.img1.name)) for s in samples]
-        written, skipped = _predict_to_files(pipe, jobs, flowio.write_kitti_flow_png, batch_size,
-                                             resize or KITTI_NETWORK_SIZE, occ_mask, 'kitti.' + edition)
-        report.append(('kitti.' + edition, written, skipped))
+        jobs = [(s, os.path.join(folder, edition, s.img1.name)) for s in samples]
+        tasks.append(_Run('kitti.' + edition, folder, jobs, flowio.write_kitti_flow_png,
+                          resize or KITTI_NETWORK_SIZE))
+
+    runs = [task for task in tasks if isinstance(task, _Run)]
+    settings = {}
+    if runs:
+        # What the flows depend on. --occ_mask only adds files; batch size and devices
+        # change nothing but float noise.
+        identity = {'network_class': pipe.network_class,
+                    'network_config': pipe.config['network'].value,
+                    'weights_sha256': weights_sha256(pipe.network)}
+        settings = {run.folder: dict(identity, network_size=list(run.network_size))
+                    for run in runs}
+        settings = json.loads(json.dumps(settings))   # compare as the record reads back
+    for folder, folder_settings in settings.items():
+        check_settings(folder, folder_settings)
+
+    report = []
+    for task in tasks:
+        if not isinstance(task, _Run):
+            report.append((task[0], 0, task[1]))
+            continue
+        _write_settings(task.folder, settings[task.folder])
+        written, skipped = _predict_to_files(pipe, task.jobs, task.write_flow, batch_size,
+                                             task.network_size, occ_mask, task.what)
+        report.append((task.what, written, skipped))
     return report
