@@ -62,7 +62,9 @@ def run_training(args, config, dataset_cfg, ctx):
     from network import checkpoint
     from network.pipeline import Pipeline
     from network.train_run import log_start, shrink_for_debug, train, training_data
-    from network.training import FlowTrainer, RunLog, check_batch_split, new_run_id
+    from network.training import (FlowTrainer, NonFiniteStep, RunLog, check_batch_split,
+                                  new_run_id, plan_start)
+    from reader.flowio import remove_stale_temporaries
 
     if args.debug and 'MASKFLOWNET_DATASETS' not in os.environ:
         from reader import roots
@@ -87,20 +89,25 @@ def run_training(args, config, dataset_cfg, ctx):
               % config.source, file=sys.stderr)
     check_batch_split(data.batch_size, len(ctx))   # before the run leaves any log
     trainer = FlowTrainer(pipe, schedule, weight_decay)
-    new_run = path is None or args.clear_steps or run_id is None
+    head_only = False
     if path is not None:
         head_only = pipe.load_start_point(path)
         if config.network_class == 'MaskFlownet':
             pipe.fix_head()
-        if args.clear_steps or head_only:
-            steps, new_run = 0, True
-        else:
-            trainer.load_states(path[:-len('.params')] + '.states')
-    if new_run:
-        run_id = new_run_id(','.join(str(c) for c in ctx))
+    newest = [c[2] for c in checkpoint.list_checkpoints() if c[0] == run_id][-1:]
+    start = plan_start(path, run_id, steps, newest[0] if newest else None, args.clear_steps,
+                       head_only)
+    if start.load_states:
+        trainer.load_states(path[:-len('.params')] + '.states')
+    steps = start.steps
+    run_id = start.run_id or new_run_id(','.join(str(c) for c in ctx))
+    if start.branched_from:
+        print('%s is not the newest checkpoint of its run: continuing its history as the new '
+              'run %s (the later checkpoints stay as they are)' % (path, run_id))
+    remove_stale_temporaries(checkpoint.WEIGHTS_DIR)
     log_dir = os.path.join('logs', 'debug' if args.debug else '')
     log = RunLog(os.path.join(log_dir, '%s.log' % run_id), echo=True)
-    log_start(log, steps, data, vars(args))
+    log_start(log, steps, data, vars(args), start.branched_from)
     interval = DEBUG_INTERVAL if args.debug else None
     max_steps = args.max_steps if args.max_steps is not None else (DEBUG_STEPS if args.debug else None)
     try:
@@ -108,15 +115,21 @@ def run_training(args, config, dataset_cfg, ctx):
                       validation_steps=interval or dataset_cfg.validation_steps.get(2500),
                       checkpoint_steps=interval or dataset_cfg.checkpoint_steps.get(5000),
                       max_steps=max_steps, seed=args.seed, validation_batch=args.batch)
+    except NonFiniteStep as error:
+        raise NonFiniteStep('%s; %s' % (error, resume_hint(args, run_id, path))) from None
     finally:
         log.close()
+    print('run %s stopped at step %d; %s' % (run_id, steps, resume_hint(args, run_id, path)))
+
+
+def resume_hint(args, run_id, start_path):
+    """Where to resume ``run_id`` from: its newest checkpoint, else the one it started from."""
+    from network import checkpoint
     saved = [c for c in checkpoint.list_checkpoints() if c[0] == run_id]
-    if saved:
-        print('run %s stopped at step %d; newest checkpoint %s; resume with: python main.py %s '
-              '--dataset_cfg %s -c %s%s' % (run_id, steps, saved[-1][2], args.config,
-                                            args.dataset_cfg, run_id, ' --debug' if args.debug else ''))
-    else:
-        print('run %s stopped at step %d before its first checkpoint' % (run_id, steps))
+    if not saved:
+        return 'no checkpoint written yet%s' % (' (it started from %s)' % start_path if start_path else '')
+    return 'newest checkpoint %s; resume with: python main.py %s --dataset_cfg %s -c %s%s' % (
+        saved[-1][2], args.config, args.dataset_cfg, run_id, ' --debug' if args.debug else '')
 
 
 def run_inference(args, config, ctx, resize):
@@ -154,6 +167,9 @@ def main(argv=None):
     args = parse_args(argv)
     if args.batch < 1:
         print('error: --batch %d: must be 1 or more' % args.batch, file=sys.stderr)
+        return 2
+    if args.max_steps is not None and args.max_steps < 1:
+        print('error: --max_steps %d: must be 1 or more' % args.max_steps, file=sys.stderr)
         return 2
     use_all_cores()
     try:

@@ -56,7 +56,7 @@ def measure(size, steps, batch, gpu):
         with make_stream(data, seed=0) as stream:
             for k in range(steps + WARMUP_STEPS):
                 start = time.perf_counter()
-                img1, img2, flow = next(stream)
+                img1, img2, flow = next(stream)[:3]
                 trainer.train_batch(img1, img2, flow, geo_aug=geo, color_aug=color)
                 if k >= WARMUP_STEPS:
                     times.append(time.perf_counter() - start)

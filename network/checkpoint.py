@@ -7,6 +7,7 @@ original MaskFlownet checkpoints are in this format, so these names and shapes a
 import os
 import re
 
+import numpy as np
 import mxnet as mx
 
 from reader.flowio import atomic_output
@@ -72,23 +73,57 @@ def check_compatible(arrays, block, path, network_name):
     raise UserError(message)
 
 
+def _non_finite_message(named_arrays):
+    """'' if every array is finite, else a phrase naming the first arrays that are not."""
+    bad = [name for name, array in named_arrays
+           if not np.isfinite(array.asnumpy() if hasattr(array, 'asnumpy') else array).all()]
+    if not bad:
+        return ''
+    return '%d parameter(s) hold NaN or infinite values: %s%s' % (
+        len(bad), ', '.join(bad[:_SHOWN]), ', ...' if len(bad) > _SHOWN else '')
+
+
+def check_finite(block, path):
+    """Raise UserError, before anything is written to ``path``, if a parameter is not finite."""
+    problem = _non_finite_message((name, p.data()) for name, p in parameters_by_name(block).items())
+    if problem:
+        raise UserError('checkpoint %s not written: %s' % (path, problem))
+
+
 def load_checkpoint(block, path, network_name=None, arrays=None):
     """Check ``path`` against ``block`` and copy its arrays in; the block must be initialized.
 
-    ``arrays``: the file's contents when the caller has read them already.
+    ``arrays``: the file's contents when the caller has read them already. A checkpoint with
+    non-finite values is refused: nothing useful can be computed from it.
     """
     network_name = network_name or type(block).__name__
     if arrays is None:
         arrays = read_checkpoint(path)
     check_compatible(arrays, block, path, network_name)
+    problem = _non_finite_message(sorted(arrays.items()))
+    if problem:
+        raise UserError('checkpoint %s: %s (a diverged run?)' % (path, problem))
     for name, param in parameters_by_name(block).items():
         param.set_data(arrays[name].astype(param.dtype, copy=False))
 
 
 def save_checkpoint(block, path):
-    """Write the block's parameters to ``path`` atomically (never a half-written file)."""
-    with atomic_output(path) as tmp:
-        block.save_parameters(tmp)
+    """Write the block's finite parameters to ``path`` atomically (never a half-written file)."""
+    check_finite(block, path)
+    try:
+        with atomic_output(path) as tmp:
+            block.save_parameters(tmp)
+    except mx.base.MXNetError as error:   # MXNet's own writer: disk full, I/O error
+        raise UserError('%s: cannot write (%s)' % (path, mxnet_error_reason(error))) from None
+
+
+def mxnet_error_reason(error):
+    """The reason at the end of an MXNet error's C++ trace ('FileStream.Write incomplete')."""
+    lines = str(error).strip().splitlines() or ['MXNet error']
+    reason = lines[-1].rpartition(': ')[2].strip() or lines[-1]
+    if 'Write incomplete' in reason:
+        reason += ': disk full?'
+    return reason
 
 
 # Relative to the working directory, as in the original: run the tools from the repo root.
@@ -127,6 +162,8 @@ def find_checkpoint(spec, weights_dir=WEIGHTS_DIR):
     if steps and not steps.isdigit():
         raise UserError('-c %s: STEPS after the colon must be a number' % spec)
     candidates = [c for c in list_checkpoints(weights_dir) if c[0].startswith(prefix)]
+    if any(c[0] == prefix for c in candidates):   # an exact run id wins over longer ones
+        candidates = [c for c in candidates if c[0] == prefix]
     runs = sorted({c[0] for c in candidates})
     if not runs:
         known = sorted({c[0] for c in list_checkpoints(weights_dir)})

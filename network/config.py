@@ -6,6 +6,7 @@ recorded in ``cfg.defaults_used`` (shared by every node of one config) instead o
 Keys that are Python keywords or clash with a method name (``class``, ``get``, ``value``) are read
 with ``getattr(node, 'class')`` or ``node['get']``.
 """
+import math
 from pathlib import Path
 
 import yaml
@@ -15,6 +16,7 @@ from network.errors import UserError
 CONFIG_DIR = Path(__file__).resolve().parent.parent / 'config'
 
 _MISSING = object()
+NETWORK_CLASSES = ('MaskFlownet_S', 'MaskFlownet')
 
 
 class Config:
@@ -37,8 +39,8 @@ class Config:
         key = f'{self._key}.{name}' if self._key else name
         child = self._value.get(name, _MISSING) if isinstance(self._value, dict) else _MISSING
         if child is _MISSING:
-            return Config(None, key, self.defaults_used, _present=False)
-        return Config(child, key, self.defaults_used)
+            return Config(None, key, self.defaults_used, _present=False, source=self._source)
+        return Config(child, key, self.defaults_used, source=self._source)
 
     @property
     def present(self):
@@ -72,11 +74,39 @@ class Config:
 
     @property
     def network_class(self):
-        return self['network']['class'].get('MaskFlownet')
+        """``network.class``, required: a file without it is not a network config."""
+        node = self['network']['class']
+        if node.value in NETWORK_CLASSES:
+            return node.value
+        where = self._source or 'the network config'
+        if not node.present:
+            raise UserError(f'{where}: no network.class (MaskFlownet_S or MaskFlownet): not a '
+                            f'network config (dataset configs go after --dataset_cfg)')
+        raise UserError(f'{where}: network.class {node.value!r} is not one of '
+                        f'{", ".join(NETWORK_CLASSES)}')
+
+    def checked(self, default, valid, expected):
+        """The value (or ``default``), or a UserError naming the file and key unless ``valid(value)``."""
+        value = self.get(default)
+        if not valid(value):
+            raise UserError(f'{self._source or "config"}: {self._key} must be {expected}; '
+                            f'got {value!r}')
+        return value
 
     def __repr__(self):
         shown = repr(self._value) if self._present else '<absent>'
         return f'Config({self._key or "<root>"}={shown})'
+
+
+def is_number(value):
+    """A finite int or float from YAML (a bool is not a number here)."""
+    return (isinstance(value, (int, float)) and not isinstance(value, bool)
+            and math.isfinite(value))
+
+
+def is_number_list(value, length=None, check=is_number):
+    return (isinstance(value, list) and (length is None or len(value) == length)
+            and all(check(v) for v in value))
 
 
 def _available_names():

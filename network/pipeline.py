@@ -9,13 +9,17 @@ import mxnet as mx
 from mxnet import gluon, nd
 
 from . import checkpoint
+from .config import is_number, is_number_list
 from .errors import UserError
 from .layers import Upsample, Warp
-from .losses import MULTISCALE_WEIGHTS, EpeLossWithMask, MultiscaleEpe, kitti_fl
+from .losses import MULTISCALE_WEIGHTS, EpeLossWithMask, MultiscaleEpe, kitti_outliers
 from .models import MaskFlownet, MaskFlownet_S
 
 NETWORKS = {'MaskFlownet_S': MaskFlownet_S, 'MaskFlownet': MaskFlownet}
 SIZE_MULTIPLE = 64   # network inputs must be a multiple of the coarsest stride (px)
+# MXNet 1.9's BilinearResize2D keeps sizes in 16 bits: 32768 fails and 70000 silently becomes
+# 4464. The largest multiple of 64 below 32768 bounds --resize, images and video frames.
+MAX_SIDE_PX = (2 ** 15 - 1) // SIZE_MULTIPLE * SIZE_MULTIPLE   # 32704
 
 
 def parse_devices(spec):
@@ -26,7 +30,10 @@ def parse_devices(spec):
     try:
         ids = [int(s) for s in spec.split(',')]
     except ValueError:
-        raise UserError("-g %s: expected comma-separated GPU ids such as '0' or '0,1'" % spec) from None
+        ids = [-1]
+    if min(ids) < 0 or len(set(ids)) != len(ids):
+        raise UserError("-g %s: expected distinct comma-separated GPU ids such as '0' or '0,1'"
+                        % spec)
     if mx.context.num_gpus() < max(ids) + 1:
         raise UserError('-g %s: this machine has %d usable GPU(s) in this MXNet build; '
                         'install mxnet-cu112 (see README) or drop -g to run on the CPU'
@@ -35,7 +42,7 @@ def parse_devices(spec):
 
 
 def parse_resize(spec):
-    """'H,W' -> (H, W), both positive multiples of 64; None/'' -> None (the next multiple)."""
+    """'H,W' -> (H, W), both positive multiples of 64 up to 32704; None/'' -> None (the next multiple)."""
     if spec is None or spec == '':
         return None
     given = spec if isinstance(spec, str) else ','.join(map(str, spec))
@@ -46,6 +53,9 @@ def parse_resize(spec):
     if len(size) != 2 or any(v <= 0 or v % SIZE_MULTIPLE for v in size):
         raise UserError('--resize %s: expected H,W with both positive multiples of %d, e.g. 448,1024'
                         % (given, SIZE_MULTIPLE))
+    if max(size) > MAX_SIDE_PX:
+        raise UserError('--resize %s: at most %d px per side (MXNet cannot resize to 32768 or more)'
+                        % (given, MAX_SIDE_PX))
     return size
 
 
@@ -57,14 +67,16 @@ def network_size(shape, resize=None):
 
 
 def build_network(config):
-    name = config.network_class
-    if name not in NETWORKS:
-        raise UserError('config %s: network.class %r is not one of %s'
-                        % (config.source, name, ', '.join(NETWORKS)))
-    return NETWORKS[name](
-        flow_multiplier=config.network.flow_multiplier.get(1.),
-        deform_bias=config.network.deform_bias.get(True),
-        upfeat_ch=config.network.upfeat_ch.get([16, 16, 16, 16]))
+    network = config.network
+    positive_int = lambda v: isinstance(v, int) and not isinstance(v, bool) and v > 0
+    return NETWORKS[config.network_class](
+        flow_multiplier=network.flow_multiplier.checked(
+            1., lambda v: is_number(v) and v > 0, 'a positive number'),
+        deform_bias=network.deform_bias.checked(True, lambda v: isinstance(v, bool),
+                                                'true or false'),
+        upfeat_ch=network.upfeat_ch.checked([16, 16, 16, 16],
+                                            lambda v: is_number_list(v, 4, positive_int),
+                                            'a list of 4 positive integers'))
 
 
 class Pipeline:
@@ -79,11 +91,13 @@ class Pipeline:
 
         self.upsampler = Upsample(self.strides[-1])
         self.epe_with_mask = EpeLossWithMask()
-        weights = config.network.mw.get(list(MULTISCALE_WEIGHTS))
+        weights = config.network.mw.checked(list(MULTISCALE_WEIGHTS), is_number_list,
+                                            'a list of numbers, one per decoder level')
         if len(weights) != len(self.strides):
-            weights = list(MULTISCALE_WEIGHTS)   # as the original: a bad list falls back
-        self.multiscale_epe = MultiscaleEpe(self.strides, weights, match='upsampling', eps=1e-8,
-                                            q=config.optimizer.q.get(None))
+            weights = list(MULTISCALE_WEIGHTS)   # as the original: a list of another length falls back
+        q = config.optimizer.q.checked(None, lambda v: v is None or (is_number(v) and v > 0),
+                                       'a positive number (or absent)')
+        self.multiscale_epe = MultiscaleEpe(self.strides, weights, match='upsampling', eps=1e-8, q=q)
         self.reconstruction = Warp(clip_grid=True)
         for block in (self.upsampler, self.epe_with_mask, self.multiscale_epe, self.reconstruction):
             block.hybridize()
@@ -206,8 +220,10 @@ class Pipeline:
 
     def per_sample_metrics(self, img1s, img2s, labels, masks=None, batch_size=1, resize=None,
                            metrics=('epe',)):
-        """``{metric: per-sample float array}`` for metrics 'epe' and/or 'kitti' (Fl)."""
-        unknown = set(metrics) - {'epe', 'kitti'}
+        """``{metric: per-sample float array}`` for metrics 'epe', 'kitti' (Fl, the outlier share
+        of the sample's valid pixels), 'fl_outliers' and 'fl_pixels' (the counts behind Fl)."""
+        fl_metrics = {'kitti', 'fl_outliers', 'fl_pixels'}
+        unknown = set(metrics) - {'epe'} - fl_metrics
         if unknown:
             raise ValueError('unknown metrics %s' % sorted(unknown))
         check_pairs(img1s, img2s)
@@ -223,8 +239,12 @@ class Pipeline:
                 flow, _, _, epe = self.do_batch(img1 / 255.0, img2 / 255.0, label, mask, resize)
                 if 'epe' in values:
                     values['epe'].append(epe.asnumpy())
-                if 'kitti' in values:
-                    values['kitti'].append(kitti_fl(nd, flow, label, mask).asnumpy())
+                if fl_metrics & values.keys():
+                    outliers, pixels = (c.asnumpy() for c in kitti_outliers(nd, flow, label, mask))
+                    for metric, value in (('kitti', outliers / pixels), ('fl_outliers', outliers),
+                                          ('fl_pixels', pixels)):
+                        if metric in values:
+                            values[metric].append(value)
         return {metric: np.concatenate(v) for metric, v in values.items()}
 
 

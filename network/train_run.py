@@ -17,7 +17,7 @@ from . import checkpoint
 from .augmentation import make_augmentations
 from .errors import UserError
 from .evaluate import evaluate_samples
-from .training import LOG_EVERY, MovingAverage, format_pairs, prune_checkpoints
+from .training import LOG_EVERY, MovingAverage, NonFiniteStep, format_pairs, prune_checkpoints
 
 DEBUG_SAMPLES = 32   # --debug reads at most this many samples of each list, as the original
 KITTI_CROP = (370, 1224)   # the smallest KITTI frame: full-resolution validation crop
@@ -31,6 +31,7 @@ class TrainingData:
     orig_shape: tuple              # random crop taken from each sample (H, W)
     target_shape: tuple            # network input after geometric augmentation (H, W)
     validation: dict = field(default_factory=dict)   # name -> samples
+    skipped: list = field(default_factory=list)      # dataset keys whose validation is skipped
 
     @property
     def batch_size(self):
@@ -67,20 +68,21 @@ def training_data(dataset_cfg, network_class, roots_file=None, shard=1):
         root = roots.dataset_root('chairs', roots_file)
         data = TrainingData(name, [(chairs.list_samples(root, 'train'), 8)], (384, 512), None)
         data.validation['chairs'] = chairs.list_samples(root, 'val')
-        if roots.configured('sintel', roots_file):
+        if _optional(data, 'sintel', roots_file):
             data.validation.update(_sintel_validation(roots.dataset_root('sintel', roots_file), network_class))
     elif name == 'things3d':
         samples = things3d.list_samples(roots.dataset_root('things3d', roots_file),
                                         sub_type=dataset_cfg.sub_type.get('clean'),
+                                        parts=_things3d_parts(dataset_cfg),
                                         shard=(0, shard) if shard > 1 else None)
         data = TrainingData(name, [(samples, 4)], (540, 960), None)
-        if roots.configured('chairs', roots_file):
+        if _optional(data, 'chairs', roots_file):
             data.validation['chairs'] = chairs.list_samples(roots.dataset_root('chairs', roots_file), 'val')
         for edition in ('2012', '2015'):
-            if roots.configured('kitti' + edition, roots_file):
+            if _optional(data, 'kitti' + edition, roots_file):
                 data.validation['kitti.' + edition] = kitti.list_samples(
                     roots.dataset_root('kitti' + edition, roots_file), edition, 'mixed', crop=KITTI_CROP)
-        if roots.configured('sintel', roots_file):
+        if _optional(data, 'sintel', roots_file):
             data.validation.update(_sintel_validation(roots.dataset_root('sintel', roots_file), network_class))
     elif name == 'sintel':
         root = roots.dataset_root('sintel', roots_file)
@@ -116,6 +118,24 @@ def training_data(dataset_cfg, network_class, roots_file=None, shard=1):
     default_target = [s + (64 - s) % 64 for s in data.orig_shape]
     data.target_shape = _shape(dataset_cfg, 'target_shape', default_target, multiple=64)
     return data
+
+
+def _optional(data, key, roots_file):
+    """Whether the optional validation dataset ``key`` is configured; if not, note it skipped."""
+    if roots.configured(key, roots_file):
+        return True
+    data.skipped.append(key)
+    return False
+
+
+def _things3d_parts(dataset_cfg):
+    """``parts:`` of a things3d config: ['train'] by default, as the original trained."""
+    parts = dataset_cfg.parts.get(['train'])
+    if (not isinstance(parts, list) or not parts
+            or any(not isinstance(p, str) or p not in things3d.PARTS for p in parts)):
+        raise UserError('dataset config %s: parts must be a list of %s; got %r'
+                        % (dataset_cfg.source, ' and '.join(things3d.PARTS), parts))
+    return tuple(parts)
 
 
 def _shape(dataset_cfg, key, default, multiple=1):
@@ -177,8 +197,14 @@ def train(pipe, trainer, data, run_id, steps, log, weights_dir=checkpoint.WEIGHT
                 total_time.update(now - last)
             last = now
             batch = next(stream)
-            result = trainer.train_batch(*batch[:3], mask=batch[3] if len(batch) == 4 else None,
-                                         geo_aug=geo_aug, color_aug=color_aug)
+            try:
+                result = trainer.train_batch(batch.img1, batch.img2, batch.flow, batch.mask,
+                                             geo_aug=geo_aug, color_aug=color_aug)
+            except NonFiniteStep as error:
+                message = ('step %d: %s on samples %s; the weights were not updated and no '
+                           'checkpoint was written' % (steps, error, ', '.join(batch.names)))
+                log.log('stopped=%s' % message)
+                raise NonFiniteStep(message) from None
             if steps <= 20 or steps % LOG_EVERY == 0:
                 train_epe.update(result['epe'])
                 log.log('steps=%d, epe=%s, total_time=%.2f' % (steps, train_epe.average,
@@ -194,8 +220,12 @@ def train(pipe, trainer, data, run_id, steps, log, weights_dir=checkpoint.WEIGHT
     return steps
 
 
-def log_start(log, steps, data, batch_args):
+def log_start(log, steps, data, batch_args, branched_from=None):
     log.log('start=%d, train=%d, val=%d, host=%s, batch=%d'
             % (steps, data.train_size, data.validation_size, socket.gethostname(), data.batch_size))
     log.log(format_pairs((k, repr(v)) for k, v in batch_args.items()))
+    if branched_from:
+        log.log('branched_from=%s' % branched_from)
+    for key in data.skipped:
+        print('validation: %s' % roots.skip_note(key))
     sys.stdout.flush()

@@ -1,9 +1,12 @@
 """Training: the optimizer and its schedule, one training step, run ids, logs and checkpoints."""
+import contextlib
 import datetime
 import hashlib
 import os
 import socket
 import time
+from dataclasses import dataclass
+from typing import Optional
 
 import numpy as np
 import mxnet as mx
@@ -25,6 +28,38 @@ def new_run_id(device_desc='', now=None):
     stamp = now.strftime('%b%d-%H%M')
     digest = hashlib.sha224((socket.gethostname() + stamp + device_desc + str(time.time_ns())).encode())
     return digest.hexdigest()[:3] + stamp
+
+
+@dataclass(frozen=True)
+class RunStart:
+    """How a training run starts: under which run id, at which step, from which checkpoint."""
+    run_id: Optional[str]          # the run continued; None: a new run id is made
+    steps: int                     # the step count the run starts at
+    load_states: bool              # restore the optimizer state saved with the checkpoint
+    branched_from: Optional[str]   # a new run continuing this checkpoint's history
+
+
+def plan_start(path, run_id, steps, newest_of_run, clear_steps=False, head_only=False):
+    """Resume or new run, for ``-c`` resolved to (path, run_id, steps).
+
+    ``newest_of_run``: the path of the newest checkpoint of ``run_id`` in weights/ (or None).
+    Only a resume from that newest checkpoint continues the run: resuming from an older one
+    would save over (and prune) the run's later checkpoints, so it starts a new run id that
+    keeps the step count and records where it branched from. ``--clear_steps`` and a
+    MaskFlownet-S head for MaskFlownet start a new run at step 0 from the weights alone.
+    """
+    if path is None or clear_steps or head_only:
+        return RunStart(None, 0, False, None)
+    if run_id is not None and newest_of_run is not None and _same_file(path, newest_of_run):
+        return RunStart(run_id, steps, True, None)
+    return RunStart(None, steps, True, path)
+
+
+def _same_file(a, b):
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return False
 
 
 def check_batch_split(batch_size, devices):
@@ -77,22 +112,26 @@ class MovingAverage:
         return self.total / self.weight
 
 
+class NonFiniteStep(UserError):
+    """A training step gave a non-finite loss or gradient; the weights were not updated."""
+
+
 class FlowTrainer:
     """Adam on a pipeline's network, the piecewise learning-rate schedule, and train_batch.
 
     ``weight_decay``: the original configs list ``optimizer.wd`` but never pass it to the
     optimizer; it is applied only when given here explicitly (``--use_wd``), so that the
-    published schedules reproduce by default.
+    published schedules reproduce by default. It holds on resume too: loading optimizer
+    states does not bring back the weight decay of the run that saved them.
     """
 
     def __init__(self, pipe, lr_schedule, weight_decay=None):
         self.pipe = pipe
         self.lr_schedule = lr_schedule
         learning_rate_at(lr_schedule, 0)   # validates the schedule now, with a clear error
-        options = {'learning_rate': 1e-4}
-        if weight_decay:
-            options['wd'] = float(weight_decay)
-        self.trainer = gluon.Trainer(pipe.network.collect_params(), 'adam', options)
+        self.weight_decay = float(weight_decay or 0)
+        self.trainer = gluon.Trainer(pipe.network.collect_params(), 'adam',
+                                     {'learning_rate': 1e-4, 'wd': self.weight_decay})
         self.lr = None
 
     def set_learning_rate(self, steps):
@@ -129,17 +168,34 @@ class FlowTrainer:
                 epes.append(self.pipe.epe_with_mask(self.pipe.upsampler(predictions[-1]), labels, masks))
         for loss in losses:
             loss.backward()
+        self._check_finite(losses)
         self.trainer.step(batch_size)
         return {'epe': float(np.mean(np.concatenate([e.asnumpy() for e in epes])))}
+
+    def _check_finite(self, losses):
+        """Raise NonFiniteStep, before the optimizer step, for a non-finite loss or gradient."""
+        if not all_finite(losses):
+            values = np.concatenate([loss.asnumpy() for loss in losses])
+            raise NonFiniteStep('non-finite loss (%s)' % ', '.join('%g' % v for v in values))
+        grads = [g for p in self.pipe.network.collect_params().values() if p.grad_req != 'null'
+                 for g in p.list_grad()]
+        if not all_finite(grads):
+            raise NonFiniteStep('non-finite gradient (the loss was finite)')
 
     # --- checkpoints ---------------------------------------------------------------------
 
     def save(self, prefix):
-        """``prefix.params`` and ``prefix.states``, each written atomically."""
+        """``prefix.params`` and ``prefix.states``, each written atomically, or neither."""
+        checkpoint.check_finite(self.pipe.network, prefix + '.params')
         # .states first: -c RUN picks the newest .params, which must have its .states.
         with atomic_output(prefix + '.states') as tmp:
             self.trainer.save_states(tmp)
-        self.pipe.save(prefix + '.params')
+        try:
+            self.pipe.save(prefix + '.params')
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.remove(prefix + '.states')   # no .states without its .params
+            raise
 
     def load_states(self, path):
         if not os.path.isfile(path):
@@ -149,6 +205,17 @@ class FlowTrainer:
             self.trainer.load_states(path)
         except Exception as error:   # pickle and MXNet errors alike: a bad or foreign file
             raise UserError('optimizer state %s: cannot be read (%s)' % (path, error)) from None
+        # The states file holds the saving run's optimizer, weight decay included.
+        self.trainer._optimizer.wd = self.weight_decay
+
+
+def all_finite(arrays):
+    """Whether every value of the NDArrays (on any devices) is finite."""
+    by_device = {}
+    for array in arrays:
+        by_device.setdefault(array.context, []).append(array)
+    return all(mx.nd.multi_all_finite(*group, num_arrays=len(group)).asscalar() == 1
+               for group in by_device.values())
 
 
 def prune_checkpoints(run_id, weights_dir, keep=KEEP_CHECKPOINTS):

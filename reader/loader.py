@@ -10,6 +10,7 @@ as the original's per-slot reader threads did, so the per-batch mix of datasets 
 import queue
 import threading
 import time
+from typing import List, NamedTuple, Optional
 
 import numpy as np
 
@@ -39,13 +40,26 @@ def random_crop_and_flip(example, crop_shape, rng, name='sample'):
     return [np.ascontiguousarray(a) for a in arrays]
 
 
+class Batch(NamedTuple):
+    """One training batch: stacked NCHW arrays and the names of the samples it holds."""
+    img1: np.ndarray
+    img2: np.ndarray
+    flow: np.ndarray
+    mask: Optional[np.ndarray]   # None when the datasets have no valid masks
+    names: List[str]
+
+
+def sample_name(sample):
+    return getattr(sample, 'name', str(sample))
+
+
 class _Failure:
     def __init__(self, error):
         self.error = error
 
 
 class BatchStream:
-    """Iterator over training batches ``[img1, img2, flow(, mask)]`` of stacked NCHW arrays.
+    """Iterator over training ``Batch``es of stacked NCHW arrays.
 
     ``slots``: a list of ``(samples, load)`` pairs, one per sample position in a batch, where
     ``load(sample)`` returns ``(img1, img2, flow, mask_or_None)`` HWC arrays. ``batch_size``
@@ -89,10 +103,9 @@ class BatchStream:
                 for index in rng.permutation(len(samples)):
                     if self._stop.is_set():
                         return
-                    sample = samples[index]
-                    item = random_crop_and_flip(load(sample), self.crop_shape, rng,
-                                                getattr(sample, 'name', str(sample)))
-                    if not self._put(q, item):
+                    name = sample_name(samples[index])
+                    item = random_crop_and_flip(load(samples[index]), self.crop_shape, rng, name)
+                    if not self._put(q, (name, item)):
                         return
         except Exception as error:   # handed to the consumer, which raises it
             self._put(q, _Failure(error))
@@ -101,18 +114,20 @@ class BatchStream:
         return self
 
     def __next__(self):
-        items = []
+        names, items = [], []
         for q in self._queues:
             for _ in range(self._per_slot):
                 item = q.get()
                 if isinstance(item, _Failure):
                     self.close()
                     raise item.error
-                items.append(item)
+                names.append(item[0])
+                items.append(item[1])
         widths = {len(item) for item in items}
         if len(widths) != 1:
             raise UserError('cannot batch datasets with and without valid masks together')
-        return [np.stack(parts) for parts in zip(*items)]
+        arrays = [np.stack(parts) for parts in zip(*items)]
+        return Batch(*arrays, *([None] if len(arrays) == 3 else []), names=names)
 
     def close(self, timeout=30):
         """Stop the workers and wait for them (at most ``timeout`` s in all).

@@ -108,3 +108,9 @@ def configured(key, roots_file=None):
     """
     root, _, _ = _lookup(key, roots_file)
     return root is not None
+
+
+def skip_note(key):
+    """The one line that says dataset ``key`` is skipped because no root is set for it."""
+    return (f'{key}: not configured (set {env_var(key)} or `{key}:` in the dataset roots '
+            f'file), skipped')

@@ -113,10 +113,20 @@ def sparse_resize(flow, valid, resize_hw):
 
 
 def _read_flow(path):
-    """(flow, valid or None) from a .flo or a KITTI-format flow PNG."""
+    """(flow, valid or None) from a .flo or a KITTI-format flow PNG.
+
+    Ground truth with NaN or infinite values is refused with the file's name: one such label
+    turns every weight of a training run into NaN, and no dataset we read stores unknown flow
+    that way (KITTI marks it with its valid bit, Sintel with its invalid masks).
+    """
     if Path(path).suffix.lower() == '.png':
         return flowio.read_kitti_flow_png(path)
-    return flowio.read_flo(path), None
+    flow = flowio.read_flo(path)
+    finite = np.isfinite(flow)
+    if not finite.all():
+        raise UserError(f'{path}: ground-truth flow holds {flow.size - finite.sum()} NaN or '
+                        f'infinite values; fix or remove this sample')
+    return flow, None
 
 
 def _crop(sample, arrays):

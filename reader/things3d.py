@@ -6,10 +6,12 @@ i + 1 (``into_future``) or to frame i - 1 (``into_past``); files whose partner f
 missing (sequence ends) are skipped. Images are BGR (the original used cv2.imread); flow is
 read as .flo; there is no mask (the subset's occlusion maps were not used).
 
-The original trained on the subset's ``train`` and ``val`` parts together, both cameras and
-both directions; those are the defaults. Its ``sub_type`` selected the pass; 'mixed' lists
-the clean and the final pass. It meant to cut the list to 1024 samples, but that code had no
-effect; ``shard=(index, count)`` keeps every count-th sample instead, when a part is wanted.
+The original trained on the subset's ``train`` part only (its Things3D log reports
+``train=78518``), both cameras and both directions; those are the defaults, and ``val`` is
+listed only when asked for (``parts: [train, val]`` in a dataset config). Its ``sub_type``
+selected the pass; 'mixed' lists the clean and the final pass. It meant to cut the list to
+1024 samples, but that code had no effect; ``shard=(index, count)`` keeps every count-th
+sample instead, when a part is wanted.
 """
 import os
 import re
@@ -45,7 +47,7 @@ def _check(value, allowed, what):
                             f"{', '.join(allowed)})")
 
 
-def list_samples(root, sub_type='clean', parts=PARTS, cameras=CAMERAS, directions=DIRECTIONS,
+def list_samples(root, sub_type='clean', parts=('train',), cameras=CAMERAS, directions=DIRECTIONS,
                  shard=None):
     """Samples under the FlyingThings3D_subset folder ``root`` in sorted order."""
     if sub_type not in SUB_TYPES:

@@ -6,6 +6,9 @@ from pathlib import Path
 
 # Single-threaded like the golden run: results are then reproducible bit for bit.
 os.environ.setdefault('OMP_NUM_THREADS', '1')
+# One process runs every test, at many input sizes: oneDNN's primitive cache (unbounded by
+# default) would otherwise keep a primitive and its buffers for every shape ever seen.
+os.environ.setdefault('MXNET_MKLDNN_CACHE_NUM', '16')
 
 import numpy as np
 import mxnet as mx

@@ -1,4 +1,5 @@
 """The checkpoint contract: names and shapes of the original's .params files, and clear errors."""
+import cv2
 import numpy as np
 import mxnet as mx
 import pytest
@@ -144,3 +145,61 @@ def test_init_checkpoint_tool_writes_a_loadable_untrained_checkpoint(tmp_path, c
     make_pipeline('MaskFlownet_S').load(out)
     assert init_checkpoint.main(['NoSuchNet', str(tmp_path / 'x.params')]) == 2
     assert 'NoSuchNet' in capsys.readouterr().err
+
+
+def test_a_checkpoint_with_non_finite_values_is_refused_on_load(tmp_path, golden_checkpoint, capsys):
+    from conftest import run_predict_cli
+    good = make_pipeline('MaskFlownet_S')
+    good.load(golden_checkpoint('MaskFlownet_S'))
+    before = good.network.conv1a[0].weight.data().asnumpy().copy()
+
+    def poison(arrays):
+        arrays['pred_flow2.weight'][0] = np.nan
+    bad = write_modified(tmp_path / 'nan_0.params', 'MaskFlownet_S', poison)
+    with pytest.raises(UserError, match=r'nan_0\.params: 1 parameter\(s\) hold NaN or infinite '
+                                        r'values: pred_flow2\.weight'):
+        good.load(bad)
+    np.testing.assert_array_equal(good.network.conv1a[0].weight.data().asnumpy(), before)
+    # predict_new_data.py with it: one line and exit 2, no all-NaN output.
+    a, b = tmp_path / 'a.png', tmp_path / 'b.png'
+    for path, image in zip((a, b), small_pair()):
+        cv2.imwrite(str(path), image)
+    out = tmp_path / 'flow.npy'
+    assert run_predict_cli([out, 'MaskFlownet_S', '--image_1', a, '--image_2', b, '-c', bad]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith('error: checkpoint ') and 'NaN' in err and err.count('\n') == 1
+    assert not out.exists()
+
+
+def test_non_finite_weights_are_never_saved(tmp_path):
+    pipe = make_pipeline('MaskFlownet_S')
+    weight = pipe.network.conv6_0[0].weight
+    weight.set_data(weight.data() * np.inf)
+    with pytest.raises(UserError, match=r'x_7\.params not written: 1 parameter\(s\) hold NaN or '
+                                        r'infinite values: conv6_0\.0\.weight'):
+        pipe.save(tmp_path / 'x_7.params')
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_disk_full_inside_mxnets_writer_is_one_line(tmp_path, monkeypatch):
+    pipe = make_pipeline('MaskFlownet_S')
+    # MXNet's own writer on a full disk: /dev/full fails every write with ENOSPC.
+    monkeypatch.setattr(pipe.network, 'save_parameters',
+                        lambda filename: mx.nd.save('/dev/full', {'a': mx.nd.ones((4096, 256))}))
+    with pytest.raises(UserError) as info:
+        save_checkpoint(pipe.network, tmp_path / 'run_1.params')
+    message = str(info.value)
+    assert message.startswith('%s: cannot write (' % (tmp_path / 'run_1.params'))
+    assert 'Write incomplete: disk full?' in message and '\n' not in message
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_an_exact_run_id_wins_over_longer_ones(tmp_path):
+    from network.checkpoint import find_checkpoint
+    for name in ('untrained_0', 'untrainedfull_0', 'untrainedfull_5'):
+        (tmp_path / (name + '.params')).write_bytes(b'')
+    assert find_checkpoint('untrained', str(tmp_path))[:2] == (str(tmp_path / 'untrained_0.params'),
+                                                             'untrained')
+    assert find_checkpoint('untrainedf', str(tmp_path))[1:] == ('untrainedfull', 5)
+    with pytest.raises(UserError, match='ambiguous, matches runs untrained, untrainedfull'):
+        find_checkpoint('untr', str(tmp_path))

@@ -135,8 +135,7 @@ def test_absent_keys_give_empty_nodes_and_record_defaults():
     assert cfg.dataset and cfg.dataset.present
     assert cfg.optimizer.q.get(0.5) == 0.5
     assert cfg.target_shape.get([1, 1]) == [320, 448]  # present: no default recorded
-    assert cfg.network_class == 'MaskFlownet'
-    assert cfg.defaults_used == [('optimizer.q', 0.5), ('network.class', 'MaskFlownet')]
+    assert cfg.defaults_used == [('optimizer.q', 0.5)]
 
 
 def test_present_null_value_is_present_and_not_defaulted():
@@ -177,7 +176,23 @@ def test_empty_file_gives_empty_config(tmp_path):
     empty.write_text('# nothing here\n')
     cfg = load_config(empty)
     assert cfg.value == {}
-    assert cfg.network_class == 'MaskFlownet'
+
+
+@pytest.mark.parametrize('name, fragment', [('chairs', 'not a network config'),
+                                            ('things3d.yaml', 'not a network config')])
+def test_a_config_without_network_class_is_not_a_network_config(name, fragment):
+    # It used to build MaskFlownet silently (a dataset config given as the network config).
+    cfg = load_config(name)
+    with pytest.raises(UserError, match=fragment) as info:
+        cfg.network_class
+    assert cfg.source in str(info.value)
+
+
+def test_an_unknown_network_class_is_named(tmp_path):
+    path = tmp_path / 'net.yaml'
+    path.write_text('network:\n  class: MaskFlownetXL\n')
+    with pytest.raises(UserError, match="network.class 'MaskFlownetXL' is not one of"):
+        load_config(path).network_class
 
 
 def test_malformed_yaml_is_user_error_naming_path(tmp_path):

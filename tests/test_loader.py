@@ -23,7 +23,8 @@ def test_each_batch_keeps_the_dataset_mix_and_draws_every_sample():
     seen = set()
     with BatchStream(slots, 3, (4, 6), seed=0) as stream:
         for _ in range(10):
-            img1, img2, flow, mask = next(stream)
+            img1, img2, flow, mask, names = next(stream)
+            assert len(names) == 3
             assert img1.shape == (3, 3, 4, 6) and flow.shape == (3, 2, 4, 6) and mask.shape == (3, 1, 4, 6)
             assert list(img1[:, 0, 0, 0]) == [10, 10, 20]   # two of the first dataset, one of the second
             seen.update(np.abs(flow[:2, 0, 0, 0]).astype(int).tolist())
@@ -50,3 +51,27 @@ def test_samples_smaller_than_the_crop_and_bad_batches_are_refused():
         BatchStream([([0], constant_loader(1))] * 2, 3, (4, 6))
     with pytest.raises(UserError, match='has no samples'):
         BatchStream([([], constant_loader(1))], 1, (4, 6))
+
+
+def first_batches(seed, count=4):
+    slots = [(list(range(50)), constant_loader(1))]
+    with BatchStream(slots, 2, (4, 6), seed=seed) as stream:
+        return [next(stream) for _ in range(count)]
+
+
+def test_the_seed_fixes_the_sample_order_and_the_mirroring():
+    same = [first_batches(7), first_batches(7)]
+    for a, b in zip(*same):
+        assert a.names == b.names
+        np.testing.assert_array_equal(a.flow, b.flow)
+    other = first_batches(8)
+    assert [b.names for b in same[0]] != [b.names for b in other]
+
+
+def test_batches_name_their_samples_in_slot_order():
+    slots = [(['a%d' % i for i in range(3)], lambda s: constant_loader(1)(0))] + \
+            [(['b%d' % i for i in range(3)], lambda s: constant_loader(2)(0))]
+    with BatchStream(slots, 4, (4, 6), seed=0) as stream:
+        batch = next(stream)
+    assert [n[0] for n in batch.names] == ['a', 'a', 'b', 'b'] and batch.mask is None
+    assert list(batch.img1[:, 0, 0, 0]) == [1, 1, 2, 2]

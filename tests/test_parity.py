@@ -7,6 +7,7 @@ import mxnet as mx
 import pytest
 
 from conftest import NETWORKS, assert_close
+from network.config import Config
 
 FLOW_TOL = dict(atol=1e-3, rtol=1e-5)
 MASK_TOL = dict(atol=1e-4, rtol=1e-5)
@@ -117,3 +118,24 @@ def test_validation_without_mask_averages(pipelines, golden):
     a, b = inputs['img1_rgb_uint8'], inputs['img2_rgb_uint8']
     epe = pipe.validate([a, b], [b, a], list(gold['label_xy']), None)
     assert_close(epe, gold['epe_mask_none'] / (218 * 512), what='epe without mask', **SCALAR_TOL)
+
+
+@pytest.mark.parametrize('q', [None, 0.4])
+def test_pipeline_loss_follows_the_configs_q_and_mw(q, golden):
+    """The training loss of a Pipeline built from a config uses its optimizer.q and network.mw.
+
+    Expected values: the golden per-level terms of the original, reweighted by hand."""
+    from network.pipeline import Pipeline
+    gold = golden('MaskFlownet_S', 'loss')
+    mw = [0.5, 0.25, 0.125, 0.0625, 1.0]
+    config = {'network': {'class': 'MaskFlownet_S', 'mw': mw}}
+    if q is not None:
+        config['optimizer'] = {'q': q}
+    pipe = Pipeline(Config(config))
+    preds = [mx.nd.array(gold['pred_flow_s%d' % s]) for s in STRIDES]
+    label, mask = mx.nd.array(gold['label_yx']), mx.nd.array(gold['mask'])
+    suffix = 'none' if q is None else '0p4'
+    unweighted = gold['loss_terms_q_' + suffix] / np.asarray(gold['weights'], np.float64)[:, None]
+    expected = (unweighted * np.asarray(mw)[:, None]).sum(axis=0)
+    assert_close(pipe.loss(preds, label, mask).asnumpy(), expected, what='pipeline loss',
+                 **SCALAR_TOL)

@@ -488,10 +488,29 @@ def test_things3d_mixed_shard_and_missing_part(tmp_path):
     with pytest.raises(UserError, match='shard'):
         select_shard(mixed, (2, 2))
     with pytest.raises(UserError, match=r'val/image_clean/left: FlyingThings3D folder not found'):
-        things3d.list_samples(root, 'clean', cameras=('left',))  # default parts: train and val
+        things3d.list_samples(root, 'clean', parts=('train', 'val'), cameras=('left',))
+
+
+def test_things3d_defaults_to_the_train_part_as_the_original_trained(tmp_path):
+    # A user with only train/ gets no error; the original trained on train only (train=78518).
+    root = fake_things3d(tmp_path / 'ft3d')
+    assert not (root / 'val').exists()
+    samples = things3d.list_samples(root, 'clean', cameras=('left',))
+    assert len(samples) == 2 and all('/train/' in s.name for s in samples)
 
 
 # ---------------------------------------------------------------- loading errors, sample data
+
+@pytest.mark.parametrize('bad', [np.nan, np.inf, -np.inf])
+def test_ground_truth_with_non_finite_values_is_refused_naming_the_file(tmp_path, bad):
+    flow = flowio.read_flo(CHAIRS2 / '0000000-flow_01.flo').copy()
+    flow[3, 4, 1] = bad
+    flowio.write_flo(tmp_path / 'bad.flo', flow)
+    link(CHAIRS2 / '0000000-img_0.png', tmp_path / 'a.png')
+    link(CHAIRS2 / '0000000-img_1.png', tmp_path / 'b.png')
+    sample = Sample('bad', tmp_path / 'a.png', tmp_path / 'b.png', tmp_path / 'bad.flo')
+    with pytest.raises(UserError, match=r'bad\.flo: ground-truth flow holds 1 NaN or infinite'):
+        load_sample(sample)
 
 def test_mismatched_flow_size_names_the_flow_file():
     sample = Sample(name='bad', img1=CHAIRS / 'data' / '00002_img1.ppm',

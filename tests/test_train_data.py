@@ -59,7 +59,9 @@ def test_sintel_kitti_hd1k_mix(roots_file):
 def test_things3d_with_shard_and_its_validation_sets(roots_file):
     full = training_data(load_config('things3d.yaml'), 'MaskFlownet_S')
     half = training_data(load_config('things3d.yaml'), 'MaskFlownet_S', shard=2)
-    assert names(half.mix[0][0]) == names(full.mix[0][0])[::2] and len(full.mix[0][0]) == 4
+    assert names(half.mix[0][0]) == names(full.mix[0][0])[::2] and len(full.mix[0][0]) == 2
+    assert all('/train/' in name for name in names(full.mix[0][0]))   # the original's train part
+    assert full.skipped == ['chairs']   # not configured: its validation is skipped
     assert full.batch_size == 4 and full.orig_shape == (540, 960) and full.target_shape == (384, 768)
     assert sorted(full.validation) == ['kitti.2012', 'kitti.2015', 'sintel.clean', 'sintel.final']
     assert all(s.crop_bottom_left == (370, 1224) for s in full.validation['kitti.2015'])
@@ -67,6 +69,16 @@ def test_things3d_with_shard_and_its_validation_sets(roots_file):
     assert len(full.validation['sintel.clean']) == 2
     stage2 = training_data(load_config('things3d.yaml'), 'MaskFlownet')
     assert len(stage2.validation['sintel.clean']) == 1
+
+
+def test_things3d_val_part_only_when_the_config_asks(roots_file, tmp_path):
+    config = tmp_path / 'things3d_all.yaml'
+    config.write_text(Path(load_config('things3d.yaml').source).read_text() + 'parts: [train, val]\n')
+    both = training_data(load_config(config), 'MaskFlownet_S')
+    assert sorted({name.split('/')[1] for name in names(both.mix[0][0])}) == ['train', 'val']
+    config.write_text('dataset: things3d\nparts: [test]\n')
+    with pytest.raises(UserError, match='parts must be a list of train and val'):
+        training_data(load_config(config), 'MaskFlownet_S')
 
 
 def test_kitti_train_and_valid_parts(roots_file):

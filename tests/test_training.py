@@ -1,5 +1,6 @@
 """Training: steps on two CPU contexts, exact resume, checkpoint retention, head freezing, CLI."""
 import re
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -11,6 +12,7 @@ from network.config import Config
 from network.pipeline import Pipeline
 from network.training import FlowTrainer, prune_checkpoints
 from reader import chairs
+from reader.flowio import read_flo, write_flo
 from reader.loader import random_crop_and_flip
 from reader.sample import load_sample
 
@@ -162,7 +164,14 @@ def workdir(tmp_path, monkeypatch):
     roots.write_text('chairs: %s\n' % (SAMPLE / 'FlyingChairs_release'))
     monkeypatch.setenv('MASKFLOWNET_DATASETS', str(roots))
     monkeypatch.chdir(tmp_path)
+    write_small_chairs_config(tmp_path)
     return tmp_path
+
+
+def write_small_chairs_config(folder):
+    """small.yaml: FlyingChairs with 128 x 192 crops, to keep CLI training tests fast and lean."""
+    (folder / 'small.yaml').write_text('dataset: chairs\norig_shape: [128, 192]\n'
+                                       'target_shape: [128, 192]\n')
 
 
 def log_lines(path):
@@ -199,7 +208,8 @@ def test_maskflownet_from_a_maskflownet_s_checkpoint_loads_and_freezes_the_head(
     # --clear_steps (the S run's optimizer state does not fit MaskFlownet).
     s_ckpt = workdir / 's01Nov01-0000_1000.params'
     s_ckpt.write_bytes(golden_checkpoint('MaskFlownet_S').read_bytes())
-    assert main_cli.main(['MaskFlownet.yaml', '--debug', '-c', str(s_ckpt), '--max_steps', '2']) == 0
+    assert main_cli.main(['MaskFlownet.yaml', '--dataset_cfg', 'small.yaml', '--debug', '-c', str(s_ckpt),
+                          '--max_steps', '2']) == 0
     saved = list((workdir / 'weights').glob('*_2.params'))
     assert len(saved) == 1 and not saved[0].name.startswith('s01Nov01-0000')
     trained = mx.nd.load(str(saved[0]))
@@ -220,7 +230,117 @@ def test_debug_uses_the_bundled_samples_whatever_dataset_variables_say(tmp_path,
     monkeypatch.delenv('MASKFLOWNET_DATASETS')                  # (main.py sets it for --debug)
     monkeypatch.setenv('MASKFLOWNET_CHAIRS', str(tmp_path / 'no_such_chairs'))
     monkeypatch.chdir(tmp_path)
-    assert main_cli.main(['MaskFlownet_S.yaml', '--debug', '--max_steps', '1']) == 0
+    write_small_chairs_config(tmp_path)
+    assert main_cli.main(['MaskFlownet_S.yaml', '--dataset_cfg', 'small.yaml', '--debug',
+                          '--max_steps', '1']) == 0
     log, = (tmp_path / 'logs' / 'debug').glob('*.log')
     # The bundled samples: one chairs training pair; chairs val + Sintel clean and final.
     assert 'start=0, train=1, val=3' in log.read_text()
+
+
+# --------------------------------------------------------------- failures and resume semantics
+
+def test_a_non_finite_loss_stops_the_step_before_the_weights_change(chairs_batch):
+    from network.training import NonFiniteStep
+    pipe = pipeline()
+    trainer = FlowTrainer(pipe, SCHEDULE)
+    before = weights(pipe)
+    img1, img2, flow = chairs_batch
+    flow = flow.copy()
+    flow[1, 0, 5, 7] = np.inf
+    trainer.set_learning_rate(1)
+    with pytest.raises(NonFiniteStep, match=r'non-finite loss \(\d.*, inf\)'):
+        trainer.train_batch(img1, img2, flow)
+    after = weights(pipe)
+    for name in before:
+        np.testing.assert_array_equal(after[name], before[name], err_msg=name)
+
+
+def test_weight_decay_is_the_runs_own_also_after_loading_states(tmp_path, chairs_batch):
+    small = [a[:, :, :64, :128] for a in chairs_batch]
+    decayed = FlowTrainer(pipeline(), SCHEDULE, weight_decay=0.5)
+    decayed.set_learning_rate(1)
+    decayed.train_batch(*small)
+    decayed.save(str(tmp_path / 'wd_1'))
+    plain = FlowTrainer(pipeline(), SCHEDULE)
+    plain.load_states(str(tmp_path / 'wd_1.states'))
+    assert plain.trainer.optimizer.wd == 0          # resumed without --use_wd: no decay
+    again = FlowTrainer(pipeline(), SCHEDULE, weight_decay=0.25)
+    plain.save(str(tmp_path / 'plain_1'))
+    again.load_states(str(tmp_path / 'plain_1.states'))
+    assert again.trainer.optimizer.wd == 0.25       # resumed with --use_wd: decay
+
+
+def test_plan_start_continues_only_from_the_newest_checkpoint(tmp_path):
+    from network.training import RunStart, plan_start
+    older, newest = tmp_path / 'R_12.params', tmp_path / 'R_16.params'
+    for path in (older, newest):
+        path.write_bytes(b'')
+    assert plan_start(None, None, 0, None) == RunStart(None, 0, False, None)
+    assert plan_start(str(newest), 'R', 16, str(newest)) == RunStart('R', 16, True, None)
+    assert plan_start(str(older), 'R', 12, str(newest)) == RunStart(None, 12, True, str(older))
+    assert plan_start(str(newest), 'R', 16, str(newest), clear_steps=True) == RunStart(None, 0, False, None)
+    assert plan_start(str(newest), 'R', 16, str(newest), head_only=True) == RunStart(None, 0, False, None)
+    # A .params file outside weights/ (no run of that name there) continues as a new run.
+    assert plan_start(str(older), 'R', 12, None) == RunStart(None, 12, True, str(older))
+
+
+def optimizer_wd(states_path):
+    import pickle
+    _, optimizer = pickle.loads(Path(states_path).read_bytes())
+    return optimizer.wd
+
+
+def test_branching_resume_nan_stop_and_stale_files(tmp_path, monkeypatch, capsys):
+    """One small run through the CLI: --use_wd reaches the optimizer, a resume from an older
+    checkpoint branches into a new run and leaves the old history alone, a non-finite label
+    stops the run with one line and no checkpoint, and dead processes' temp files go."""
+    chairs_root = tmp_path / 'chairs'
+    shutil.copytree(SAMPLE / 'FlyingChairs_release', chairs_root)
+    (tmp_path / 'roots.yaml').write_text('chairs: %s\n' % chairs_root)
+    monkeypatch.setenv('MASKFLOWNET_DATASETS', str(tmp_path / 'roots.yaml'))
+    monkeypatch.chdir(tmp_path)
+    write_small_chairs_config(tmp_path)
+    (tmp_path / 'net.yaml').write_text('optimizer:\n  learning_rate: [[100, 1.0e-4]]\n  wd: 0.5\n'
+                                       'network:\n  class: MaskFlownet_S\n')
+    common = ['net.yaml', '--dataset_cfg', 'small.yaml', '--debug', '--seed', '1']
+    assert main_cli.main(common + ['--max_steps', '6', '--use_wd']) == 0
+    log, = (tmp_path / 'logs' / 'debug').glob('*.log')
+    run = log.stem
+    weights_dir = tmp_path / 'weights'
+    first = {p.name: p.read_bytes() for p in weights_dir.iterdir()}
+    assert sorted(first) == ['%s_%d.%s' % (run, s, e) for s in (2, 4, 6) for e in ('params', 'states')]
+    assert optimizer_wd(weights_dir / ('%s_6.states' % run)) == 0.5
+    out = capsys.readouterr().out
+    assert 'validation: sintel: not configured (set MASKFLOWNET_SINTEL' in out
+
+    # Resume from step 4 while 6 exists: a new run that starts at step 4, without --use_wd.
+    stale = weights_dir / ('%s_4.params.tmp-%d' % (run, 2 ** 22 + 1))   # no such process
+    stale.write_bytes(b'left by a killed save')
+    assert main_cli.main(common + ['-c', '%s:4' % run, '--max_steps', '1']) == 0
+    assert not stale.exists()
+    for name, content in first.items():
+        assert (weights_dir / name).read_bytes() == content, name
+    branch = sorted({p.name.rsplit('_', 1)[0] for p in weights_dir.iterdir()} - {run})
+    assert len(branch) == 1
+    branch = branch[0]
+    assert sorted(p.name for p in weights_dir.glob(branch + '*')) == \
+        ['%s_5.params' % branch, '%s_5.states' % branch]
+    assert optimizer_wd(weights_dir / ('%s_5.states' % branch)) == 0
+    branch_log = log_lines(tmp_path / 'logs' / 'debug' / ('%s.log' % branch))
+    assert branch_log[0].startswith('start=4, ')
+    assert 'branched_from=weights/%s_4.params' % run in branch_log
+    out = capsys.readouterr().out
+    assert 'continuing its history as the new run %s' % branch in out
+    assert 'newest checkpoint weights/%s_5.params' % branch in out
+
+    # A label that overflows the loss (finite in the file, inf once squared).
+    flo = chairs_root / 'data' / '00001_flow.flo'
+    flow = read_flo(flo)
+    write_flo(flo, flow * np.float32(1e30))
+    assert main_cli.main(common + ['-c', branch, '--max_steps', '2']) == 2
+    err = capsys.readouterr().err
+    assert err.count('\n') == 1 and err.startswith('error: step 6: non-finite loss (')
+    assert 'on samples chairs/00001' in err and 'newest checkpoint weights/%s_5.params' % branch in err
+    assert sorted(p.name for p in weights_dir.glob(branch + '*')) == \
+        ['%s_5.params' % branch, '%s_5.states' % branch]
