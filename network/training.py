@@ -219,9 +219,18 @@ def all_finite(arrays):
 
 
 def prune_checkpoints(run_id, weights_dir, keep=KEEP_CHECKPOINTS):
-    """Delete all but the newest ``keep`` checkpoints (.params and .states) of ``run_id``."""
+    """Delete all but the newest ``keep`` checkpoints (.params and .states) of ``run_id``,
+    and the run's ``.states`` files whose ``.params`` never arrived (a save killed between
+    the two). Other runs' files are never touched."""
     mine = [c for c in checkpoint.list_checkpoints(weights_dir) if c[0] == run_id]
-    for _, _, path in mine[:-keep] if keep else mine:
-        for stale in (path, path[:-len('.params')] + '.states'):
-            if os.path.exists(stale):
-                os.remove(stale)
+    stale = [path[:-len('.params')] + ext for _, _, path in (mine[:-keep] if keep else mine)
+             for ext in ('.params', '.states')]
+    prefix = run_id + '_'
+    for name in os.listdir(weights_dir):
+        step = name[len(prefix):-len('.states')]
+        if (name.startswith(prefix) and name.endswith('.states') and step.isdigit()
+                and not os.path.exists(os.path.join(weights_dir, name[:-len('.states')] + '.params'))):
+            stale.append(os.path.join(weights_dir, name))
+    for path in stale:
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(path)

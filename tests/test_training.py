@@ -121,9 +121,13 @@ def test_prune_keeps_the_newest_three_of_the_run(tmp_path):
     for name in names:
         for ext in ('.params', '.states'):
             (tmp_path / (name + ext)).write_bytes(b'')
+    # Orphan .states (a save killed between its two files): this run's go, another run's stay.
+    orphans = ['abcNov01-0000_30000.states', 'defNov02-0000_10000.states']
+    for name in orphans:
+        (tmp_path / name).write_bytes(b'')
     prune_checkpoints('abcNov01-0000', str(tmp_path))
     left = sorted(p.name for p in tmp_path.iterdir())
-    assert left == sorted(n + e for n in names[2:] for e in ('.params', '.states'))
+    assert left == sorted([n + e for n in names[2:] for e in ('.params', '.states')] + orphans[1:])
 
 
 def test_fixed_head_does_not_change_while_stage_two_trains(chairs_batch):
@@ -344,3 +348,62 @@ def test_branching_resume_nan_stop_and_stale_files(tmp_path, monkeypatch, capsys
     assert 'on samples chairs/00001' in err and 'newest checkpoint weights/%s_5.params' % branch in err
     assert sorted(p.name for p in weights_dir.glob(branch + '*')) == \
         ['%s_5.params' % branch, '%s_5.states' % branch]
+
+
+def test_a_non_finite_gradient_with_a_finite_loss_is_caught(chairs_batch, monkeypatch):
+    from network.training import NonFiniteStep
+    pipe = pipeline()
+    trainer = FlowTrainer(pipe, SCHEDULE)
+    loss = pipe.loss
+    # sqrt(0 * loss) is 0, a finite loss, whose gradient is 0 * inf = NaN.
+    monkeypatch.setattr(pipe, 'loss', lambda *args: mx.nd.sqrt(loss(*args) * 0))
+    trainer.set_learning_rate(1)
+    with pytest.raises(NonFiniteStep, match=r'non-finite gradient \(the loss was finite\)'):
+        trainer.train_batch(*[a[:, :, :64, :128] for a in chairs_batch])
+
+
+def test_a_failed_params_write_takes_its_states_file_along(tmp_path, monkeypatch):
+    from network.errors import UserError
+    pipe = pipeline()
+    trainer = FlowTrainer(pipe, SCHEDULE)
+
+    def disk_full(path):
+        raise UserError('%s: cannot write (No space left on device)' % path)
+    monkeypatch.setattr(pipe, 'save', disk_full)
+    with pytest.raises(UserError, match='No space left'):
+        trainer.save(str(tmp_path / 'run_3'))
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize('args, message', [
+    (['--max_steps', '0'], '--max_steps 0: must be 1 or more'),
+    (['--max_steps', '-3'], '--max_steps -3: must be 1 or more'),
+    (['-g=-1'], "-g -1: expected distinct comma-separated GPU ids"),
+    (['-g', '0,0'], "-g 0,0: expected distinct comma-separated GPU ids"),
+])
+def test_bad_training_options_are_one_line_before_any_work(workdir, capsys, args, message):
+    assert main_cli.main(['MaskFlownet_S.yaml', '--debug'] + args) == 2
+    err = capsys.readouterr().err
+    assert err.startswith('error: ' + message) and err.count('\n') == 1, err
+    assert not (workdir / 'logs').exists() and not (workdir / 'weights').exists()
+
+
+@pytest.mark.parametrize('line, message', [
+    ('  upfeat_ch: abc', 'network.upfeat_ch must be a list of 4 positive integers; got \'abc\''),
+    ('  upfeat_ch: [16, 16, 16]', 'network.upfeat_ch must be a list of 4 positive integers'),
+    ('  flow_multiplier: x', "network.flow_multiplier must be a positive number; got 'x'"),
+    ('  deform_bias: maybe', "network.deform_bias must be true or false; got 'maybe'"),
+    ('  mw: [a, b]', 'network.mw must be a list of numbers'),
+])
+def test_bad_network_config_values_name_the_file_and_key(workdir, capsys, line, message):
+    config = workdir / 'net.yaml'
+    config.write_text('network:\n  class: MaskFlownet_S\n%s\n' % line)
+    assert main_cli.main([str(config), '--debug']) == 2
+    err = capsys.readouterr().err
+    assert err.startswith('error: %s: %s' % (config, message)) and err.count('\n') == 1
+
+
+def test_a_dataset_config_given_as_the_network_config_is_refused(workdir, capsys):
+    assert main_cli.main(['chairs.yaml', '--debug']) == 2
+    err = capsys.readouterr().err
+    assert 'chairs.yaml: no network.class' in err and 'not a network config' in err
