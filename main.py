@@ -10,8 +10,9 @@ import argparse
 import os
 import sys
 
-from network.errors import UserError
-from network.runtime import use_all_cores
+from common.errors import UserError
+from common.cli import run
+from common.devices import use_all_cores
 
 REPO = os.path.dirname(os.path.abspath(__file__))
 SAMPLE_DATASETS = os.path.join(REPO, 'sample_data', 'datasets.yaml')
@@ -64,7 +65,7 @@ def run_training(args, config, dataset_cfg, ctx):
     from network.train_run import log_start, shrink_for_debug, train, training_data
     from network.training import (FlowTrainer, NonFiniteStep, RunLog, check_batch_split,
                                   new_run_id, plan_start)
-    from reader.flowio import remove_stale_temporaries
+    from common.files import remove_stale_temporaries
 
     if args.debug and 'MASKFLOWNET_DATASETS' not in os.environ:
         from reader import roots
@@ -165,32 +166,26 @@ def run_inference(args, config, ctx, resize):
 
 def main(argv=None):
     args = parse_args(argv)
-    if args.batch < 1:
-        print('error: --batch %d: must be 1 or more' % args.batch, file=sys.stderr)
-        return 2
-    if args.max_steps is not None and args.max_steps < 1:
-        print('error: --max_steps %d: must be 1 or more' % args.max_steps, file=sys.stderr)
-        return 2
     use_all_cores()
-    try:
-        from network.config import load_config
-        from network.pipeline import parse_devices, parse_resize
-        config = load_config(args.config)
-        dataset_cfg = load_config(args.dataset_cfg)
-        resize = parse_resize(args.resize)
-        ctx = parse_devices(args.gpu_device)
-        if args.valid or args.predict:
-            run_inference(args, config, ctx, resize)
-        else:
-            run_training(args, config, dataset_cfg, ctx)
-    except UserError as error:
-        print('error: %s' % error, file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        # Checkpoints and outputs are written atomically: nothing half-written is left.
-        print('interrupted', file=sys.stderr)
-        return 130
-    return 0
+    return run(lambda: dispatch(args))
+
+
+def dispatch(args):
+    from common.devices import parse_devices
+    from common.options import parse_resize
+    from network.config import load_config
+    if args.batch < 1:
+        raise UserError('--batch %d: must be 1 or more' % args.batch)
+    if args.max_steps is not None and args.max_steps < 1:
+        raise UserError('--max_steps %d: must be 1 or more' % args.max_steps)
+    config = load_config(args.config)
+    dataset_cfg = load_config(args.dataset_cfg)
+    resize = parse_resize(args.resize)
+    ctx = parse_devices(args.gpu_device)
+    if args.valid or args.predict:
+        run_inference(args, config, ctx, resize)
+    else:
+        run_training(args, config, dataset_cfg, ctx)
 
 
 if __name__ == '__main__':

@@ -21,8 +21,8 @@ import argparse
 import os
 import sys
 
-from network.errors import UserError
-from network.runtime import use_all_cores
+from common.cli import run
+from common.devices import use_all_cores
 
 DEFAULT_VIDEO_BATCH = 8   # frame pairs in memory and per network call
 
@@ -77,44 +77,14 @@ def main(argv=None):
     use_all_cores()
     # OpenCV's video decoder would print libav's own lines before our one-line errors.
     os.environ.setdefault('OPENCV_FFMPEG_LOGLEVEL', '-8')   # AV_LOG_QUIET
-    try:
-        # Imported here so that --help answers without loading MXNet.
-        from network.pipeline import parse_devices, parse_resize
-        from network import predict
-        from reader.flowio import remove_stale_temporaries
-        # Everything is checked before any work starts: inputs, outputs, options.
-        if args.video_filepath is not None:
-            outputs = [args.out]
-            predict.check_video(args.video_filepath, args.out)
-        else:
-            outputs = predict.pair_outputs(args.out, args.occ_mask)
-            predict.check_image_pair(args.image_1, args.image_2, args.out, args.occ_mask)
-        resize = parse_resize(args.resize)
-        ctx = parse_devices(args.gpu_device)
-        for folder in sorted({os.path.dirname(os.path.abspath(path)) for path in outputs}):
-            remove_stale_temporaries(folder)   # what killed runs left behind
-        pipe, checkpoint = predict.load_pipeline(args.config, args.checkpoint, ctx)
-        if args.video_filepath is not None:
-            frames = predict.predict_video(pipe, args.video_filepath, args.out, batch=args.batch,
-                                           resize=resize, side_by_side=args.side_by_side)
-            fps, width, height = predict.video_format(args.out)
-        else:
-            flow, _ = predict.predict_image_pair(pipe, args.image_1, args.image_2, args.out,
-                                                 occ_mask_path=args.occ_mask, resize=resize)
-    except UserError as error:
-        print('error: %s' % error, file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        # Outputs are written atomically: an interrupted run leaves none, nor any temporary.
-        print('interrupted', file=sys.stderr)
-        return 130
-    if args.video_filepath is not None:
-        print('%s: %d flow frames, %.2f fps, %dx%d, from %s' % (
-            args.out, frames, fps, width, height, checkpoint))
-    else:
-        print('%s: flow %dx%d from %s, max |flow| %.2f px' % (
-            args.out, flow.shape[1], flow.shape[0], checkpoint, abs(flow).max()))
-    return 0
+
+    def body():
+        from network.predict import predict_files   # here: --help answers without MXNet
+        print(predict_files(args.out, args.config, args.checkpoint, image_1=args.image_1,
+                            image_2=args.image_2, video_path=args.video_filepath,
+                            devices=args.gpu_device, resize=args.resize, occ_mask=args.occ_mask,
+                            batch=args.batch, side_by_side=args.side_by_side))
+    return run(body)
 
 
 if __name__ == '__main__':

@@ -22,10 +22,11 @@ SAMPLE = REPO / 'tests' / 'data' / 'datasets' / 'sintel' / 'training' / 'clean' 
 
 def measure(network, gpu, runs):
     sys.path.insert(0, str(REPO))
-    from network.runtime import use_all_cores
+    from common.devices import use_all_cores
     use_all_cores()   # as the command-line tools do
     from network.config import Config
-    from network.pipeline import Pipeline, parse_devices
+    from common.devices import parse_devices
+    from network.pipeline import Pipeline
     from reader.flowio import read_image_rgb
     import mxnet as mx
 

@@ -33,10 +33,11 @@ def make_dataset(folder, size):
 
 def measure(size, steps, batch, gpu):
     sys.path.insert(0, str(REPO))
-    from network.runtime import use_all_cores
+    from common.devices import use_all_cores
     use_all_cores()
     from network.config import Config
-    from network.pipeline import Pipeline, parse_devices
+    from common.devices import parse_devices
+    from network.pipeline import Pipeline
     from network.train_run import make_stream, training_data
     from network.training import FlowTrainer
     from network.augmentation import make_augmentations

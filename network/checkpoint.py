@@ -10,9 +10,9 @@ import re
 import numpy as np
 import mxnet as mx
 
-from reader.flowio import atomic_output
+from common.files import atomic_output
 
-from .errors import UserError
+from common.errors import UserError
 
 HEAD_PREFIX = 'MaskFlownet_S.'
 _SHOWN = 3   # mismatches listed per kind in an error message

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import yaml
 
-from network.errors import UserError
+from common.errors import UserError
 
 CONFIG_DIR = Path(__file__).resolve().parent.parent / 'config'
 

@@ -8,7 +8,7 @@ from such a checkpoint is meaningless, but every file format and shape is real.
 import argparse
 import sys
 
-from .errors import UserError
+from common.cli import run
 
 
 def main(argv=None):
@@ -17,18 +17,16 @@ def main(argv=None):
     parser.add_argument('out', help='path of the .params file to write')
     parser.add_argument('--seed', type=int, default=0, help='random seed of the initialisation')
     args = parser.parse_args(argv)
-    try:
+
+    def body():
         import mxnet as mx
         from .config import load_config
         from .pipeline import Pipeline
         mx.random.seed(args.seed)
         pipe = Pipeline(load_config(args.config))
         pipe.save(args.out)
-    except UserError as error:
-        print('error: %s' % error, file=sys.stderr)
-        return 2
-    print('%s: untrained %s checkpoint (seed %d)' % (args.out, pipe.network_class, args.seed))
-    return 0
+        print('%s: untrained %s checkpoint (seed %d)' % (args.out, pipe.network_class, args.seed))
+    return run(body)
 
 
 if __name__ == '__main__':

@@ -10,53 +10,13 @@ from mxnet import gluon, nd
 
 from . import checkpoint
 from .config import is_number, is_number_list
-from .errors import UserError
+from common.errors import UserError
+from common.options import SIZE_MULTIPLE
 from .layers import Upsample, Warp
 from .losses import MULTISCALE_WEIGHTS, EpeLossWithMask, MultiscaleEpe, kitti_outliers
 from .models import MaskFlownet, MaskFlownet_S
 
 NETWORKS = {'MaskFlownet_S': MaskFlownet_S, 'MaskFlownet': MaskFlownet}
-SIZE_MULTIPLE = 64   # network inputs must be a multiple of the coarsest stride (px)
-# MXNet 1.9's BilinearResize2D keeps sizes in 16 bits: 32768 fails and 70000 silently becomes
-# 4464. The largest multiple of 64 below 32768 bounds --resize, images and video frames.
-MAX_SIDE_PX = (2 ** 15 - 1) // SIZE_MULTIPLE * SIZE_MULTIPLE   # 32704
-
-
-def parse_devices(spec):
-    """'' -> [cpu()]; '0,1' -> [gpu(0), gpu(1)] (the CLIs' ``-g`` option)."""
-    spec = (spec or '').strip()
-    if not spec:
-        return [mx.cpu()]
-    try:
-        ids = [int(s) for s in spec.split(',')]
-    except ValueError:
-        ids = [-1]
-    if min(ids) < 0 or len(set(ids)) != len(ids):
-        raise UserError("-g %s: expected distinct comma-separated GPU ids such as '0' or '0,1'"
-                        % spec)
-    if mx.context.num_gpus() < max(ids) + 1:
-        raise UserError('-g %s: this machine has %d usable GPU(s) in this MXNet build; '
-                        'install mxnet-cu112 (see README) or drop -g to run on the CPU'
-                        % (spec, mx.context.num_gpus()))
-    return [mx.gpu(i) for i in ids]
-
-
-def parse_resize(spec):
-    """'H,W' -> (H, W), both positive multiples of 64 up to 32704; None/'' -> None (the next multiple)."""
-    if spec is None or spec == '':
-        return None
-    given = spec if isinstance(spec, str) else ','.join(map(str, spec))
-    try:
-        size = tuple(int(s) for s in given.split(','))
-    except ValueError:
-        size = ()
-    if len(size) != 2 or any(v <= 0 or v % SIZE_MULTIPLE for v in size):
-        raise UserError('--resize %s: expected H,W with both positive multiples of %d, e.g. 448,1024'
-                        % (given, SIZE_MULTIPLE))
-    if max(size) > MAX_SIDE_PX:
-        raise UserError('--resize %s: at most %d px per side (MXNet cannot resize to 32768 or more)'
-                        % (given, MAX_SIDE_PX))
-    return size
 
 
 def network_size(shape, resize=None):

@@ -3,29 +3,50 @@ or on the consecutive frames of a video.
 
 ``predict_new_data.py`` is a thin command line over these functions.
 """
-import contextlib
 import itertools
-import math
 import os
-import sys
 
 import cv2
 import flow_vis
 import numpy as np
-from moviepy.video.io.ffmpeg_writer import FFMPEG_VideoWriter
 from tqdm import tqdm
 
-from reader import flowio
+from common import files
+from common.devices import parse_devices
+from common.errors import UserError
+from common.options import MAX_SIDE_PX, parse_resize
+from reader import flowio, video
 
 from .checkpoint import find_checkpoint
 from .config import load_config
-from .errors import UserError
-from .pipeline import MAX_SIDE_PX, Pipeline
+from .pipeline import Pipeline
 
-# moviepy's streaming writer encodes with libx264 by default; these containers take H.264
-# (.webm, .ogv and .gif need other codecs and fail with it).
-VIDEO_OUTPUT_EXTENSIONS = ('.mp4', '.mkv', '.mov', '.avi')
-FALLBACK_FPS = 25.0   # when OpenCV reports no frame rate for the input
+
+
+def predict_files(out, config, checkpoint, image_1=None, image_2=None, video_path=None,
+                  devices='', resize='', occ_mask=None, batch=8, side_by_side=False):
+    """``predict_new_data.py``: check every input and output, then write the flow of an image
+    pair (or of a video's consecutive frames) to ``out``; returns the line to print."""
+    if video_path is not None:
+        outputs = [out]
+        check_video(video_path, out)
+    else:
+        outputs = pair_outputs(out, occ_mask)
+        check_image_pair(image_1, image_2, out, occ_mask)
+    resize = parse_resize(resize)
+    ctx = parse_devices(devices)
+    for folder in sorted({os.path.dirname(os.path.abspath(path)) for path in outputs}):
+        files.remove_stale_temporaries(folder)   # what killed runs left behind
+    pipe, checkpoint = load_pipeline(config, checkpoint, ctx)
+    if video_path is not None:
+        frames = predict_video(pipe, video_path, out, batch=batch, resize=resize,
+                               side_by_side=side_by_side)
+        fps, width, height = video.video_format(out)
+        return '%s: %d flow frames, %.2f fps, %dx%d, from %s' % (out, frames, fps, width, height,
+                                                                 checkpoint)
+    flow, _ = predict_image_pair(pipe, image_1, image_2, out, occ_mask_path=occ_mask, resize=resize)
+    return '%s: flow %dx%d from %s, max |flow| %.2f px' % (out, flow.shape[1], flow.shape[0],
+                                                           checkpoint, abs(flow).max())
 
 
 def load_pipeline(config_name, checkpoint_spec, ctx=None):
@@ -73,7 +94,7 @@ def check_image_pair(image_1, image_2, out_path, occ_mask_path=None):
     flowio.check_flow_output_path(out_path)
     if occ_mask_path:
         flowio.check_image_output_path(occ_mask_path)
-    flowio.check_output_paths(pair_outputs(out_path, occ_mask_path), inputs=[image_1, image_2])
+    files.check_output_paths(pair_outputs(out_path, occ_mask_path), inputs=[image_1, image_2])
     return read_pair(image_1, image_2)
 
 
@@ -85,7 +106,7 @@ def predict_image_pair(pipe, image_1, image_2, out_path, occ_mask_path=None, res
     """
     img1, img2 = check_image_pair(image_1, image_2, out_path, occ_mask_path)
     flow, occ_mask, _ = pipe.predict_pair(img1, img2, resize=resize)
-    with flowio.atomic_outputs(*pair_outputs(out_path, occ_mask_path)) as tmps:
+    with files.atomic_outputs(*pair_outputs(out_path, occ_mask_path)) as tmps:
         flowio.write_flow(tmps[0], flow)
         if occ_mask_path:
             flowio.write_image(tmps[1], occ_mask_image(occ_mask))
@@ -94,77 +115,17 @@ def predict_image_pair(pipe, image_1, image_2, out_path, occ_mask_path=None, res
 
 # --- video --------------------------------------------------------------------------------
 
-def check_video_output_path(path):
-    """Raise UserError now, before any work, unless ``path`` is a video kind we can write."""
-    ext = os.path.splitext(os.fspath(path))[1].lower()
-    if ext not in VIDEO_OUTPUT_EXTENSIONS:
-        raise UserError("%s: unsupported video output extension '%s' (supported: %s)"
-                        % (os.fspath(path), ext, ', '.join(VIDEO_OUTPUT_EXTENSIONS)))
-    return ext
-
-
-@contextlib.contextmanager
-def open_video(path):
-    """An opened cv2.VideoCapture for ``path``, released on exit; UserError if it cannot open."""
-    path = os.fspath(path)
-    if not os.path.isfile(path):
-        raise UserError('%s: %s' % (path, 'not a regular file' if os.path.exists(path)
-                                    else 'file not found'))
-    capture = cv2.VideoCapture(path)
-    try:
-        if not capture.isOpened():
-            raise UserError('%s: cannot open video (corrupt or unsupported format)' % path)
-        yield capture
-    finally:
-        capture.release()
-
-
-def read_frames(capture, path):
-    """Yield the decoded frames (H, W, 3) uint8 BGR one by one; they must all have one size."""
-    size = None
-    for index in itertools.count():
-        ok, frame = capture.read()
-        if not ok:
-            return
-        if size is None:
-            size = frame.shape
-        elif frame.shape != size:
-            raise UserError('%s: frame %d is %dx%d but frame 0 is %dx%d: frames must keep one size'
-                            % (path, index, frame.shape[1], frame.shape[0], size[1], size[0]))
-        yield frame
-
-
-def first_two_frames(frames, path):
-    """The first two frames of the iterator ``frames``; UserError for a video with fewer."""
-    first_two = list(itertools.islice(frames, 2))
-    if not first_two:
-        raise UserError('%s: no frame decodes (corrupt or unsupported video)' % path)
-    if len(first_two) < 2:
-        raise UserError('%s: has a single frame; flow needs at least two frames' % path)
-    return first_two
-
-
 def check_video_input(path):
     """Raise UserError now, before the network loads, unless ``path`` decodes two frames."""
-    with open_video(path) as capture:
-        check_size(path, first_two_frames(read_frames(capture, path), path)[0].shape)
+    with video.open_video(path) as capture:
+        check_size(path, video.first_two_frames(video.read_frames(capture, path), path)[0].shape)
 
 
 def check_video(video_path, out_path):
     """Raise UserError now, before the network loads, for a bad input or output of predict_video."""
-    check_video_output_path(out_path)
-    flowio.check_output_paths([out_path], inputs=[video_path])
+    video.check_video_output_path(out_path)
+    files.check_output_paths([out_path], inputs=[video_path])
     check_video_input(video_path)
-
-
-def video_fps(capture, path):
-    """The frame rate OpenCV reports, or 25 with a warning line when it reports none."""
-    fps = capture.get(cv2.CAP_PROP_FPS)
-    if not math.isfinite(fps) or fps <= 0:
-        print('warning: %s: the video reports no frame rate; writing at %g fps' % (path, FALLBACK_FPS),
-              file=sys.stderr)
-        return FALLBACK_FPS
-    return fps
 
 
 def pair_batches(frames, batch):
@@ -191,65 +152,6 @@ def render_video_frame(frame_bgr, flow, occ_mask, side_by_side=False):
     return np.concatenate([frame_bgr[..., ::-1], colours, mask], axis=1)
 
 
-class StreamingVideoWriter:
-    """moviepy's streaming ffmpeg writer, with ffmpeg's failures turned into one-line UserErrors.
-
-    A context manager: a clean exit finishes the file; an exception kills ffmpeg at once.
-    Frames of an odd width or height get their last column or row repeated: moviepy encodes
-    H.264 as yuv420p, the pixel format every player takes, only when both sides are even.
-    """
-
-    def __init__(self, path, size, fps, name=None):
-        self.name = name or os.fspath(path)   # the path to name in errors (not the temp file)
-        width, height = size
-        self.size = (width + width % 2, height + height % 2)
-        # Default codec libx264, yuv420p at these even sizes, at -r fps rounded to 0.01.
-        self.writer = FFMPEG_VideoWriter(os.fspath(path), self.size, fps)
-
-    def write(self, frame_rgb):
-        height, width = frame_rgb.shape[:2]
-        if (width, height) != self.size:
-            padding = ((0, self.size[1] - height), (0, self.size[0] - width), (0, 0))
-            frame_rgb = np.pad(frame_rgb, padding, mode='edge')
-        try:
-            self.writer.write_frame(frame_rgb)
-        except OSError as error:
-            raise UserError('%s: ffmpeg failed while encoding (%s)'
-                            % (self.name, ' '.join(str(error).split())[:300])) from None
-
-    def close(self):
-        proc, self.writer.proc = self.writer.proc, None
-        if proc is None:
-            return
-        with contextlib.suppress(OSError):   # a dead ffmpeg reports below
-            proc.stdin.close()
-        message = proc.stderr.read().decode(errors='replace')
-        proc.stderr.close()
-        proc.wait()
-        if proc.returncode:
-            lines = message.strip().splitlines() or ['exit status %d' % proc.returncode]
-            raise UserError('%s: ffmpeg could not write the video (%s)' % (self.name, lines[0].strip()))
-
-    def abort(self):
-        proc, self.writer.proc = self.writer.proc, None
-        if proc is None:
-            return
-        proc.kill()
-        with contextlib.suppress(OSError):
-            proc.stdin.close()
-        proc.stderr.close()
-        proc.wait()
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, exc_type, exc, traceback):
-        if exc_type is None:
-            self.close()
-        else:
-            self.abort()
-
-
 def predict_video(pipe, video_path, out_path, batch=8, resize=None, side_by_side=False):
     """Write the flow between consecutive frames of ``video_path`` as a video; return its frames.
 
@@ -257,18 +159,18 @@ def predict_video(pipe, video_path, out_path, batch=8, resize=None, side_by_side
     input's frame rate. Frames are streamed: at most ``batch`` pairs are in memory at a time.
     The output appears only when complete (written beside it, then renamed).
     """
-    ext = check_video_output_path(out_path)
-    flowio.check_output_paths([out_path], inputs=[video_path])
+    ext = video.check_video_output_path(out_path)
+    files.check_output_paths([out_path], inputs=[video_path])
     if batch < 1:
         raise UserError('--batch %d: expected a positive number of frame pairs' % batch)
     video_path = os.fspath(video_path)
-    with open_video(video_path) as capture:
-        fps = video_fps(capture, video_path)
+    with video.open_video(video_path) as capture:
+        fps = video.video_fps(capture, video_path)
         frame_count = int(capture.get(cv2.CAP_PROP_FRAME_COUNT))
-        frames = read_frames(capture, video_path)
+        frames = video.read_frames(capture, video_path)
         # Quirk Q7, kept for compatibility with the original's predict_new_data.py: frames are
         # fed in OpenCV's BGR order.
-        first_two = first_two_frames(frames, video_path)
+        first_two = video.first_two_frames(frames, video_path)
         check_size(video_path, first_two[0].shape)
         height, width = first_two[0].shape[:2]
         size = (width * (3 if side_by_side else 1), height)
@@ -276,8 +178,8 @@ def predict_video(pipe, video_path, out_path, batch=8, resize=None, side_by_side
         # The same temp-then-rename writer as every flow file: no half-written OUT, ever.
         # disable=None: a progress bar only on a terminal, where leave=False wipes its line
         # before an error line; in a log file the error would run on from the bar's line.
-        with flowio.atomic_output(out_path, ext) as tmp, \
-                StreamingVideoWriter(tmp, size, fps, name=out_path) as writer, \
+        with files.atomic_output(out_path, ext) as tmp, \
+                video.StreamingVideoWriter(tmp, size, fps, name=out_path) as writer, \
                 tqdm(total=frame_count - 1 if frame_count > 1 else None, unit='frame',
                      desc='flow', leave=False, disable=None) as bar:
             for firsts, seconds in pair_batches(itertools.chain(first_two, frames), batch):
@@ -287,10 +189,3 @@ def predict_video(pipe, video_path, out_path, batch=8, resize=None, side_by_side
                     written += 1
                     bar.update()
     return written
-
-
-def video_format(path):
-    """(fps, width, height) of a video file as OpenCV reads them back."""
-    with open_video(path) as capture:
-        return (capture.get(cv2.CAP_PROP_FPS), int(capture.get(cv2.CAP_PROP_FRAME_WIDTH)),
-                int(capture.get(cv2.CAP_PROP_FRAME_HEIGHT)))

@@ -14,11 +14,12 @@ from typing import NamedTuple
 
 from tqdm import tqdm
 
+from common import files
 from reader import flowio, kitti, roots, sintel
 from reader.sample import load_sample
 
 from .checkpoint import parameters_by_name
-from .errors import UserError
+from common.errors import UserError
 from .evaluate import KITTI_NETWORK_SIZE, same_shape_runs
 from .predict import occ_mask_image
 
@@ -88,7 +89,7 @@ def check_settings(folder, settings):
 def _write_settings(folder, settings):
     record = os.path.join(folder, SETTINGS_FILE)
     if not os.path.exists(record):
-        with flowio.atomic_output(record) as tmp, open(tmp, 'w') as f:
+        with files.atomic_output(record) as tmp, open(tmp, 'w') as f:
             json.dump(settings, f, indent=1, sort_keys=True)
             f.write('\n')
 

@@ -15,7 +15,7 @@ from reader.sample import load_sample
 
 from . import checkpoint
 from .augmentation import make_augmentations
-from .errors import UserError
+from common.errors import UserError
 from .evaluate import evaluate_samples
 from .training import LOG_EVERY, MovingAverage, NonFiniteStep, format_pairs, prune_checkpoints
 

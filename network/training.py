@@ -12,11 +12,11 @@ import numpy as np
 import mxnet as mx
 from mxnet import autograd, gluon
 
-from reader.flowio import atomic_output
+from common.files import atomic_output
 
 from . import checkpoint
 from .config import learning_rate_at
-from .errors import UserError
+from common.errors import UserError
 
 KEEP_CHECKPOINTS = 3
 LOG_EVERY = 50   # after the first 20 steps, as the original

@@ -7,7 +7,7 @@ validation (2) split. Images are RGB (the original read the raw PPM bytes); ther
 import os
 from pathlib import Path
 
-from network.errors import UserError
+from common.errors import UserError
 from reader.sample import RGB, Sample
 
 SPLIT_FILE = 'FlyingChairs_train_val.txt'

@@ -2,22 +2,19 @@
 
 Flows are float32 H x W x 2 arrays holding (u, v) = (x, y) displacements in pixels.
 Any problem with a file raises ``UserError`` with a one-line message that names the file.
-Writers are atomic: they write a temporary file beside the destination, sync it to disk and
-rename it into place, so an interrupted run never leaves a half-written output; a killed run
-leaves at most a temporary, which remove_stale_temporaries cleans up at the next start.
+Writers are atomic (``common.files.atomic_output``): an interrupted run never leaves a
+half-written output.
 """
-import contextlib
-import errno
 import os
 import re
-import shutil
 import zlib
 
 import cv2
 import flow_vis
 import numpy as np
 
-from network.errors import UserError
+from common.errors import UserError
+from common.files import atomic_output, output_name
 
 FLO_MAGIC = 202021.25
 FLOW_OUTPUT_EXTENSIONS = ('.flo', '.npy', '.png', '.jpg', '.jpeg')
@@ -98,188 +95,6 @@ def _check_flow(flow):
     if flow.ndim != 3 or flow.shape[2] != 2 or flow.shape[0] == 0 or flow.shape[1] == 0:
         raise ValueError(f'flow must have shape (H, W, 2), got {flow.shape}')
     return flow
-
-
-# Temporaries are named <output>.tmp-<PID><suffix>: the PID tells whether their writer still
-# lives (see remove_stale_temporaries); the suffix is '', the output's extension (cv2 and
-# ffmpeg pick the format from it) or '.old' (a backup, see _keep_previous).
-_TEMPORARY_NAME = re.compile(r'.+(?P<ext>\.[^.]+)\.tmp-(?P<pid>[0-9]+)(?P<suffix>\.[^.]+)?')
-_staged = {}  # temporary path -> the output it stands for, while atomic_outputs has it open
-
-
-def _temporary_path(path, suffix):
-    return f'{path}.tmp-{os.getpid()}{suffix}'
-
-
-def _fsync_file(path):
-    """Flush the file at `path` to disk, whoever wrote it (numpy, cv2, MXNet, ffmpeg)."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _fsync_folder(folder):
-    """Flush a folder's entries (a rename) to disk, where the system can."""
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:  # systems that cannot open a folder (Windows) sync their names themselves
-        return
-    try:
-        os.fsync(fd)
-    except OSError as e:
-        if e.errno not in (errno.EINVAL, errno.ENOTSUP, errno.EBADF):
-            raise  # some file systems cannot sync a folder; anything else is a real failure
-    finally:
-        os.close(fd)
-
-
-def _keep_previous(path):
-    """A hard link to the file now at `path` to restore it from; None if there is none."""
-    backup = _temporary_path(path, '.old')
-    with contextlib.suppress(FileNotFoundError):
-        os.remove(backup)
-    try:
-        os.link(path, backup, follow_symlinks=False)
-    except FileNotFoundError:
-        return None
-    except OSError:  # a file system without hard links
-        shutil.copy2(path, backup, follow_symlinks=False)
-    return backup
-
-
-def _move_into_place(moves):
-    """os.replace each (tmp, path) in turn; if one fails, put back what the others replaced."""
-    replaced = []  # (path, backup of what it held before, or None)
-    try:
-        for tmp, path in moves[:-1]:
-            replaced.append((path, _keep_previous(path)))
-            os.replace(tmp, path)
-        os.replace(*moves[-1])  # the last move has nothing after it to fail: no backup needed
-    except BaseException:
-        for path, backup in reversed(replaced):
-            with contextlib.suppress(OSError):
-                if backup is None:
-                    os.remove(path)
-                else:
-                    os.replace(backup, path)
-        raise
-    for _, backup in replaced:
-        if backup is not None:
-            with contextlib.suppress(OSError):
-                os.remove(backup)
-
-
-@contextlib.contextmanager
-def _atomic(targets):
-    """atomic_output and atomic_outputs: `targets` are (path, suffix) pairs."""
-    paths = [os.fspath(path) for path, _ in targets]
-    tmps = [_temporary_path(path, suffix) for path, (_, suffix) in zip(paths, targets)]
-    try:
-        _staged.update(zip(tmps, paths))
-        for path in paths:
-            os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-        yield tmps
-        for tmp in tmps:
-            _fsync_file(tmp)  # the data is on disk before its name is
-        _move_into_place(list(zip(tmps, paths)))
-        for folder in dict.fromkeys(os.path.dirname(os.path.abspath(p)) for p in paths):
-            _fsync_folder(folder)
-    except BaseException as e:
-        for tmp in tmps:
-            with contextlib.suppress(OSError):
-                os.remove(tmp)
-        if isinstance(e, OSError):
-            raise UserError(f'{_failed_output(e, paths)}: cannot write ({e.strerror or e})') from e
-        raise
-    finally:
-        for tmp in tmps:
-            _staged.pop(tmp, None)
-
-
-def _failed_output(error, paths):
-    """The output an OSError is about: the one its file name (or its temporary's) names."""
-    for name in (getattr(error, 'filename', None), getattr(error, 'filename2', None)):
-        name = _staged.get(name, name)
-        if name in paths:
-            return name
-    return paths[0]
-
-
-@contextlib.contextmanager
-def atomic_output(path, suffix=''):
-    """Yield a temporary path beside `path`; move it onto `path` only if the body succeeds.
-
-    The file is synced to disk before the rename and the folder after it, so neither a kill
-    nor a power cut leaves a half-written `path`; OSErrors become a UserError naming `path`.
-    Inside atomic_outputs, a path it yielded is written directly: that one moves it.
-    """
-    path = os.fspath(path)
-    if path in _staged:
-        try:
-            yield path
-        except OSError as e:
-            raise UserError(f'{_staged[path]}: cannot write ({e.strerror or e})') from e
-        return
-    with _atomic([(path, suffix)]) as (tmp,):
-        yield tmp
-
-
-@contextlib.contextmanager
-def atomic_outputs(*paths):
-    """Yield one temporary path per output (same extension); all move into place or none.
-
-    If a later move fails, the outputs moved before it get back what they held before the
-    run (or are removed if they did not exist). The writers of this module write directly to
-    the temporaries, e.g. ``with atomic_outputs(a, b) as (ta, tb): write_flow(ta, ..)``.
-    """
-    with _atomic([(path, _ext(path)) for path in paths]) as tmps:
-        yield tmps
-
-
-def remove_stale_temporaries(folder):
-    """Remove the temporaries that dead (killed) processes left in `folder`; return their paths.
-
-    Only files named like our temporaries (<output>.<ext>.tmp-<PID> with no suffix, .<ext>
-    or .old) whose PID is no running process are removed: the files of a writer that is still
-    alive, and every other file, are left alone.
-    """
-    removed = []
-    try:
-        entries = list(os.scandir(folder))
-    except OSError:  # no folder (yet), or not readable: nothing of ours to clean
-        return removed
-    for entry in entries:
-        pid = _temporary_pid(entry.name)
-        if pid is not None and entry.is_file(follow_symlinks=False) and not _process_lives(pid):
-            with contextlib.suppress(OSError):
-                os.remove(entry.path)
-                removed.append(entry.path)
-    return removed
-
-
-def _temporary_pid(name):
-    """The writer's PID if `name` is one of our temporaries' names, else None."""
-    match = _TEMPORARY_NAME.fullmatch(name)
-    if match is None:
-        return None
-    suffix = match['suffix']
-    if suffix is not None and suffix != '.old' and suffix.lower() != match['ext'].lower():
-        return None
-    return int(match['pid'])
-
-
-def _process_lives(pid):
-    if pid <= 0 or os.name == 'nt':  # no PID of ours; on Windows os.kill would end the process
-        return True
-    try:
-        os.kill(pid, 0)  # signal 0 only asks whether the process exists
-    except (ProcessLookupError, OverflowError):  # OverflowError: beyond any PID
-        return False
-    except OSError:  # PermissionError: another user's live process
-        return True
-    return True
 
 
 def _write_chunks(tmp, chunks):
@@ -370,14 +185,9 @@ def _imread(path, flags):
     return image
 
 
-def _output_name(path):
-    """The output `path` stands for: itself, or the output of a temporary it is."""
-    return _staged.get(os.fspath(path), os.fspath(path))
-
-
 def _imwrite(path, image, suffix):
     with atomic_output(path, suffix) as tmp:
-        problem = f'{_output_name(path)}: OpenCV could not write the image'
+        problem = f'{output_name(path)}: OpenCV could not write the image'
         try:
             written = cv2.imwrite(tmp, image)
         except cv2.error as e:
@@ -471,45 +281,6 @@ def check_image_output_path(path):
 def check_flow_output_path(path):
     """Raise UserError unless `path` has a flow output extension; return that extension."""
     return _check_extension(path, FLOW_OUTPUT_EXTENSIONS, 'flow output')
-
-
-def check_output_paths(outputs, inputs=()):
-    """Raise UserError now, before any work, unless every output can be written safely.
-
-    Each output must lie in a folder we may write (or may create), must not be a folder or a
-    special file, must not be one of `inputs` (also under another spelling or through a link)
-    and must differ from the other outputs.
-    """
-    outputs = [os.fspath(path) for path in outputs]
-    for k, path in enumerate(outputs):
-        _check_writable(path)
-        for source in map(os.fspath, inputs):
-            if _same_file(path, source):
-                raise UserError(f'{path}: is the input {source}; write the output elsewhere')
-        for other in outputs[:k]:
-            if _same_file(path, other):
-                raise UserError(f'{path}: is also the output {other}; give two different paths')
-
-
-def _check_writable(path):
-    if os.path.isdir(path):
-        raise UserError(f'{path}: is a directory')
-    if os.path.exists(path) and not os.path.isfile(path):
-        raise UserError(f'{path}: not a regular file')
-    folder = os.path.dirname(os.path.abspath(path))
-    while not os.path.lexists(folder):  # atomic_output creates the missing folders
-        folder = os.path.dirname(folder)
-    if not os.path.isdir(folder):
-        raise UserError(f'{path}: cannot write ({folder} is not a folder)')
-    if not os.access(folder, os.W_OK | os.X_OK):
-        raise UserError(f'{path}: cannot write (the folder {folder} is not writable)')
-
-
-def _same_file(a, b):
-    try:
-        return os.path.samefile(a, b)
-    except OSError:  # one does not exist (yet): compare where the two names lead
-        return os.path.realpath(a) == os.path.realpath(b)
 
 
 def write_flow(path, flow):

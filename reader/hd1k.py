@@ -18,7 +18,7 @@ Load options, with the original's defaults (see ``reader.sample``): ``trim=(50, 
 import re
 from pathlib import Path
 
-from network.errors import UserError
+from common.errors import UserError
 from reader.sample import BGR, FLOW_VALID, Sample
 
 VALIDATE_POSITIONS = (5,)

@@ -21,7 +21,7 @@ Load options (stored in each ``Sample``; see ``reader.sample``), as the original
 import re
 from pathlib import Path
 
-from network.errors import UserError
+from common.errors import UserError
 from reader.sample import BGR, FLOW_VALID, Sample
 
 VALIDATE_INDICES = {

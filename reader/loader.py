@@ -14,7 +14,7 @@ from typing import List, NamedTuple, Optional
 
 import numpy as np
 
-from network.errors import UserError
+from common.errors import UserError
 
 
 def random_crop_and_flip(example, crop_shape, rng, name='sample'):

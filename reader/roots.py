@@ -14,7 +14,7 @@ from pathlib import Path
 
 import yaml
 
-from network.errors import UserError
+from common.errors import UserError
 
 DEFAULT_ROOTS_FILE = Path(__file__).resolve().parent.parent / 'config' / 'datasets.yaml'
 ROOTS_FILE_ENV = 'MASKFLOWNET_DATASETS'

@@ -39,7 +39,7 @@ from typing import NamedTuple, Optional, Tuple
 import cv2
 import numpy as np
 
-from network.errors import UserError
+from common.errors import UserError
 from reader import flowio
 
 RGB, BGR = 'rgb', 'bgr'

@@ -19,7 +19,7 @@ import os
 import re
 from pathlib import Path
 
-from network.errors import UserError
+from common.errors import UserError
 from reader.sample import INVALID_PNG, RGB, Sample, group_samples
 
 DEFAULT_SPLIT_FILE = Path(__file__).resolve().parent.parent / 'config' / 'Sintel_train_val_maskflownet.txt'

@@ -17,7 +17,7 @@ import os
 import re
 from pathlib import Path
 
-from network.errors import UserError
+from common.errors import UserError
 from reader.sample import BGR, Sample, select_shard
 
 PARTS = ('train', 'val')

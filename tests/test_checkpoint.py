@@ -7,7 +7,7 @@ import pytest
 from conftest import NETWORKS, manifest
 from network.checkpoint import expected_shapes, save_checkpoint
 from network.config import Config
-from network.errors import UserError
+from common.errors import UserError
 from network.pipeline import Pipeline
 
 

@@ -3,7 +3,7 @@
 import pytest
 
 from network.config import CONFIG_DIR, Config, learning_rate_at, load_config, resolve_config_path
-from network.errors import UserError
+from common.errors import UserError
 
 NETWORK_CONFIGS = {
     'MaskFlownet_S': 'MaskFlownet_S', 'MaskFlownet_S_ft': 'MaskFlownet_S',

@@ -13,7 +13,8 @@ import flow_vis
 import numpy as np
 import pytest
 
-from network.errors import UserError
+from common.errors import UserError
+from common import files
 from reader import flowio
 
 DATA = pathlib.Path(__file__).parent / 'data' / 'datasets'
@@ -480,7 +481,7 @@ def test_a_failed_second_move_puts_back_the_first_output(tmp_path, monkeypatch, 
     mask_out.write_bytes(b'previous mask')
     monkeypatch.setattr(os, 'replace', _fail_on(mask_out, error))
     with pytest.raises(UserError if error == 'io' else KeyboardInterrupt) as excinfo:
-        with flowio.atomic_outputs(flow_out, mask_out) as (flow_tmp, mask_tmp):
+        with files.atomic_outputs(flow_out, mask_out) as (flow_tmp, mask_tmp):
             flowio.write_flow(flow_tmp, np.zeros((2, 2, 2)))
             flowio.write_image(mask_tmp, np.zeros((2, 2), np.uint8))
     if error == 'io':
@@ -496,13 +497,13 @@ def test_outputs_written_together_name_the_failing_output(tmp_path, monkeypatch)
     monkeypatch.setattr(cv2, 'imwrite', lambda tmp, image: False)
     flow_out, mask_out = tmp_path / 'f.npy', tmp_path / 'm.png'
     with pytest.raises(UserError, match='OpenCV could not write') as excinfo:
-        with flowio.atomic_outputs(flow_out, mask_out) as (flow_tmp, mask_tmp):
+        with files.atomic_outputs(flow_out, mask_out) as (flow_tmp, mask_tmp):
             flowio.write_flow(flow_tmp, np.zeros((2, 2, 2)))
             flowio.write_image(mask_tmp, np.zeros((2, 2), np.uint8))
     _assert_user_error(excinfo, mask_out)
     assert '.tmp-' not in str(excinfo.value)
     assert os.listdir(tmp_path) == []
-    with flowio.atomic_outputs(flow_out, mask_out) as (flow_tmp, mask_tmp):
+    with files.atomic_outputs(flow_out, mask_out) as (flow_tmp, mask_tmp):
         assert flow_tmp.endswith('.npy') and mask_tmp.endswith('.png')  # kinds go by extension
         flowio.write_flow(flow_tmp, np.ones((2, 2, 2)))
         pathlib.Path(mask_tmp).write_bytes(b'any writer')  # any writer may fill one
@@ -528,10 +529,10 @@ def test_remove_stale_temporaries_only_removes_those_of_dead_processes(tmp_path)
     for name in stale + kept:
         (tmp_path / name).write_bytes(b'x')
     (tmp_path / ('folder.flo.tmp-%d' % dead)).mkdir()
-    removed = flowio.remove_stale_temporaries(tmp_path)
+    removed = files.remove_stale_temporaries(tmp_path)
     assert sorted(removed) == sorted(str(tmp_path / name) for name in stale)
     assert sorted(os.listdir(tmp_path)) == sorted(kept + ['folder.flo.tmp-%d' % dead])
-    assert flowio.remove_stale_temporaries(tmp_path / 'missing') == []
+    assert files.remove_stale_temporaries(tmp_path / 'missing') == []
 
 
 # ---------------------------------------------------------------- cut-short images

@@ -4,7 +4,7 @@ import threading
 import numpy as np
 import pytest
 
-from network.errors import UserError
+from common.errors import UserError
 from reader.loader import BatchStream
 
 

@@ -14,8 +14,8 @@ import pytest
 from conftest import expect_cli_error as expect_error, run_predict_cli as run_cli
 from conftest import assert_close
 from network.checkpoint import find_checkpoint
-from network.errors import UserError
-from network.pipeline import parse_resize
+from common.errors import UserError
+from common.options import parse_resize
 from reader.flowio import read_flo
 
 REPO = Path(__file__).resolve().parent.parent

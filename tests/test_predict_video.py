@@ -13,7 +13,7 @@ from moviepy.video.io.VideoFileClip import VideoFileClip
 
 from conftest import expect_cli_error as expect_error, run_predict_cli as run_cli
 from network import predict
-from network.errors import UserError
+from common.errors import UserError
 from network.pipeline import Pipeline
 
 HEIGHT, WIDTH, FRAMES, FPS = 64, 96, 6, 12   # an fps no default would produce

@@ -13,7 +13,7 @@ import cv2
 import numpy as np
 import pytest
 
-from network.errors import UserError
+from common.errors import UserError
 from reader import chairs, flowio, hd1k, kitti, roots, sintel, things3d
 from reader.sample import Sample, load_sample, select_shard
 

@@ -72,7 +72,7 @@ def test_overfitting_one_batch_on_two_cpu_contexts(chairs_batch):
 
 
 def test_uneven_batch_over_devices_is_refused(chairs_batch):
-    from network.errors import UserError
+    from common.errors import UserError
     trainer = FlowTrainer(pipeline(ctx=[mx.cpu(0), mx.cpu(1)]), SCHEDULE)
     trainer.set_learning_rate(1)
     with pytest.raises(UserError, match='cannot be split evenly over 2 devices'):
@@ -363,7 +363,7 @@ def test_a_non_finite_gradient_with_a_finite_loss_is_caught(chairs_batch, monkey
 
 
 def test_a_failed_params_write_takes_its_states_file_along(tmp_path, monkeypatch):
-    from network.errors import UserError
+    from common.errors import UserError
     pipe = pipeline()
     trainer = FlowTrainer(pipe, SCHEDULE)
 

@@ -1,0 +1,25 @@
+"""Parsing of option values shared by the command lines."""
+from common.errors import UserError
+
+SIZE_MULTIPLE = 64   # network inputs must be a multiple of the coarsest stride (px)
+# MXNet 1.9's BilinearResize2D keeps sizes in 16 bits: 32768 fails and 70000 silently becomes
+# 4464. The largest multiple of 64 below 32768 bounds --resize, images and video frames.
+MAX_SIDE_PX = (2 ** 15 - 1) // SIZE_MULTIPLE * SIZE_MULTIPLE   # 32704
+
+
+def parse_resize(spec):
+    """'H,W' -> (H, W), both positive multiples of 64 up to 32704; None/'' -> None (the next multiple)."""
+    if spec is None or spec == '':
+        return None
+    given = spec if isinstance(spec, str) else ','.join(map(str, spec))
+    try:
+        size = tuple(int(s) for s in given.split(','))
+    except ValueError:
+        size = ()
+    if len(size) != 2 or any(v <= 0 or v % SIZE_MULTIPLE for v in size):
+        raise UserError('--resize %s: expected H,W with both positive multiples of %d, e.g. 448,1024'
+                        % (given, SIZE_MULTIPLE))
+    if max(size) > MAX_SIDE_PX:
+        raise UserError('--resize %s: at most %d px per side (MXNet cannot resize to 32768 or more)'
+                        % (given, MAX_SIDE_PX))
+    return size
