@@ -38,7 +38,8 @@ def measure(size, steps, batch, gpu):
     from network.config import Config
     from common.devices import parse_devices
     from network.pipeline import Pipeline
-    from network.train_run import make_stream, training_data
+    from network.training import make_stream
+    from reader.mixes import training_data
     from network.training import FlowTrainer
     from network.augmentation import make_augmentations
 

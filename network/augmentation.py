@@ -13,7 +13,10 @@ device) and expects exactly that many samples.
 import math
 from collections import namedtuple
 
+import numpy as np
 from mxnet.gluon import nn
+
+from common.errors import UserError
 
 # Per-sample parameters of one geometric draw; every field is an (N,) array unless noted.
 #   rotation, aspect, scale: frame 1 crop (radians, x/y stretch, zoom with the clamp applied)
@@ -230,14 +233,13 @@ class ColorAugmentation(nn.HybridBlock):
     Gaussian noise (std drawn per pixel from ``noise_range``, fresh noise per frame),
     contrast about the per-channel mean (1 + ``contrast_range``), per-channel gain
     (``channel_range``), brightness offset (normal, ``brightness_sigma``), clip to [0, 1],
-    then optionally gamma ``x ** exp(u)``, u from ``gamma_range``. ``eigen_aug`` adds a random
-    3-D rotation of colour space (off in every original configuration).
+    then optionally gamma ``x ** exp(u)``, u from ``gamma_range``.
 
     ``forward(img1, img2)``: images (N, 3, H, W) in [0, 1], N = ``batch_size``, (H, W) = ``shape``.
     """
 
     def __init__(self, contrast_range, brightness_sigma, channel_range, batch_size, shape,
-                 noise_range, saturation, hue, gamma_range=None, eigen_aug=False, **kwargs):
+                 noise_range, saturation, hue, gamma_range=None, **kwargs):
         super().__init__(**kwargs)
         self.contrast_range = tuple(float(c) for c in contrast_range)
         self.brightness_sigma = float(brightness_sigma)
@@ -248,16 +250,6 @@ class ColorAugmentation(nn.HybridBlock):
         self.saturation = float(saturation)
         self.hue = float(hue)
         self.gamma_range = None if gamma_range is None else tuple(float(g) for g in gamma_range)
-        self.eigen_aug = bool(eigen_aug)
-
-    def _spin_matrix(self, F):
-        """Random 3-D rotation from three Euler angles, entries (N, 1, 1, 1)."""
-        angles = F.random.uniform(-math.pi, math.pi, shape=(self.batch_size, 3, 1, 1))
-        c = [F.slice_axis(F.cos(angles), axis=1, begin=k, end=k + 1) for k in range(3)]
-        s = [F.slice_axis(F.sin(angles), axis=1, begin=k, end=k + 1) for k in range(3)]
-        return ((c[0] * c[1], s[1] * c[2] + s[0] * c[1] * s[2], s[1] * s[2] - s[0] * c[1] * c[2]),
-                (-c[0] * s[1], c[1] * c[2] - s[0] * s[1] * s[2], c[1] * s[2] + s[0] * s[1] * c[2]),
-                (s[0], -c[0] * s[2], c[0] * c[2]))
 
     def hybrid_forward(self, F, img1, img2):
         per_sample = (self.batch_size, 1, 1, 1)
@@ -277,7 +269,6 @@ class ColorAugmentation(nn.HybridBlock):
         su, sw = saturation * F.cos(hue), saturation * F.sin(hue)
         hue_matrix = [[_LUMA[i][j] + _HUE_U[i][j] * su + _HUE_W[i][j] * sw for j in range(3)]
                       for i in range(3)]
-        spin = self._spin_matrix(F) if self.eigen_aug else None
 
         out = []
         for img in (img1, img2):
@@ -286,8 +277,6 @@ class ColorAugmentation(nn.HybridBlock):
             img = img + noise * noise_sigma
             mean = F.mean(img, axis=(2, 3), keepdims=True)
             img = F.broadcast_mul(F.broadcast_sub(img, mean), F.broadcast_mul(contrast, gain))
-            if spin is not None:
-                img = _mix_channels(F, img, spin)
             img = F.broadcast_add(img, F.broadcast_add(F.broadcast_mul(mean, gain), brightness))
             img = F.clip(img, 0, 1)
             if self.gamma_range is not None:
@@ -331,3 +320,26 @@ def make_augmentations(dataset, target_shape, orig_shape, batch_size):
     geo_aug.hybridize()
     color_aug.hybridize()
     return geo_aug, color_aug
+
+
+def random_crop_and_flip(example, crop_shape, rng, name='sample'):
+    """The original's training-time crop to ``crop_shape`` and random left-right mirror.
+
+    Returns CHW arrays. The mirror flips the width axis and negates u (the original called it
+    a vertical flip).
+    """
+    arrays = [a for a in example if a is not None]
+    height, width = arrays[0].shape[:2]
+    crop_h, crop_w = crop_shape
+    if height < crop_h or width < crop_w:
+        raise UserError('%s is %dx%d, smaller than the training crop %dx%d (orig_shape)'
+                        % (name, width, height, crop_w, crop_h))
+    top = rng.integers(height - crop_h) if height > crop_h else 0
+    left = rng.integers(width - crop_w) if width > crop_w else 0
+    arrays = [np.ascontiguousarray(a[top:top + crop_h, left:left + crop_w].transpose(2, 0, 1))
+              for a in arrays]
+    if rng.integers(2):
+        arrays = [a[:, :, ::-1] for a in arrays]
+        flow = arrays[2]
+        arrays[2] = np.stack([-flow[0], flow[1]])
+    return [np.ascontiguousarray(a) for a in arrays]

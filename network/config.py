@@ -1,10 +1,9 @@
 """Reading the YAML training configs in ``config/``.
 
 A config is a nested mapping. ``Config`` wraps it so that ``cfg.optimizer.learning_rate.get(default)``
-reads a value or falls back to a default; missing keys never raise. Defaults that were used are
-recorded in ``cfg.defaults_used`` (shared by every node of one config) instead of being printed.
-Keys that are Python keywords or clash with a method name (``class``, ``get``, ``value``) are read
-with ``getattr(node, 'class')`` or ``node['get']``.
+reads a value or falls back to a default; missing keys never raise, and keys no code reads are
+ignored. Keys that are Python keywords or clash with a method name (``class``, ``get``,
+``value``) are read with ``getattr(node, 'class')`` or ``node['get']``.
 """
 import math
 from pathlib import Path
@@ -22,13 +21,12 @@ NETWORK_CLASSES = ('MaskFlownet_S', 'MaskFlownet')
 class Config:
     """One node of a nested config: a key path and the value stored there (if any)."""
 
-    def __init__(self, value=None, key='', defaults_used=None, *, _present=True, source=None):
+    def __init__(self, value=None, key='', *, _present=True, source=None):
         # Names start with an underscore so they never clash with config keys.
         self._source = source
         self._value = value
         self._key = key
         self._present = _present
-        self.defaults_used = [] if defaults_used is None else defaults_used
 
     def __getattr__(self, name):
         if name.startswith('_'):
@@ -39,8 +37,8 @@ class Config:
         key = f'{self._key}.{name}' if self._key else name
         child = self._value.get(name, _MISSING) if isinstance(self._value, dict) else _MISSING
         if child is _MISSING:
-            return Config(None, key, self.defaults_used, _present=False, source=self._source)
-        return Config(child, key, self.defaults_used, source=self._source)
+            return Config(None, key, _present=False, source=self._source)
+        return Config(child, key, source=self._source)
 
     @property
     def present(self):
@@ -61,11 +59,8 @@ class Config:
         return self._key
 
     def get(self, default=None):
-        """The stored value, or ``default`` (recorded in ``defaults_used``) when absent."""
-        if self._present:
-            return self._value
-        self.defaults_used.append((self._key, default))
-        return default
+        """The stored value, or ``default`` when absent."""
+        return self._value if self._present else default
 
     @property
     def source(self):

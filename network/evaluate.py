@@ -1,12 +1,98 @@
-"""Validation over dataset samples, streamed: a few samples are in memory at a time."""
+"""Evaluation on the benchmarks: ``--valid``, ``--predict`` submissions, validation in training.
+
+``BENCHMARKS`` says, per benchmark, where its data is, which splits are validated and which
+is the test split, the network input size of each, the metrics, and how a submission is
+written. Every use streams its samples through one loop (``stream_runs``): a few samples are
+in memory at a time.
+
+Each ``--predict`` output folder holds ``predict_settings.json``: the identity of the weights,
+the network config and the network input size that wrote its files. A restarted run skips the
+outputs that are complete and refuses, before writing anything, a folder written with other
+settings (or one with files but no record), so a folder never mixes flows of two settings.
+Every file is written atomically; an output that is truncated or corrupt anyway (copied in,
+cut by something else) is written again.
+"""
+import hashlib
+import json
+import os
+from typing import Callable, NamedTuple, Optional
+
 import numpy as np
+from mxnet import nd
 from tqdm import tqdm
 
-from reader import roots
-from reader.sample import load_sample
+from common import files
+from common.errors import UserError
+from reader import chairs, flowio, kitti, roots, sintel
+from reader.sample import group_samples, load_sample
 
-from .losses import pooled_fl
+from .checkpoint import find_checkpoint, parameters_by_name
+from .losses import kitti_outliers, pooled_fl
+from .pipeline import Pipeline
+from .runlog import RunLog
 
+SINTEL_NETWORK_SIZE = (448, 1024)   # the original's Sintel inference size for --predict (H, W)
+KITTI_NETWORK_SIZE = (512, 1152)    # the original's KITTI inference size (H, W)
+# 'kitti' is the original's log key (per-image mean Fl); 'fl_all' pools all pixels (benchmark).
+KITTI_METRICS = ('epe', 'kitti', 'fl_all')
+SETTINGS_FILE = 'predict_settings.json'
+
+
+class Submission(NamedTuple):
+    """How a benchmark's test flows are laid out: ``{prefix}{suffix}/{path(sample)}``."""
+    suffix: str               # of the output folder, which holds the settings record
+    path: Callable            # sample -> flow file inside the folder
+    write_flow: Callable      # (path, flow) -> None
+
+
+SINTEL_SUBMISSION = Submission(
+    '_sintel', lambda s: os.path.join(s.group, s.img1.parent.name, s.img1.stem + '.flo'),
+    flowio.write_flo)   # {pass}/{sequence}/frame_XXXX.flo
+KITTI_SUBMISSION = Submission(
+    '_kitti', lambda s: os.path.join(s.group, s.img1.name),
+    flowio.write_kitti_flow_png)   # {2012|2015}/XXXXXX_10.png, 16-bit
+
+
+class Benchmark(NamedTuple):
+    """One row of ``BENCHMARKS``."""
+    name: str                       # report and log name
+    root_key: str                   # key in the dataset roots
+    lister: Callable                # (root, split) -> [Sample]
+    valid_splits: tuple             # what --valid evaluates, in log order
+    metrics: tuple                  # what --valid reports (see evaluate_samples)
+    valid_size: Optional[tuple]     # network input (H, W); None: each side up to a multiple of 64
+    test_split: Optional[str] = None
+    predict_size: Optional[tuple] = None
+    submission: Optional[Submission] = None
+    per_pass: bool = False          # one result per pass, named NAME.SPLIT.PASS
+
+
+def _kitti_lister(edition):
+    return lambda root, split: kitti.list_samples(root, edition, split)
+
+
+BENCHMARKS = (
+    # The held-out Sintel split first, as the original logged.
+    Benchmark('sintel', 'sintel', sintel.list_samples, valid_splits=('training2', 'training'),
+              metrics=('epe',), valid_size=None, test_split='test',
+              predict_size=SINTEL_NETWORK_SIZE, submission=SINTEL_SUBMISSION, per_pass=True),
+    Benchmark('kitti.2012', 'kitti2012', _kitti_lister('2012'), valid_splits=('mixed',),
+              metrics=KITTI_METRICS, valid_size=KITTI_NETWORK_SIZE, test_split='testing',
+              predict_size=KITTI_NETWORK_SIZE, submission=KITTI_SUBMISSION),
+    Benchmark('kitti.2015', 'kitti2015', _kitti_lister('2015'), valid_splits=('mixed',),
+              metrics=KITTI_METRICS, valid_size=KITTI_NETWORK_SIZE, test_split='testing',
+              predict_size=KITTI_NETWORK_SIZE, submission=KITTI_SUBMISSION),
+    Benchmark('chairs', 'chairs', chairs.list_samples, valid_splits=('val',),
+              metrics=('epe',), valid_size=None),   # no test split: nothing to submit
+)
+
+
+def occ_mask_image(occ_mask):
+    """(H, W, 1) mask in [0, 1] -> (H, W) uint8 grayscale, white = visible in both images."""
+    return np.round(np.clip(occ_mask[..., 0], 0, 1) * 255).astype(np.uint8)
+
+
+# --- the shared loop and the metrics ------------------------------------------------------
 
 def same_shape_runs(examples):
     """Split a list of examples into consecutive runs of equal image size (batchable)."""
@@ -17,6 +103,45 @@ def same_shape_runs(examples):
         else:
             runs.append([example])
     return runs
+
+
+def stream_runs(pipe, samples, batch_size, on_run, description=None, progress=True):
+    """Load ``samples`` one chunk (``batch_size`` per device) at a time and call
+    ``on_run(samples, examples)`` on each run of consecutive samples of one image size.
+
+    Batches need one frame size; KITTI frames differ, Sintel's and Chairs' do not.
+    """
+    chunk = max(1, batch_size * len(pipe.ctx))
+    with tqdm(total=len(samples), desc=description, disable=not progress, leave=False) as bar:
+        for start in range(0, len(samples), chunk):
+            part = samples[start:start + chunk]
+            done = 0
+            for run in same_shape_runs([load_sample(s) for s in part]):
+                on_run(part[done:done + len(run)], run)
+                done += len(run)
+            bar.update(len(part))
+
+
+def per_sample_metrics(pipe, img1s, img2s, labels, masks=None, batch_size=1, resize=None,
+                       metrics=('epe',)):
+    """``{metric: per-sample float array}`` for metrics 'epe', 'kitti' (Fl, the outlier share
+    of the sample's valid pixels), 'fl_outliers' and 'fl_pixels' (the counts behind Fl)."""
+    fl_metrics = {'kitti', 'fl_outliers', 'fl_pixels'}
+    unknown = set(metrics) - {'epe'} - fl_metrics
+    if unknown:
+        raise ValueError('unknown metrics %s' % sorted(unknown))
+    values = {metric: [] for metric in metrics}
+    for flow, label, mask, epe in pipe.labelled_batches(img1s, img2s, labels, masks,
+                                                        batch_size, resize):
+        if 'epe' in values:
+            values['epe'].append(epe.asnumpy())
+        if fl_metrics & values.keys():
+            outliers, pixels = (c.asnumpy() for c in kitti_outliers(nd, flow, label, mask))
+            for metric, value in (('kitti', outliers / pixels), ('fl_outliers', outliers),
+                                  ('fl_pixels', pixels)):
+                if metric in values:
+                    values[metric].append(value)
+    return {metric: np.concatenate(v) for metric, v in values.items()}
 
 
 def evaluate_samples(pipe, samples, batch_size=1, resize=None, metrics=('epe',),
@@ -32,18 +157,15 @@ def evaluate_samples(pipe, samples, batch_size=1, resize=None, metrics=('epe',),
     if 'fl_all' in metrics:
         per_sample += ['fl_outliers', 'fl_pixels']
     values = {metric: [] for metric in per_sample}
-    chunk = max(1, batch_size * len(pipe.ctx))
-    with tqdm(total=len(samples), desc=description, disable=not progress, leave=False) as bar:
-        for start in range(0, len(samples), chunk):
-            examples = [load_sample(s) for s in samples[start:start + chunk]]
-            for run in same_shape_runs(examples):
-                result = pipe.per_sample_metrics(
-                    [e.img1 for e in run], [e.img2 for e in run], [e.flow for e in run],
-                    [e.mask for e in run], batch_size=batch_size, resize=resize,
-                    metrics=per_sample)
-                for metric in per_sample:
-                    values[metric].append(result[metric])
-            bar.update(len(examples))
+
+    def measure(_, run):
+        result = per_sample_metrics(
+            pipe, [e.img1 for e in run], [e.img2 for e in run], [e.flow for e in run],
+            [e.mask for e in run], batch_size=batch_size, resize=resize, metrics=per_sample)
+        for metric in per_sample:
+            values[metric].append(result[metric])
+
+    stream_runs(pipe, samples, batch_size, measure, description, progress)
     values = {metric: np.concatenate(v) if v else np.zeros(0) for metric, v in values.items()}
     means = {metric: float(np.mean(v)) if len(v) else float('nan') for metric, v in values.items()}
     if 'fl_all' in metrics:
@@ -51,15 +173,24 @@ def evaluate_samples(pipe, samples, batch_size=1, resize=None, metrics=('epe',),
     return {metric: means[metric] for metric in metrics}
 
 
-SINTEL_DIVISIONS = ('training2', 'training')   # held-out split first, as the original logged
-KITTI_NETWORK_SIZE = (512, 1152)   # the original's KITTI inference size (H, W)
-# 'kitti' is the original's log key (per-image mean Fl); 'fl_all' pools all pixels (benchmark).
-KITTI_METRICS = ('epe', 'kitti', 'fl_all')
+def validate_sets(pipe, validation, batch_size=1):
+    """Validation during training: ``{name: mean EPE}`` of each non-empty ``{name: samples}``
+    set, at the network size each frame rounds up to."""
+    return {name: evaluate_samples(pipe, samples, batch_size, description=name)['epe']
+            for name, samples in validation.items() if samples}
 
 
-def _skip(report, name, key):
-    report.append((name, None, 'not configured (set %s or `%s:` in the dataset roots file), skipped'
-                   % (roots.env_var(key), key)))
+# --- --valid ------------------------------------------------------------------------------
+
+def validation_sets(benchmark, root):
+    """Yield (name, samples) of ``benchmark``'s validation splits, listing each when reached."""
+    for split in benchmark.valid_splits:
+        samples = benchmark.lister(root, split)
+        if benchmark.per_pass:
+            for pass_name, part in group_samples(samples).items():
+                yield '%s.%s.%s' % (benchmark.name, split, pass_name), part
+        else:
+            yield benchmark.name, samples
 
 
 def validate_checkpoint(pipe, log, steps, batch_size=1, resize=None, progress=True):
@@ -70,41 +201,20 @@ def validate_checkpoint(pipe, log, steps, batch_size=1, resize=None, progress=Tr
     to the original's ``kitti.2015:kitti`` (the per-image mean of Fl). Returns
     ``[(name, value or None, note)]``; unconfigured datasets are skipped.
     """
-    from reader import chairs, kitti, sintel
     report = []
-
-    def record(name, value):
-        log.log('steps=%d, %s=%s' % (steps, name, value))
-        report.append((name, value, ''))
-
-    if roots.configured('sintel'):
-        root = roots.dataset_root('sintel')
-        for division in SINTEL_DIVISIONS:
-            for pass_name, samples in sintel.by_pass(sintel.list_samples(root, division)).items():
-                name = 'sintel.%s.%s' % (division, pass_name)
-                result = evaluate_samples(pipe, samples, batch_size, resize, description=name,
-                                          progress=progress)
-                record(name + ':epe', result['epe'])
-    else:
-        _skip(report, 'sintel', 'sintel')
-    for edition in ('2012', '2015'):
-        key = 'kitti' + edition
+    for benchmark in BENCHMARKS:
+        key = benchmark.root_key
         if not roots.configured(key):
-            _skip(report, 'kitti.' + edition, key)
+            report.append((benchmark.name, None, 'not configured (set %s or `%s:` in the '
+                           'dataset roots file), skipped' % (roots.env_var(key), key)))
             continue
-        samples = kitti.list_samples(roots.dataset_root(key), edition, 'mixed')
-        result = evaluate_samples(pipe, samples, batch_size, resize or KITTI_NETWORK_SIZE,
-                                  KITTI_METRICS, description='kitti.' + edition,
-                                  progress=progress)
-        for metric in KITTI_METRICS:
-            record('kitti.%s:%s' % (edition, metric), result[metric])
-    if roots.configured('chairs'):
-        samples = chairs.list_samples(roots.dataset_root('chairs'), 'val')
-        result = evaluate_samples(pipe, samples, batch_size, resize, description='chairs',
-                                  progress=progress)
-        record('chairs:epe', result['epe'])
-    else:
-        _skip(report, 'chairs', 'chairs')
+        for name, samples in validation_sets(benchmark, roots.dataset_root(key)):
+            result = evaluate_samples(pipe, samples, batch_size, resize or benchmark.valid_size,
+                                      benchmark.metrics, description=name, progress=progress)
+            for metric in benchmark.metrics:
+                entry = '%s:%s' % (name, metric)
+                log.log('steps=%d, %s=%s' % (steps, entry, result[metric]))
+                report.append((entry, result[metric], ''))
     return report
 
 
@@ -114,3 +224,176 @@ def format_report(report):
     for name, value, note in report:
         lines.append('%-*s  %s' % (width, name, note if value is None else '%.4f' % value))
     return '\n'.join(lines)
+
+
+# --- --predict ----------------------------------------------------------------------------
+
+def weights_sha256(network):
+    """sha256 over the names, shapes and float values of the loaded weights.
+
+    It identifies what was loaded, whatever the checkpoint file is called.
+    """
+    digest = hashlib.sha256()
+    for name, param in sorted(parameters_by_name(network).items()):
+        array = param.data(param.list_ctx()[0]).asnumpy()
+        digest.update(('%s %s %s\n' % (name, array.dtype.str, array.shape)).encode())
+        digest.update(array.tobytes())
+    return digest.hexdigest()
+
+
+def _outputs(flow_path, occ_mask):
+    paths = [flow_path]
+    if occ_mask:
+        paths.append(os.path.splitext(flow_path)[0] + '_occ.png')
+    return paths
+
+
+_SETTING_NAMES = {'weights_sha256': 'checkpoint weights sha256',
+                  'network_size': 'network input size',
+                  'network_class': 'network class', 'network_config': 'network config'}
+
+
+def _shown(key, value):
+    if value is None:
+        return 'unknown'
+    if key == 'network_size':
+        return 'x'.join(map(str, value))
+    if key == 'weights_sha256':
+        return value[:12] + '...'
+    return json.dumps(value)
+
+
+def check_settings(folder, settings):
+    """Raise UserError unless ``folder`` is new, empty, or was written with ``settings``."""
+    record = os.path.join(folder, SETTINGS_FILE)
+    retry = 'move or delete %s to predict again with these settings' % folder
+    if not os.path.exists(record):
+        if any(files for _, _, files in os.walk(folder)):
+            raise UserError('%s: holds files but no %s, so the checkpoint and settings that '
+                            'wrote them are unknown; %s' % (folder, SETTINGS_FILE, retry))
+        return
+    try:
+        with open(record) as f:
+            written = json.load(f)
+    except (OSError, ValueError) as e:
+        raise UserError('%s: unreadable settings record (%s); %s' % (record, e, retry)) from None
+    if not isinstance(written, dict):
+        raise UserError('%s: not a settings record; %s' % (record, retry))
+    differing = [key for key in settings if written.get(key) != settings[key]]
+    if differing:
+        changes = '; '.join('%s %s, now %s' % (_SETTING_NAMES.get(k, k), _shown(k, written.get(k)),
+                                                _shown(k, settings[k])) for k in differing)
+        raise UserError('%s: written by --predict with other settings (%s); %s'
+                        % (folder, changes, retry))
+
+
+def _write_settings(folder, settings):
+    record = os.path.join(folder, SETTINGS_FILE)
+    if not os.path.exists(record):
+        with files.atomic_output(record) as tmp, open(tmp, 'w') as f:
+            json.dump(settings, f, indent=1, sort_keys=True)
+            f.write('\n')
+
+
+def _predict_to_files(pipe, jobs, write_flow, batch_size, resize, occ_mask, description):
+    """Run ``pipe`` on ``jobs`` [(sample, flow_path)] not yet done; returns (written, skipped)."""
+    todo = [(s, p) for s, p in jobs if not all(map(flowio.output_is_complete, _outputs(p, occ_mask)))]
+    paths = {sample.name: path for sample, path in todo}
+
+    def write(samples, run):
+        results = pipe.predict([e.img1 for e in run], [e.img2 for e in run],
+                               batch_size=batch_size, resize=resize)
+        for sample, (flow, mask, _) in zip(samples, results):
+            write_flow(paths[sample.name], flow)
+            if occ_mask:
+                flowio.write_image(_outputs(paths[sample.name], True)[1], occ_mask_image(mask))
+
+    stream_runs(pipe, [s for s, _ in todo], batch_size, write, description)
+    return len(todo), len(jobs) - len(todo)
+
+
+class _Run(NamedTuple):
+    what: str           # report name: 'sintel', 'kitti.2015'
+    folder: str         # the output folder, holding the settings record
+    jobs: list          # [(sample, flow path)]
+    write_flow: object  # the benchmark's flow writer
+    network_size: tuple
+
+
+def predict_submissions(pipe, out_prefix, batch_size=1, resize=None, occ_mask=False):
+    """Write ``{out_prefix}_sintel/{clean,final}/SEQ/frame_XXXX.flo`` and
+    ``{out_prefix}_kitti/{2012,2015}/XXXXXX_10.png``; returns [(what, written, skipped or note)].
+
+    Raises UserError, before writing anything, if an output folder was written with other
+    settings (see ``check_settings``).
+    """
+    tasks = []   # a _Run, or (what, note) for a benchmark that is not configured
+    for benchmark in BENCHMARKS:
+        if benchmark.submission is None:
+            continue
+        if not roots.configured(benchmark.root_key):
+            tasks.append((benchmark.name, 'not configured, skipped'))
+            continue
+        submission = benchmark.submission
+        folder = out_prefix + submission.suffix
+        samples = benchmark.lister(roots.dataset_root(benchmark.root_key), benchmark.test_split)
+        jobs = [(s, os.path.join(folder, submission.path(s))) for s in samples]
+        tasks.append(_Run(benchmark.name, folder, jobs, submission.write_flow,
+                          resize or benchmark.predict_size))
+
+    runs = [task for task in tasks if isinstance(task, _Run)]
+    settings = {}
+    if runs:
+        # What the flows depend on. --occ_mask only adds files; batch size and devices
+        # change nothing but float noise.
+        identity = {'network_class': pipe.network_class,
+                    'network_config': pipe.config['network'].value,
+                    'weights_sha256': weights_sha256(pipe.network)}
+        settings = {run.folder: dict(identity, network_size=list(run.network_size))
+                    for run in runs}
+        settings = json.loads(json.dumps(settings))   # compare as the record reads back
+    for folder, folder_settings in settings.items():
+        check_settings(folder, folder_settings)
+
+    report = []
+    for task in tasks:
+        if not isinstance(task, _Run):
+            report.append((task[0], 0, task[1]))
+            continue
+        _write_settings(task.folder, settings[task.folder])
+        written, skipped = _predict_to_files(pipe, task.jobs, task.write_flow, batch_size,
+                                             task.network_size, occ_mask, task.what)
+        report.append((task.what, written, skipped))
+    return report
+
+
+# --- main.py --valid / --predict ----------------------------------------------------------
+
+def run_benchmarks(config, checkpoint_spec, ctx=None, predict=False, batch_size=1, resize=None,
+                   occ_mask=False):
+    """``main.py --valid`` (``predict=False``) or ``--predict`` for the checkpoint ``-c`` names
+    (``RUN[:STEPS]`` or a .params path); returns the report to print.
+
+    ``--valid`` logs to ``logs/val/RUN.val.log``; ``--predict`` writes under ``flows/``.
+    """
+
+    if checkpoint_spec is None:
+        raise UserError('--valid and --predict need a checkpoint: -c RUN[:STEPS] or -c FILE.params')
+    path, run_id, steps = find_checkpoint(checkpoint_spec)
+    pipe = Pipeline(config, ctx)
+    pipe.load(path)
+    name = os.path.basename(path)[:-len('.params')]
+    if predict:
+        prefix = os.path.join('flows', name)
+        report = predict_submissions(pipe, prefix, batch_size, resize, occ_mask)
+        lines = ['%-10s %s' % (what, note if isinstance(note, str) else
+                               '%d written, %d already there' % (written, note))
+                 for what, written, note in report]
+        return '\n'.join(lines + ['submissions under %s_sintel and %s_kitti' % (prefix, prefix)])
+    log = RunLog(os.path.join('logs', 'val', '%s.val.log' % (run_id or name)))
+    try:
+        report = validate_checkpoint(pipe, log, steps, batch_size, resize)
+    finally:
+        log.close()
+    return '\n'.join(['checkpoint %s (steps=%d)' % (path, steps), format_report(report),
+                      'logged to %s' % log.path])

@@ -50,19 +50,17 @@ def _separable_kernel(F, taps, size):
                      (1, 1, size, size))
 
 
-class _Resample(nn.HybridBlock):
-    def __init__(self, factor, **kwargs):
-        super().__init__(**kwargs)
-        self.factor = factor
-
-
-class Upsample(_Resample):
+class Upsample(nn.HybridBlock):
     """Upsample by an integer factor with a triangular (bilinear) transposed-convolution kernel.
 
     ``out[j] = lerp(in, j / factor)`` with the last input sample replicated past the end. This
-    is neither align_corners=True nor False; it is kept exactly for compatibility with the
-    original checkpoints, which learned with it (quirk Q3).
+    is neither align_corners=True nor False; it is the original's Upsample, kept exactly for
+    compatibility with the original checkpoints, whose coarse flows were learned through it.
     """
+
+    def __init__(self, factor, **kwargs):
+        super().__init__(**kwargs)
+        self.factor = factor
 
     def hybrid_forward(self, F, img):
         f = self.factor
@@ -77,25 +75,6 @@ class Upsample(_Resample):
                              num_filter=1, no_bias=True)
         up = F.slice(up, begin=(None, None, None, None), end=(None, None, -1, -1))
         return _split_channels(F, up, img)
-
-
-class Downsample(_Resample):
-    """Downsample by an integer factor with a normalised triangular kernel (loss 'downsampling')."""
-
-    def hybrid_forward(self, F, img):
-        f = self.factor
-        if f == 1:
-            return img
-        half = f // 2
-        size = 2 * half + 1
-        kernel = _separable_kernel(F, ((half + 1) - F.abs(half - F.arange(0, size))) / size, size)
-        merged = _merge_channels(F, img)
-        args = dict(kernel=(f + 1, f + 1), stride=(f, f), pad=(half, half), num_filter=1,
-                    no_bias=True)
-        total = F.Convolution(merged, kernel, **args)
-        # Dividing by the filtered ones image renormalises the kernel where it leaves the image.
-        weight = F.Convolution(F.ones_like(merged), kernel, **args)
-        return F.broadcast_div(_split_channels(F, total, img), _split_channels(F, weight, img))
 
 
 def correlation(F, feat1, feat2, max_displacement):

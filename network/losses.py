@@ -4,21 +4,9 @@ Every loss returns one value per sample (shape (N,)), as the original does.
 """
 from mxnet.gluon import nn
 
-from .layers import Downsample, Upsample
+from .layers import Upsample
 
 MULTISCALE_WEIGHTS = (.005, .01, .02, .08, .32)
-
-
-class EpeLoss(nn.HybridBlock):
-    """Mean end-point error over all pixels."""
-
-    def __init__(self, eps=0., **kwargs):
-        super().__init__(**kwargs)
-        self.eps = eps
-
-    def hybrid_forward(self, F, pred, label):
-        epe = F.sqrt(F.sum(F.square(pred - label), axis=1) + self.eps)
-        return F.mean(epe, axis=0, exclude=True)
 
 
 class EpeLossWithMask(nn.HybridBlock):
@@ -45,26 +33,21 @@ class EpeLossWithMask(nn.HybridBlock):
 class MultiscaleEpe(nn.HybridBlock):
     """Weighted sum over decoder levels of the masked EPE against the full-resolution label.
 
-    ``match='upsampling'`` (what training uses) brings each prediction up to the label with
-    the network's own Upsample; ``'downsampling'`` brings label and mask down instead.
+    Each prediction is brought up to the label with the network's own ``Upsample``.
     ``forward(label, mask, *predictions)`` with predictions ordered like ``strides``.
     """
 
-    def __init__(self, strides, weights=MULTISCALE_WEIGHTS, match='upsampling', eps=1e-8,
+    def __init__(self, strides, weights=MULTISCALE_WEIGHTS, eps=1e-8,
                  q=None, **kwargs):
         super().__init__(**kwargs)
-        if match not in ('upsampling', 'downsampling'):
-            raise ValueError("match must be 'upsampling' or 'downsampling', not %r" % (match,))
         if len(weights) != len(strides):
             raise ValueError('need one weight per stride: %d weights, %d strides'
                              % (len(weights), len(strides)))
         self.strides = list(strides)
         self.weights = list(weights)
-        self.match = match
         with self.name_scope():
             self.epe = EpeLossWithMask(eps=eps, q=q)
-            resample = Upsample if match == 'upsampling' else Downsample
-            self.resamplers = [resample(s) for s in self.strides]
+            self.resamplers = [Upsample(s) for s in self.strides]
             for s, block in zip(self.strides, self.resamplers):
                 self.register_child(block, 'resample_%d' % s)
 
@@ -72,11 +55,7 @@ class MultiscaleEpe(nn.HybridBlock):
         """The weighted per-level losses, coarse to fine."""
         out = []
         for pred, weight, resample in zip(predictions, self.weights, self.resamplers):
-            if self.match == 'upsampling':
-                term = self.epe(resample(pred), label, mask)
-            else:
-                term = self.epe(pred, resample(label), resample(mask))
-            out.append(term * weight)
+            out.append(self.epe(resample(pred), label, mask) * weight)
         return out
 
     def hybrid_forward(self, F, label, mask, *predictions):

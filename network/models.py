@@ -3,9 +3,10 @@
 Attribute names (``conv1a``, ``conv6_0``, ``upfeat5``, ``deform4``, ...) are the checkpoint
 contract: Gluon saves parameters under their attribute paths, so they must not change.
 
-Conventions inside the networks, all kept for compatibility with the original checkpoints:
-flows are (y, x) (quirk Q4) and stored divided by 20 (``flow_multiplier``); the predictions
-returned to the caller are multiplied back, in pixels of the network input at every level.
+Conventions inside the networks, all kept for compatibility with the original checkpoints,
+whose weights learned them: flows are (y, x), the order of MXNet's deformable-convolution
+offsets, and carried divided by 20 (times ``flow_multiplier``); the predictions returned to the
+caller are multiplied back, in pixels of the network input at every level.
 """
 from mxnet.gluon import nn
 
@@ -165,8 +166,8 @@ class MaskFlownet_S(_PyramidFlowNet):
         mask_full = F.sigmoid(self.upsample4(mask)) - 0.5
         stage2_input1 = F.concat(im1, F.zeros_like(mask_full), dim=1)
         stage2_input2 = F.concat(self.warp(im2, self.upsample4(flow) * self.scale), mask_full, dim=1)
-        # Quirk Q1, kept for compatibility with the original MaskFlownet checkpoints: the
-        # image-2 features handed to the cascade carry image 1's levels 2 and 3.
+        # The original's feature mix-up, kept for compatibility with its MaskFlownet checkpoints
+        # (its cascade learned with it): the cascade warps image 1's features at levels 2 and 3.
         c2_for_cascade = [c2[0], c1[1], c1[2], c2[3], c2[4], c2[5]]
         sources = [c1, c2_for_cascade, flows, stage2_input1, stage2_input2]
         return predictions, occlusion_masks, sources
@@ -177,7 +178,8 @@ class MaskFlownet(_PyramidFlowNet):
 
     ``forward(im1, im2)`` returns ``(predictions, occlusion_masks, head_predictions)``. The
     occlusion mask is the head's: only the MaskFlownet-S stage learns one. (The original
-    returned the cascade's unscaled y-flow channel there, quirk Q5, which we do not copy.)
+    returned the cascade's unscaled y-flow channel there; that bug is fixed, no weight depends
+    on it.)
     """
 
     def __init__(self, **kwargs):

@@ -13,7 +13,7 @@ from .config import is_number, is_number_list
 from common.errors import UserError
 from common.options import SIZE_MULTIPLE
 from .layers import Upsample, Warp
-from .losses import MULTISCALE_WEIGHTS, EpeLossWithMask, MultiscaleEpe, kitti_outliers
+from .losses import MULTISCALE_WEIGHTS, EpeLossWithMask, MultiscaleEpe
 from .models import MaskFlownet, MaskFlownet_S
 
 NETWORKS = {'MaskFlownet_S': MaskFlownet_S, 'MaskFlownet': MaskFlownet}
@@ -57,7 +57,7 @@ class Pipeline:
             weights = list(MULTISCALE_WEIGHTS)   # as the original: a list of another length falls back
         q = config.optimizer.q.checked(None, lambda v: v is None or (is_number(v) and v > 0),
                                        'a positive number (or absent)')
-        self.multiscale_epe = MultiscaleEpe(self.strides, weights, match='upsampling', eps=1e-8, q=q)
+        self.multiscale_epe = MultiscaleEpe(self.strides, weights, eps=1e-8, q=q)
         self.reconstruction = Warp(clip_grid=True)
         for block in (self.upsampler, self.epe_with_mask, self.multiscale_epe, self.reconstruction):
             block.hybridize()
@@ -113,8 +113,8 @@ class Pipeline:
         img1, img2, _ = self.centralize(img1, img2)
         height, width = network_size(img1.shape[2:], resize)
         if (height, width) != tuple(img1.shape[2:]):
-            # Quirk Q2, kept for compatibility with the original checkpoints' numbers:
-            # inputs are resized (align_corners=True) to the network size, never padded.
+            # Resized (align_corners=True), never padded, to the network size as the original did:
+            # kept for compatibility with the original checkpoints, whose results were made so.
             img1 = nd.contrib.BilinearResize2D(img1, height=height, width=width)
             img2 = nd.contrib.BilinearResize2D(img2, height=height, width=width)
         return self.network(img1, img2)
@@ -171,41 +171,33 @@ class Pipeline:
         """Mean over samples of the per-sample EPE (or KITTI Fl with ``return_type='kitti'``).
 
         Labels are (H, W, 2) x-y flows; masks are (H, W, 1) uint8 with 255 = valid. Without
-        masks every pixel counts and the EPE is a per-pixel mean (the original summed there,
-        quirk Q6, which we do not copy).
+        masks every pixel counts and the EPE is a per-pixel mean (the original summed over the
+        pixels there, a bug fixed here: the sum grows with the image size).
         """
-        values = self.per_sample_metrics(img1s, img2s, labels, masks, batch_size, resize,
-                                         (return_type,))
+        from .evaluate import per_sample_metrics   # evaluation builds on this module
+        values = per_sample_metrics(self, img1s, img2s, labels, masks, batch_size, resize,
+                                    (return_type,))
         return float(np.mean(values[return_type]))
 
-    def per_sample_metrics(self, img1s, img2s, labels, masks=None, batch_size=1, resize=None,
-                           metrics=('epe',)):
-        """``{metric: per-sample float array}`` for metrics 'epe', 'kitti' (Fl, the outlier share
-        of the sample's valid pixels), 'fl_outliers' and 'fl_pixels' (the counts behind Fl)."""
-        fl_metrics = {'kitti', 'fl_outliers', 'fl_pixels'}
-        unknown = set(metrics) - {'epe'} - fl_metrics
-        if unknown:
-            raise ValueError('unknown metrics %s' % sorted(unknown))
+    def labelled_batches(self, img1s, img2s, labels, masks=None, batch_size=1, resize=None):
+        """Yield (flow, label, mask, epe) NDArrays per device batch, for the metrics of
+        ``evaluate.per_sample_metrics``: flow and label (N, 2, H, W) in (y, x) px, mask
+        (N, 1, H, W) in [0, 1], epe (N,) the masked mean end-point error of each sample.
+
+        Labels are (H, W, 2) x-y flows; masks (H, W, 1) uint8 with 255 = valid, or None
+        (every pixel counts).
+        """
         check_pairs(img1s, img2s)
         if masks is None:
             masks = [None] * len(labels)
         masks = [np.full(label.shape[:2] + (1,), 255, dtype=np.uint8) if mask is None else mask
                  for label, mask in zip(labels, masks)]
-        values = {metric: [] for metric in metrics}
         for device_chunks in self._batches([img1s, img2s, labels, masks], batch_size):
             for img1, img2, label, mask in device_chunks:
                 label = nd.flip(label.astype('float32', copy=False), axis=1)
                 mask = mask / 255.0
                 flow, _, _, epe = self.do_batch(img1 / 255.0, img2 / 255.0, label, mask, resize)
-                if 'epe' in values:
-                    values['epe'].append(epe.asnumpy())
-                if fl_metrics & values.keys():
-                    outliers, pixels = (c.asnumpy() for c in kitti_outliers(nd, flow, label, mask))
-                    for metric, value in (('kitti', outliers / pixels), ('fl_outliers', outliers),
-                                          ('fl_pixels', pixels)):
-                        if metric in values:
-                            values[metric].append(value)
-        return {metric: np.concatenate(v) for metric, v in values.items()}
+                yield flow, label, mask, epe
 
 
 def check_pairs(img1s, img2s):

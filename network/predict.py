@@ -19,6 +19,7 @@ from reader import flowio, video
 
 from .checkpoint import find_checkpoint
 from .config import load_config
+from .evaluate import occ_mask_image
 from .pipeline import Pipeline
 
 
@@ -68,19 +69,14 @@ def check_size(path, shape):
 
 def read_pair(path1, path2):
     """Two images as the original's predict_new_data.py fed them: OpenCV BGR uint8."""
-    # Quirk Q7, kept for compatibility with the original's predict_new_data.py: new data is fed
-    # in OpenCV's BGR order (the Chairs and Sintel training readers give RGB).
+    # Fed in OpenCV's BGR order as the original's predict_new_data.py did, so a checkpoint gives
+    # the same flow as there (the Chairs and Sintel training readers give RGB).
     img1, img2 = flowio.read_image(path1), flowio.read_image(path2)
     check_size(path1, img1.shape)
     if img1.shape != img2.shape:
         raise UserError('%s is %dx%d but %s is %dx%d: the two images must have the same size'
                         % (path1, img1.shape[1], img1.shape[0], path2, img2.shape[1], img2.shape[0]))
     return img1, img2
-
-
-def occ_mask_image(occ_mask):
-    """(H, W, 1) mask in [0, 1] -> (H, W) uint8 grayscale, white = visible in both images."""
-    return np.round(np.clip(occ_mask[..., 0], 0, 1) * 255).astype(np.uint8)
 
 
 def pair_outputs(out_path, occ_mask_path=None):
@@ -168,8 +164,8 @@ def predict_video(pipe, video_path, out_path, batch=8, resize=None, side_by_side
         fps = video.video_fps(capture, video_path)
         frame_count = int(capture.get(cv2.CAP_PROP_FRAME_COUNT))
         frames = video.read_frames(capture, video_path)
-        # Quirk Q7, kept for compatibility with the original's predict_new_data.py: frames are
-        # fed in OpenCV's BGR order.
+        # Frames are fed in OpenCV's BGR order as the original's predict_new_data.py did, so a
+        # checkpoint gives the same flow as there.
         first_two = video.first_two_frames(frames, video_path)
         check_size(video_path, first_two[0].shape)
         height, width = first_two[0].shape[:2]

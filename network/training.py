@@ -1,9 +1,14 @@
-"""Training: the optimizer and its schedule, one training step, run ids, logs and checkpoints."""
+"""Training: a run of the paper's schedule as one library call (``run_training``), and its parts:
+the optimizer and its schedule, one training step, run ids, logs, checkpoints, the loop.
+
+``main.py`` only parses arguments and calls ``run_training``.
+"""
 import contextlib
 import datetime
 import hashlib
 import os
 import socket
+import sys
 import time
 from dataclasses import dataclass
 from typing import Optional
@@ -12,11 +17,19 @@ import numpy as np
 import mxnet as mx
 from mxnet import autograd, gluon
 
-from common.files import atomic_output
+from common.errors import UserError
+from common.files import atomic_output, remove_stale_temporaries
+from reader import roots as dataset_roots
+from reader.loader import BatchStream
+from reader.mixes import shrink_for_debug, training_data
+from reader.sample import load_sample
 
 from . import checkpoint
+from .augmentation import make_augmentations, random_crop_and_flip
 from .config import learning_rate_at
-from common.errors import UserError
+from .evaluate import validate_sets
+from .runlog import RunLog, format_pairs
+from .pipeline import Pipeline
 
 KEEP_CHECKPOINTS = 3
 LOG_EVERY = 50   # after the first 20 steps, as the original
@@ -66,33 +79,6 @@ def check_batch_split(batch_size, devices):
     if batch_size % devices:
         raise UserError('batch of %d samples cannot be split evenly over %d devices (-g)'
                         % (batch_size, devices))
-
-
-class RunLog:
-    """``logs/{run_id}.log``: one ``[YYYY/MM/DD HH:MM:SS] key=value, ...`` line per event."""
-
-    def __init__(self, path, echo=False):
-        self.path = path
-        self.echo = echo
-        try:
-            os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-            self._file = open(path, 'a')
-        except OSError as error:
-            raise UserError('%s: cannot write the log (%s)' % (path, error.strerror or error)) from None
-
-    def log(self, message):
-        line = datetime.datetime.now().strftime('[%Y/%m/%d %H:%M:%S] ') + message
-        self._file.write(line + '\n')
-        self._file.flush()
-        if self.echo:
-            print(line, flush=True)
-
-    def close(self):
-        self._file.close()
-
-
-def format_pairs(pairs):
-    return ', '.join('%s=%s' % (k, v) for k, v in pairs)
 
 
 class MovingAverage:
@@ -234,3 +220,162 @@ def prune_checkpoints(run_id, weights_dir, keep=KEEP_CHECKPOINTS):
     for path in stale:
         with contextlib.suppress(FileNotFoundError):
             os.remove(path)
+
+
+# --- the loop ------------------------------------------------------------------------------
+
+def make_stream(data, seed=None):
+    slots = [(samples, load_sample) for samples, count in data.mix for _ in range(count)]
+    crop_shape = data.orig_shape
+    return BatchStream(slots, data.batch_size,
+                       lambda example, rng, name: random_crop_and_flip(example, crop_shape, rng, name),
+                       seed=seed)
+
+
+def train(pipe, trainer, data, run_id, steps, log, weights_dir=checkpoint.WEIGHTS_DIR,
+          validation_steps=2500, checkpoint_steps=5000, max_steps=None, seed=None,
+          validation_batch=1):
+    """The training loop; returns the step count reached.
+
+    Stops when the learning-rate schedule ends, or after ``max_steps`` more steps. Validates
+    every ``validation_steps`` (and after the first step), saves every ``checkpoint_steps`` and
+    keeps the newest three checkpoints of the run.
+    """
+    geo_aug, color_aug = make_augmentations(data.dataset, data.target_shape, data.orig_shape,
+                                            data.batch_size // len(pipe.ctx))
+    train_epe, total_time = MovingAverage(), MovingAverage()
+    stop_at = None if max_steps is None else steps + max_steps
+    last = None
+    with make_stream(data, seed) as stream:
+        while stop_at is None or steps < stop_at:
+            if not trainer.set_learning_rate(steps + 1):
+                break
+            steps += 1
+            now = time.perf_counter()
+            if last is not None:
+                total_time.update(now - last)
+            last = now
+            batch = next(stream)
+            try:
+                result = trainer.train_batch(batch.img1, batch.img2, batch.flow, batch.mask,
+                                             geo_aug=geo_aug, color_aug=color_aug)
+            except NonFiniteStep as error:
+                message = ('step %d: %s on samples %s; the weights were not updated and no '
+                           'checkpoint was written' % (steps, error, ', '.join(batch.names)))
+                log.log('stopped=%s' % message)
+                raise NonFiniteStep(message) from None
+            if steps <= 20 or steps % LOG_EVERY == 0:
+                train_epe.update(result['epe'])
+                log.log('steps=%d, epe=%s, total_time=%.2f' % (steps, train_epe.average,
+                                                                total_time.average))
+            if steps % validation_steps == 0 or steps <= 1:
+                results = validate_sets(pipe, data.validation, validation_batch)
+                if results:
+                    log.log('steps=%d, %s' % (steps, format_pairs(results.items())))
+            # A run stopped by max_steps also saves, so that it can be resumed where it stopped.
+            if steps % checkpoint_steps == 0 or steps == stop_at:
+                trainer.save(os.path.join(weights_dir, '%s_%d' % (run_id, steps)))
+                prune_checkpoints(run_id, weights_dir)
+    return steps
+
+
+def log_start(log, steps, data, batch_args, branched_from=None):
+    log.log('start=%d, train=%d, val=%d, host=%s, batch=%d'
+            % (steps, data.train_size, data.validation_size, socket.gethostname(), data.batch_size))
+    log.log(format_pairs((k, repr(v)) for k, v in batch_args.items()))
+    if branched_from:
+        log.log('branched_from=%s' % branched_from)
+    for key in data.skipped:
+        print('validation: %s' % dataset_roots.skip_note(key))
+    sys.stdout.flush()
+
+
+# --- a whole run ----------------------------------------------------------------------------
+
+DEBUG_STEPS = 4          # --debug: steps per invocation
+DEBUG_INTERVAL = 2       # --debug: validate and save every this many steps
+
+
+@dataclass(frozen=True)
+class RunResult:
+    run_id: str
+    steps: int                     # the step count reached
+    newest: Optional[str]          # the run's newest checkpoint (None before its first save)
+    started_from: Optional[str]    # the checkpoint the run started from
+
+
+def run_training(config, dataset_cfg, ctx, checkpoint_spec=None, clear_steps=False, debug=False,
+                 max_steps=None, roots_file=None, seed=None, use_wd=False, shard=1,
+                 validation_batch=8, weights_dir=checkpoint.WEIGHTS_DIR, logs_dir='logs',
+                 log_args=None):
+    """Train ``config`` (a network config) on ``dataset_cfg`` (a dataset config) on devices ``ctx``.
+
+    ``checkpoint_spec``: ``-c`` (``RUN[:STEPS]`` or a .params path) to resume or start from;
+    ``clear_steps``: start a new run at step 0 from its weights. ``debug``: the bundled sample
+    data (unless ``MASKFLOWNET_DATASETS`` or ``roots_file`` names other roots), a few samples,
+    the smallest batch, validating and saving every 2 steps, 4 steps unless ``max_steps``.
+    ``log_args``: the options recorded in the run log's header (the command line's).
+    Writes ``weights_dir/RUN_STEPS.params|.states`` and ``logs_dir[/debug]/RUN.log``.
+    """
+    if max_steps is not None and max_steps < 1:
+        raise UserError('--max_steps %d: must be 1 or more' % max_steps)
+    if shard < 1:
+        raise UserError('--shard %d: must be 1 or more' % shard)
+    roots = dataset_roots.Roots(roots_file)
+    if debug and roots_file is None and dataset_roots.ROOTS_FILE_ENV not in os.environ:
+        roots = dataset_roots.Roots(dataset_roots.SAMPLE_ROOTS_FILE, environment=False)
+    path, run_id, steps = ((None, None, 0) if checkpoint_spec is None
+                           else checkpoint.find_checkpoint(checkpoint_spec, weights_dir))
+    if seed is not None:
+        mx.random.seed(seed)
+    data = training_data(dataset_cfg, config.network_class, roots, shard=shard)
+    if debug:
+        data = shrink_for_debug(data, len(ctx))
+    pipe = Pipeline(config, ctx)
+    schedule = dataset_cfg.optimizer.learning_rate.get(None) or config.optimizer.learning_rate.get(None)
+    if schedule is None:
+        raise UserError('config %s has no optimizer.learning_rate schedule' % config.source)
+    weight_decay = config.optimizer.wd.get(None) if use_wd else None
+    if use_wd and weight_decay is None:
+        print('warning: --use_wd: config %s sets no optimizer.wd; training without weight decay'
+              % config.source, file=sys.stderr)
+    check_batch_split(data.batch_size, len(ctx))   # before the run leaves any log
+    trainer = FlowTrainer(pipe, schedule, weight_decay)
+    head_only = False
+    if path is not None:
+        head_only = pipe.load_start_point(path)
+        if config.network_class == 'MaskFlownet':
+            pipe.fix_head()
+    newest = newest_checkpoint(run_id, weights_dir)
+    start = plan_start(path, run_id, steps, newest, clear_steps, head_only)
+    if start.load_states:
+        trainer.load_states(path[:-len('.params')] + '.states')
+    steps = start.steps
+    run_id = start.run_id or new_run_id(','.join(str(c) for c in ctx))
+    if start.branched_from:
+        print('%s is not the newest checkpoint of its run: continuing its history as the new '
+              'run %s (the later checkpoints stay as they are)' % (path, run_id))
+    remove_stale_temporaries(weights_dir)
+    log = RunLog(os.path.join(logs_dir, 'debug' if debug else '', '%s.log' % run_id), echo=True)
+    log_start(log, steps, data, log_args or {}, start.branched_from)
+    interval = DEBUG_INTERVAL if debug else None
+    if max_steps is None and debug:
+        max_steps = DEBUG_STEPS
+    try:
+        steps = train(pipe, trainer, data, run_id, steps, log, weights_dir,
+                      validation_steps=interval or dataset_cfg.validation_steps.get(2500),
+                      checkpoint_steps=interval or dataset_cfg.checkpoint_steps.get(5000),
+                      max_steps=max_steps, seed=seed, validation_batch=validation_batch)
+    except NonFiniteStep as error:
+        newest = newest_checkpoint(run_id, weights_dir)
+        raise NonFiniteStep('%s; newest checkpoint %s' % (error, newest or 'none (it started from %s)'
+                                                          % path)) from None
+    finally:
+        log.close()
+    return RunResult(run_id, steps, newest_checkpoint(run_id, weights_dir), path)
+
+
+def newest_checkpoint(run_id, weights_dir=checkpoint.WEIGHTS_DIR):
+    """The path of the newest checkpoint of ``run_id`` in ``weights_dir``, or None."""
+    mine = [c[2] for c in checkpoint.list_checkpoints(weights_dir) if c[0] == run_id]
+    return mine[-1] if mine else None

@@ -20,9 +20,8 @@ FLO_MAGIC = 202021.25
 FLOW_OUTPUT_EXTENSIONS = ('.flo', '.npy', '.png', '.jpg', '.jpeg')
 IMAGE_OUTPUT_EXTENSIONS = ('.png', '.jpg', '.jpeg')
 _MAX_DIM = 1 << 20  # far beyond any real frame; catches garbage headers early
-_HEADER_LIMIT = 4096  # PPM/PFM headers are tiny; never scan a whole payload for one
+_HEADER_LIMIT = 4096  # PPM headers are tiny; never scan a whole payload for one
 _HEADER_TOKEN = re.compile(rb'(?:\s|#[^\n]*\n)*([^\s#]+)')  # skips whitespace and '# comments'
-_LINE_END = re.compile(rb'[ \t\r]*\n')
 
 
 def _ext(path):
@@ -64,8 +63,8 @@ def _check_payload(path, what, actual, expected):
         raise UserError(f'{path}: {what} payload {problem} ({actual} bytes, expected {expected})')
 
 
-def _header_tokens(path, data, count, line_based=False):
-    """Return the first `count` header tokens of a PPM/PFM file and the payload offset."""
+def _header_tokens(path, data, count):
+    """Return the first `count` header tokens of a PPM file and the payload offset."""
     head, tokens, pos = data[:_HEADER_LIMIT], [], 0
     for _ in range(count):
         match = _HEADER_TOKEN.match(head, pos)
@@ -73,11 +72,6 @@ def _header_tokens(path, data, count, line_based=False):
             raise UserError(f'{path}: malformed or truncated header')
         tokens.append(match.group(1))
         pos = match.end()
-    if line_based:  # PFM headers are lines, and some writers leave trailing spaces on them
-        match = _LINE_END.match(head, pos)
-        if match is None:
-            raise UserError(f'{path}: malformed header (expected a newline after {tokens[-1]!r})')
-        return tokens, match.end()
     if not head[pos:pos + 1].isspace():  # Netpbm: exactly one whitespace byte ends the header
         raise UserError(f'{path}: malformed header (no whitespace after {tokens[-1]!r})')
     return tokens, pos + 1
@@ -217,25 +211,6 @@ def write_flo(path, flow):
     header = np.array([FLO_MAGIC], '<f4').tobytes() + np.array([width, height], '<i4').tobytes()
     with atomic_output(path) as tmp:
         _write_chunks(tmp, [header, flow.astype('<f4').tobytes()])
-
-
-def read_pfm(path):
-    """Read a PFM file: (H, W) float32 for 'Pf', (H, W, 3) for 'PF', row 0 at the top."""
-    data = _read_bytes(path)
-    tokens, offset = _header_tokens(path, data, 4, line_based=True)
-    if tokens[0] not in (b'PF', b'Pf'):
-        raise UserError(f'{path}: not a PFM file (magic {tokens[0]!r})')
-    channels = 3 if tokens[0] == b'PF' else 1
-    width, height = (_parse_number(path, t, int) for t in tokens[1:3])
-    scale = _parse_number(path, tokens[3], float)
-    _check_dims(path, width, height)
-    if scale == 0 or not np.isfinite(scale):
-        raise UserError(f'{path}: malformed header (scale {scale})')
-    _check_payload(path, 'PFM', len(data) - offset, 4 * width * height * channels)
-    dtype = '<f4' if scale < 0 else '>f4'  # the sign of the scale encodes the byte order
-    image = np.frombuffer(data, dtype, offset=offset).reshape(height, width, channels)
-    image = image[::-1].astype(np.float32)  # rows are stored bottom-up
-    return image[..., 0] if channels == 1 else image
 
 
 def read_kitti_flow_png(path):

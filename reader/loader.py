@@ -17,29 +17,6 @@ import numpy as np
 from common.errors import UserError
 
 
-def random_crop_and_flip(example, crop_shape, rng, name='sample'):
-    """The original's training-time crop to ``crop_shape`` and random left-right mirror.
-
-    Returns CHW arrays. The mirror flips the width axis and negates u (the original called it
-    a vertical flip).
-    """
-    arrays = [a for a in example if a is not None]
-    height, width = arrays[0].shape[:2]
-    crop_h, crop_w = crop_shape
-    if height < crop_h or width < crop_w:
-        raise UserError('%s is %dx%d, smaller than the training crop %dx%d (orig_shape)'
-                        % (name, width, height, crop_w, crop_h))
-    top = rng.integers(height - crop_h) if height > crop_h else 0
-    left = rng.integers(width - crop_w) if width > crop_w else 0
-    arrays = [np.ascontiguousarray(a[top:top + crop_h, left:left + crop_w].transpose(2, 0, 1))
-              for a in arrays]
-    if rng.integers(2):
-        arrays = [a[:, :, ::-1] for a in arrays]
-        flow = arrays[2]
-        arrays[2] = np.stack([-flow[0], flow[1]])
-    return [np.ascontiguousarray(a) for a in arrays]
-
-
 class Batch(NamedTuple):
     """One training batch: stacked NCHW arrays and the names of the samples it holds."""
     img1: np.ndarray
@@ -63,10 +40,12 @@ class BatchStream:
 
     ``slots``: a list of ``(samples, load)`` pairs, one per sample position in a batch, where
     ``load(sample)`` returns ``(img1, img2, flow, mask_or_None)`` HWC arrays. ``batch_size``
-    must be a multiple of the number of slots.
+    must be a multiple of the number of slots. ``transform(example, rng, name)`` turns a loaded
+    sample into CHW arrays of one shape (the training crop and mirror of
+    ``network.augmentation.random_crop_and_flip``), drawing from the slot's ``rng``.
     """
 
-    def __init__(self, slots, batch_size, crop_shape, seed=None, queue_batches=2):
+    def __init__(self, slots, batch_size, transform, seed=None, queue_batches=2):
         if not slots:
             raise UserError('no training data: the dataset config selected no samples')
         if batch_size % len(slots):
@@ -76,7 +55,7 @@ class BatchStream:
             if not samples:
                 raise UserError('a training dataset has no samples (check its root folder)')
         self.batch_size = batch_size
-        self.crop_shape = tuple(crop_shape)
+        self.transform = transform
         self._per_slot = batch_size // len(slots)
         self._stop = threading.Event()
         seeds = np.random.SeedSequence(seed).spawn(len(slots))
@@ -104,7 +83,7 @@ class BatchStream:
                     if self._stop.is_set():
                         return
                     name = sample_name(samples[index])
-                    item = random_crop_and_flip(load(samples[index]), self.crop_shape, rng, name)
+                    item = self.transform(load(samples[index]), rng, name)
                     if not self._put(q, (name, item)):
                         return
         except Exception as error:   # handed to the consumer, which raises it

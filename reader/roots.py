@@ -10,7 +10,9 @@ Relative paths in a roots file are relative to that file; relative paths in an e
 variable are relative to the working directory. ``~`` is expanded in both.
 """
 import os
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Optional
 
 import yaml
 
@@ -18,6 +20,7 @@ from common.errors import UserError
 
 DEFAULT_ROOTS_FILE = Path(__file__).resolve().parent.parent / 'config' / 'datasets.yaml'
 ROOTS_FILE_ENV = 'MASKFLOWNET_DATASETS'
+SAMPLE_ROOTS_FILE = Path(__file__).resolve().parent.parent / 'sample_data' / 'datasets.yaml'
 
 # key -> what the root folder is (quoted in error messages so the user knows what to point at)
 DATASETS = {
@@ -71,10 +74,10 @@ def _read_roots_file(path, named):
     return entries
 
 
-def _lookup(key, roots_file):
+def _lookup(key, roots_file, environment=True):
     """(path or None, where it was set, roots file consulted)."""
     _check_key(key)
-    value = os.environ.get(env_var(key))
+    value = os.environ.get(env_var(key)) if environment else None
     if value:
         return Path(value).expanduser(), f'environment variable {env_var(key)}', None
     path, named = _roots_file(roots_file)
@@ -87,9 +90,12 @@ def _lookup(key, roots_file):
     return root, f"key '{key}' in {path}", path
 
 
-def dataset_root(key, roots_file=None):
-    """The root folder of dataset ``key`` (one of ``DATASETS``); UserError if unset or missing."""
-    root, source, path = _lookup(key, roots_file)
+def dataset_root(key, roots_file=None, environment=True):
+    """The root folder of dataset ``key`` (one of ``DATASETS``); UserError if unset or missing.
+
+    ``environment=False`` ignores the per-dataset variables (``--debug`` on the bundled samples).
+    """
+    root, source, path = _lookup(key, roots_file, environment)
     if root is None:
         raise UserError(f"dataset root '{key}' is not set: set {env_var(key)} or the key "
                         f"'{key}' in {path} to {DATASETS[key]}")
@@ -100,14 +106,28 @@ def dataset_root(key, roots_file=None):
     return root
 
 
-def configured(key, roots_file=None):
+def configured(key, roots_file=None, environment=True):
     """Whether dataset ``key`` has a root set (a broken roots file still raises).
 
     A root that is set but missing counts as configured, so that using it reports the wrong
     path instead of silently skipping the dataset.
     """
-    root, _, _ = _lookup(key, roots_file)
+    root, _, _ = _lookup(key, roots_file, environment)
     return root is not None
+
+
+@dataclass(frozen=True)
+class Roots:
+    """Where to look up dataset roots: a roots file (None: the default lookup) and whether the
+    per-dataset environment variables apply."""
+    file: Optional[Path] = None
+    environment: bool = True
+
+    def root(self, key):
+        return dataset_root(key, self.file, self.environment)
+
+    def configured(self, key):
+        return configured(key, self.file, self.environment)
 
 
 def skip_note(key):

@@ -25,7 +25,9 @@ def manifest(network):
 
 
 def deterministic_weight(name, shape):
-    """The parity README's rule: a name-seeded normal draw, He-scaled for weight tensors."""
+    """The weights the golden files were computed with: a normal draw seeded by the crc32 of
+    the parameter name, scaled by sqrt(2 / fan-in) (He) for tensors of 2 or more dimensions and
+    by 0.01 for the others."""
     rng = np.random.default_rng(zlib.crc32(name.encode()))
     scale = np.sqrt(2.0 / np.prod(shape[1:])) if len(shape) >= 2 else 0.01
     return (rng.standard_normal(shape) * scale).astype(np.float32)

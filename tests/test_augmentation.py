@@ -457,7 +457,7 @@ def test_make_augmentations_uses_the_original_settings(dataset, zoom, angle, shi
     assert geo.target_shape == TARGET and geo.orig_shape == ORIG and geo.batch_size == N
     np.testing.assert_allclose(col.contrast_range, contrast)
     np.testing.assert_allclose(col.noise_range, noise)
-    assert col.gamma_range == gamma and col.shape == TARGET and not col.eigen_aug
+    assert col.gamma_range == gamma and col.shape == TARGET
     outputs = geo(*make_batch())
     assert outputs[2].shape == (N, 2) + TARGET
     assert col(outputs[0], outputs[1])[0].shape == (N, 3) + TARGET

@@ -23,7 +23,6 @@ CHAIRS_CROP = DATA / 'flyingchairs_crop50' / 'FlyingChairs_release' / 'data'
 CHAIRS2 = DATA / 'flyingchairs2_crop50' / 'train'
 SINTEL = DATA / 'sintel' / 'training'
 KITTI = DATA / 'kitti2015' / 'training'
-DISPARITY_PFM = DATA / 'flyingthings3d_subset' / 'train' / 'disparity' / 'left' / '0000000.pfm'
 KITTI_FLOW = KITTI / 'flow_occ' / '000000_10.png'
 
 def approx(value):
@@ -94,21 +93,6 @@ def test_read_kitti_flow_png_fixture():
     img2 = flowio.read_image(KITTI / 'image_2' / '000000_11.png')
     warp, zero = _warp_errors(img1, img2, flow, valid)
     assert warp < 0.6 * zero
-
-
-def test_read_pfm_disparity_fixture():
-    disparity = flowio.read_pfm(DISPARITY_PFM)
-    assert disparity.shape == (540, 960) and disparity.dtype == np.float32
-    assert _range(disparity) == (pytest.approx(1.13, abs=0.01), pytest.approx(108.9, abs=0.05))
-    # The first stored value belongs to the bottom row (header is 18 bytes).
-    first_stored = struct.unpack('<f', DISPARITY_PFM.read_bytes()[18:22])[0]
-    assert disparity[-1, 0] == first_stored
-
-
-def test_read_pfm_chairs2_occlusion_weights():
-    weights = flowio.read_pfm(CHAIRS2 / '0000000-occ_weights_01.pfm')
-    assert weights.shape == (50, 50)
-    assert weights.min() >= 0 and weights.max() <= 1
 
 
 @pytest.mark.parametrize('path, shape, value_range', [
@@ -273,21 +257,6 @@ def test_write_image_channel_order_and_grayscale(tmp_path):
         flowio.write_image(tmp_path / 'f.png', red.astype(np.float32))
 
 
-def test_read_pfm_big_endian_positive_scale(tmp_path):
-    top_down = np.arange(2 * 3 * 3, dtype=np.float32).reshape(2, 3, 3) - 4.5
-    path = tmp_path / 'be.pfm'
-    path.write_bytes(b'PF\n3 2\n1.0\n' + top_down[::-1].astype('>f4').tobytes())
-    image = flowio.read_pfm(path)
-    assert image.shape == (2, 3, 3) and image.dtype == np.float32
-    np.testing.assert_array_equal(image, top_down)
-
-
-def test_read_pfm_tokens_split_across_lines(tmp_path):
-    path = tmp_path / 'split.pfm'
-    path.write_bytes(b'Pf 3\n2  \n-1 \n' + np.array([[1, 2, 3], [4, 5, 6]], '<f4').tobytes())
-    np.testing.assert_array_equal(flowio.read_pfm(path), [[4, 5, 6], [1, 2, 3]])
-
-
 def test_read_ppm_generic_header_with_comment(tmp_path):
     pixels = np.arange(2 * 3 * 3, dtype=np.uint8).reshape(2, 3, 3)
     path = tmp_path / 'c.ppm'
@@ -326,12 +295,6 @@ MIXED_RGB_PNG = cv2.imencode('.png', np.array([[[0, 0, 255]]], np.uint8))[1].tob
     (flowio.read_flo, FLO_HEADER + bytes(28), 'truncated'),
     (flowio.read_flo, FLO_HEADER + bytes(36), 'trailing'),
     (flowio.read_flo, struct.pack('<fii', 202021.25, -2, 2), 'size'),
-    (flowio.read_pfm, b'', 'header'),
-    (flowio.read_pfm, b'P7\n2 2\n-1\n' + bytes(16), 'PFM'),
-    (flowio.read_pfm, b'Pf\n2 2\n-1\n' + bytes(12), 'truncated'),
-    (flowio.read_pfm, b'Pf\nabc 2\n-1\n' + bytes(16), 'abc'),
-    (flowio.read_pfm, b'Pf\n2 2\n0\n' + bytes(16), 'scale'),
-    (flowio.read_pfm, b'Pf\n2 2\n-1 x\n' + bytes(16), 'newline'),
     (flowio.read_ppm, b'P5\n2 2\n255\n' + bytes(4), 'PPM'),
     (flowio.read_ppm, b'P6\n2 2\n65535\n' + bytes(24), 'maxval'),
     (flowio.read_ppm, b'P6\n2 2\n255\n' + bytes(11), 'truncated'),
@@ -353,7 +316,7 @@ def test_malformed_files_raise_user_error(tmp_path, reader, content, problem):
     _assert_user_error(excinfo, path)
 
 
-ALL_READERS = [flowio.read_flo, flowio.read_pfm, flowio.read_ppm, flowio.read_image,
+ALL_READERS = [flowio.read_flo, flowio.read_ppm, flowio.read_image,
                flowio.read_image_rgb, flowio.read_kitti_flow_png, flowio.read_mask_png]
 
 

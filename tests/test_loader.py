@@ -5,7 +5,12 @@ import numpy as np
 import pytest
 
 from common.errors import UserError
+from network.augmentation import random_crop_and_flip
 from reader.loader import BatchStream
+
+
+def crop(shape):
+    return lambda example, rng, name: random_crop_and_flip(example, shape, rng, name)
 
 
 def constant_loader(value, with_mask=False):
@@ -21,7 +26,7 @@ def constant_loader(value, with_mask=False):
 def test_each_batch_keeps_the_dataset_mix_and_draws_every_sample():
     slots = [(list(range(5)), constant_loader(10, True))] * 2 + [(list(range(3)), constant_loader(20, True))]
     seen = set()
-    with BatchStream(slots, 3, (4, 6), seed=0) as stream:
+    with BatchStream(slots, 3, crop((4, 6)), seed=0) as stream:
         for _ in range(10):
             img1, img2, flow, mask, names = next(stream)
             assert len(names) == 3
@@ -35,7 +40,7 @@ def test_a_bad_sample_surfaces_as_the_loaders_error_and_the_threads_stop():
     def broken(index):
         raise UserError('sample_%d.flo: truncated payload' % index)
     before = threading.active_count()
-    stream = BatchStream([(list(range(4)), broken)], 1, (4, 6), seed=0)
+    stream = BatchStream([(list(range(4)), broken)], 1, crop((4, 6)), seed=0)
     with pytest.raises(UserError, match='truncated payload'):
         next(stream)
     for thread in stream._threads:
@@ -45,17 +50,17 @@ def test_a_bad_sample_surfaces_as_the_loaders_error_and_the_threads_stop():
 
 def test_samples_smaller_than_the_crop_and_bad_batches_are_refused():
     with pytest.raises(UserError, match='smaller than the training crop'):
-        with BatchStream([(list(range(2)), constant_loader(1))], 1, (8, 6), seed=0) as stream:
+        with BatchStream([(list(range(2)), constant_loader(1))], 1, crop((8, 6)), seed=0) as stream:
             next(stream)
     with pytest.raises(UserError, match='not a multiple of the 2 dataset slots'):
-        BatchStream([([0], constant_loader(1))] * 2, 3, (4, 6))
+        BatchStream([([0], constant_loader(1))] * 2, 3, crop((4, 6)))
     with pytest.raises(UserError, match='has no samples'):
-        BatchStream([([], constant_loader(1))], 1, (4, 6))
+        BatchStream([([], constant_loader(1))], 1, crop((4, 6)))
 
 
 def first_batches(seed, count=4):
     slots = [(list(range(50)), constant_loader(1))]
-    with BatchStream(slots, 2, (4, 6), seed=seed) as stream:
+    with BatchStream(slots, 2, crop((4, 6)), seed=seed) as stream:
         return [next(stream) for _ in range(count)]
 
 
@@ -71,7 +76,7 @@ def test_the_seed_fixes_the_sample_order_and_the_mirroring():
 def test_batches_name_their_samples_in_slot_order():
     slots = [(['a%d' % i for i in range(3)], lambda s: constant_loader(1)(0))] + \
             [(['b%d' % i for i in range(3)], lambda s: constant_loader(2)(0))]
-    with BatchStream(slots, 4, (4, 6), seed=0) as stream:
+    with BatchStream(slots, 4, crop((4, 6)), seed=0) as stream:
         batch = next(stream)
     assert [n[0] for n in batch.names] == ['a', 'a', 'b', 'b'] and batch.mask is None
     assert list(batch.img1[:, 0, 0, 0]) == [1, 1, 2, 2]

@@ -1,6 +1,7 @@
 """Parity with the original MaskFlownet: golden outputs computed by its code (tests/data/parity).
 
-Tolerances are those of tests/data/parity/README.md, section 5.
+The tolerances below absorb float32 rounding only: 1e-3 on flows (px) and warped images, 1e-4
+on masks, a relative 1e-5 on losses and EPE, 1e-6 on KITTI Fl.
 """
 import numpy as np
 import mxnet as mx
@@ -18,7 +19,7 @@ STRIDES = (64, 32, 16, 8, 4)
 
 def occ_key(network):
     # For MaskFlownet the occlusion output is its head's learned mask (golden head_occ_0),
-    # not the cascade's y-flow channel that the original returned (quirk Q5).
+    # not the cascade's y-flow channel that the original returned (a bug, fixed here).
     return 'occ_0' if network == 'MaskFlownet_S' else 'head_occ_0'
 
 
@@ -62,7 +63,8 @@ def test_predict_batch_of_two_and_resize(network, pipelines, golden):
 
 
 def test_maskflownet_occlusion_output_is_the_head_mask(pipelines, golden):
-    """Q5 not copied: MaskFlownet's mask is the head's sigmoid mask, upsampled and resized."""
+    """Fixed bug: MaskFlownet's mask is the head's sigmoid mask, upsampled and resized, not the
+    flow channel the original returned."""
     full, inputs = pipelines('MaskFlownet'), golden('MaskFlownet', 'inputs')
     _, occ_mask, _ = full.predict_pair(inputs['img1_rgb_uint8'], inputs['img2_rgb_uint8'])
     assert occ_mask.shape == (218, 512, 1)
@@ -71,7 +73,7 @@ def test_maskflownet_occlusion_output_is_the_head_mask(pipelines, golden):
     # Upsample(4) then resize 256 -> 218 rows: check the columns mapped exactly (x = 4 i).
     # Row 0 and column 0 of the output sit on input samples (align_corners=True).
     assert_close(occ_mask[0, ::4, 0][:128], head_occ[0, :128], what='head mask row 0', **MASK_TOL)
-    # The original's Q5 output (a flow channel, values up to 1.65) must not come back.
+    # The original's output there (a flow channel, values up to 1.65) must not come back.
     assert np.abs(occ_mask[..., 0] - golden('MaskFlownet', 'predict')['occ_mask'][..., 0]).max() > 0.1
 
 
@@ -109,11 +111,13 @@ def test_validation_metrics(network, pipelines, golden):
                  what='epe sample 0', **SCALAR_TOL)
     fl = pipe.validate([a, b], [b, a], labels, masks, return_type='kitti')
     assert_close(fl, gold['kitti_fl'], 1e-6, 0, 'kitti_fl')
-    assert abs(fl - (0.5 + 256 / 462) / 2) < 1e-6   # the analytic value of the golden README
+    # The golden labels make 256 pixels of every valid row outliers; sample 0's valid rows hold
+    # 512 pixels, sample 1's 462.
+    assert abs(fl - (0.5 + 256 / 462) / 2) < 1e-6
 
 
 def test_validation_without_mask_averages(pipelines, golden):
-    """Q6 not copied: without a mask the EPE is the per-pixel mean, not the per-image sum."""
+    """Fixed bug: without a mask the EPE is the per-pixel mean, not the original's per-image sum."""
     pipe, inputs, gold = pipelines('MaskFlownet_S'), golden(None, 'inputs'), golden('MaskFlownet_S', 'validate')
     a, b = inputs['img1_rgb_uint8'], inputs['img2_rgb_uint8']
     epe = pipe.validate([a, b], [b, a], list(gold['label_xy']), None)

@@ -1,6 +1,5 @@
 """predict_new_data.py end to end on the golden fixture images."""
 import os
-import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -26,8 +25,8 @@ FLOW_TOL = dict(atol=1e-3, rtol=1e-5)
 def images(tmp_path_factory, golden):
     """PNG files that cv2.imread decodes to the golden RGB arrays.
 
-    The CLI feeds OpenCV's BGR order (quirk Q7), so writing the RGB arrays as if they were BGR
-    makes it feed exactly the golden inputs."""
+    The CLI feeds OpenCV's BGR order, as the original's predict_new_data.py did, so writing the
+    RGB arrays as if they were BGR makes it feed exactly the golden inputs."""
     folder = tmp_path_factory.mktemp('images')
     inputs = golden(None, 'inputs')
     paths = []
@@ -238,7 +237,7 @@ def test_ctrl_c_prints_one_line_exits_130_and_leaves_no_output(images, golden_ch
     from network.pipeline import Pipeline
 
     def predict_then_ctrl_c(self, *args, **kwargs):
-        signal.raise_signal(signal.SIGINT)   # what the terminal sends, to this thread
+        raise KeyboardInterrupt   # what Python's SIGINT handler raises on Ctrl-C
         yield from ()
     monkeypatch.setattr(Pipeline, 'predict', predict_then_ctrl_c)
     out = tmp_path / 'flow.npy'

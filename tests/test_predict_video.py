@@ -1,6 +1,5 @@
 """predict_new_data.py --video_filepath and network.predict.predict_video on a generated clip."""
 import contextlib
-import signal
 
 import cv2
 import flow_vis
@@ -94,7 +93,7 @@ def test_cli_writes_the_flow_of_each_consecutive_pair(clip, pipe, golden_checkpo
         assert movie.fps == FPS and list(movie.size) == [WIDTH, HEIGHT]
 
     # Frame 3 is the second pair of the second batch: it must show the flow of input frames
-    # 3 -> 4 as decoded by OpenCV, fed in BGR order (quirk Q7).
+    # 3 -> 4 as decoded by OpenCV, fed in BGR order as the original's predict_new_data.py did.
     frames = read_video(clip)
     shown = written[3][..., ::-1]
     expected = mean_diff(shown, flow_colours(pipe, frames[3], frames[4]))
@@ -289,7 +288,7 @@ def test_failure_mid_video_is_one_line_of_its_own_and_leaves_no_file(clip, golde
         if len(calls) == 2:   # after the first batch was written
             if failure == 'error':
                 raise UserError('disk on fire')
-            signal.raise_signal(signal.SIGINT)   # to this thread, as a terminal's Ctrl-C is handled
+            raise KeyboardInterrupt   # what Python's SIGINT handler raises on Ctrl-C
         return original(self, *args, **kwargs)
     monkeypatch.setattr(Pipeline, 'predict', predict_then_fail)
     out = tmp_path / 'flow.mp4'

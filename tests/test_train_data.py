@@ -6,7 +6,7 @@ import pytest
 
 from network.config import load_config
 from common.errors import UserError
-from network.train_run import shrink_for_debug, training_data
+from reader.mixes import shrink_for_debug, training_data
 from reader import roots
 from test_readers import CHAIRS2, fake_hd1k, fake_kitti, fake_sintel, link
 

@@ -13,7 +13,7 @@ from network.pipeline import Pipeline
 from network.training import FlowTrainer, prune_checkpoints
 from reader import chairs
 from reader.flowio import read_flo, write_flo
-from reader.loader import random_crop_and_flip
+from network.augmentation import random_crop_and_flip
 from reader.sample import load_sample
 
 REPO = Path(__file__).resolve().parent.parent
@@ -183,28 +183,32 @@ def log_lines(path):
             for line in Path(path).read_text().splitlines()]
 
 
-def test_debug_run_writes_log_and_checkpoint_then_resumes(workdir, capsys):
-    assert main_cli.main(['MaskFlownet_S.yaml', '--debug', '--seed', '1']) == 0
-    logs = list((workdir / 'logs' / 'debug').glob('*.log'))
-    assert len(logs) == 1
-    run_id = logs[0].stem
-    assert re.fullmatch(r'[0-9a-f]{3}[A-Z][a-z]{2}\d\d-\d{4}', run_id)
-    lines = log_lines(logs[0])
+def test_two_steps_then_a_resume_through_the_library(tmp_path):
+    """run_training, called directly: log lines, checkpoints, then an exact continuation."""
+    from network.config import load_config
+    from network.training import run_training
+    write_small_chairs_config(tmp_path)
+    roots = tmp_path / 'roots.yaml'
+    roots.write_text('chairs: %s\n' % (SAMPLE / 'FlyingChairs_release'))
+    options = dict(roots_file=roots, weights_dir=str(tmp_path / 'w'), logs_dir=str(tmp_path / 'l'),
+                   debug=True, seed=1)
+    config, small = load_config('MaskFlownet_S.yaml'), load_config(tmp_path / 'small.yaml')
+    first = run_training(config, small, [mx.cpu()], max_steps=2, log_args={'seed': 1}, **options)
+    run_id = first.run_id
+    assert re.fullmatch(r'[0-9a-f]{3}[A-Z][a-z]{2}\d\d-\d{4}', run_id) and first.steps == 2
+    log = tmp_path / 'l' / 'debug' / ('%s.log' % run_id)
+    lines = log_lines(log)
     assert lines[0].startswith('start=0, train=1, val=1, host=') and lines[0].endswith('batch=1')
-    assert [l for l in lines if l.startswith('steps=') and 'epe=' in l][0].startswith('steps=1, epe=')
-    assert re.search(r'^steps=4, epe=[0-9.]+, total_time=[0-9.]+$', '\n'.join(lines), re.M)
+    assert lines[1] == 'seed=1'
+    assert re.search(r'^steps=1, epe=[0-9.]+, total_time=[0-9.]+$', '\n'.join(lines), re.M)
     assert re.search(r'^steps=2, chairs=[0-9.]+$', '\n'.join(lines), re.M)
-    saved = sorted(p.name for p in (workdir / 'weights').iterdir())
-    assert saved == ['%s_%d.%s' % (run_id, s, e) for s in (2, 4) for e in ('params', 'states')]
+    assert first.newest == str(tmp_path / 'w' / ('%s_2.params' % run_id))
 
-    # One more step: a run stopped by --max_steps saves where it stopped, off the interval.
-    assert main_cli.main(['MaskFlownet_S.yaml', '--debug', '-c', run_id[:5], '--max_steps', '1']) == 0
-    lines = log_lines(logs[0])
-    assert 'start=4, train=1, val=1' in '\n'.join(lines)
-    assert re.search(r'^steps=5, epe=', '\n'.join(lines), re.M)
-    saved = sorted(p.name for p in (workdir / 'weights').glob('*.params'))
-    assert saved == ['%s_%d.params' % (run_id, s) for s in (2, 4, 5)]
-    assert 'newest checkpoint weights/%s_5.params' % run_id in capsys.readouterr().out
+    second = run_training(config, small, [mx.cpu()], checkpoint_spec=run_id, max_steps=2, **options)
+    assert (second.run_id, second.steps, second.started_from) == (run_id, 4, first.newest)
+    assert 'start=2, train=1, val=1' in '\n'.join(log_lines(log))
+    assert sorted(p.name for p in (tmp_path / 'w').glob('*.params')) == \
+        ['%s_%d.params' % (run_id, s) for s in (2, 4)]
 
 
 def test_maskflownet_from_a_maskflownet_s_checkpoint_loads_and_freezes_the_head(workdir, golden_checkpoint):

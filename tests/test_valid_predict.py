@@ -10,7 +10,7 @@ import pytest
 
 import main as main_cli
 from network.config import Config
-from network.evaluate import validate_checkpoint
+from network.evaluate import validate_checkpoint, validate_sets
 from network.pipeline import Pipeline
 from reader import flowio
 from reader.sample import load_sample
@@ -76,6 +76,20 @@ def test_valid_on_the_sample_data_matches_numpy(tmp_path, monkeypatch, golden_ch
     ex = load_sample(sample)
     epe, _ = numpy_metrics(s_pipe.predict_pair(ex.img1, ex.img2)[0], ex.flow, None)
     assert logged(lines, 'chairs:epe') == pytest.approx(epe, rel=1e-4)
+
+
+def test_validate_sets_batches_frames_of_one_size_and_skips_empty_sets(s_pipe):
+    """Validation during training: a chunk of two pairs of different sizes runs as two batches."""
+    chairs_sample, = chairs.list_samples(SAMPLE / 'FlyingChairs_release', 'val')
+    sintel_sample, = sintel.list_samples(SAMPLE / 'MPI-Sintel-complete', 'training', passes=('clean',))
+    results = validate_sets(s_pipe, {'mixed': [chairs_sample, sintel_sample], 'empty': []},
+                            batch_size=2)
+    assert list(results) == ['mixed']
+    expected = []
+    for sample in (chairs_sample, sintel_sample):
+        ex = load_sample(sample)
+        expected.append(numpy_metrics(s_pipe.predict_pair(ex.img1, ex.img2)[0], ex.flow, ex.mask)[0])
+    assert results['mixed'] == pytest.approx(np.mean(expected), rel=1e-4)
 
 
 class ListLog:
