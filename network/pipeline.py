@@ -6,24 +6,18 @@ H x W x 3 arrays; flows go out as float32 H x W x 2 in (x, y) pixels.
 """
 import numpy as np
 import mxnet as mx
-from mxnet import gluon, nd
+from mxnet import gluon
 
 from . import checkpoint
+from .conventions import (centralize, flow_xy_images, flow_yx, full_mask, mask_weights,
+                          network_size, resize_flow, resize_images, unit_images)
 from .config import is_number, is_number_list
 from common.errors import UserError
-from common.options import SIZE_MULTIPLE
 from .layers import Upsample, Warp
 from .losses import MULTISCALE_WEIGHTS, EpeLossWithMask, MultiscaleEpe
 from .models import MaskFlownet, MaskFlownet_S
 
 NETWORKS = {'MaskFlownet_S': MaskFlownet_S, 'MaskFlownet': MaskFlownet}
-
-
-def network_size(shape, resize=None):
-    """The (H, W) the network runs at: ``resize`` or each side rounded up to a multiple of 64."""
-    if resize is not None:
-        return tuple(resize)
-    return tuple(-(-s // SIZE_MULTIPLE) * SIZE_MULTIPLE for s in shape)
 
 
 def build_network(config):
@@ -102,35 +96,18 @@ class Pipeline:
 
     # --- inference -----------------------------------------------------------------------
 
-    @staticmethod
-    def centralize(img1, img2):
-        """Subtract the per-sample, per-channel mean of both images together."""
-        rgb_mean = nd.concat(img1, img2, dim=2).mean(axis=(2, 3)).reshape((-2, 1, 1))
-        return img1 - rgb_mean, img2 - rgb_mean, rgb_mean
-
     def run_network(self, img1, img2, resize=None):
         """Network outputs for images in [0, 1], (N, 3, H, W), centralized and resized."""
-        img1, img2, _ = self.centralize(img1, img2)
-        height, width = network_size(img1.shape[2:], resize)
-        if (height, width) != tuple(img1.shape[2:]):
-            # Resized (align_corners=True), never padded, to the network size as the original did:
-            # kept for compatibility with the original checkpoints, whose results were made so.
-            img1 = nd.contrib.BilinearResize2D(img1, height=height, width=width)
-            img2 = nd.contrib.BilinearResize2D(img2, height=height, width=width)
+        img1, img2, _ = centralize(img1, img2)
+        img1, img2 = resize_images(network_size(img1.shape[2:], resize), img1, img2)
         return self.network(img1, img2)
 
     def do_batch(self, img1, img2, label=None, mask=None, resize=None):
         """Flow (y, x) and occlusion mask at the input size, the warped image 2, and the EPE."""
-        height, width = img1.shape[2:]
+        size = img1.shape[2:]
         predictions, occ_masks, _ = self.run_network(img1, img2, resize)
-        flow = self.upsampler(predictions[-1])
-        occ_mask = self.upsampler(occ_masks[0])
-        net_height, net_width = flow.shape[2:]
-        if (net_height, net_width) != (height, width):
-            factors = nd.array([height / net_height, width / net_width], ctx=flow.context)
-            flow = nd.contrib.BilinearResize2D(flow, height=height, width=width)
-            flow = flow * factors.reshape((1, 2, 1, 1))
-            occ_mask = nd.contrib.BilinearResize2D(occ_mask, height=height, width=width)
+        flow = resize_flow(self.upsampler(predictions[-1]), size)
+        occ_mask, = resize_images(size, self.upsampler(occ_masks[0]))
         warped = self.reconstruction(img2, flow)
         epe = None
         if label is not None and mask is not None:
@@ -152,12 +129,11 @@ class Pipeline:
         for device_chunks in self._batches([img1s, img2s], batch_size):
             outputs = []
             for img1, img2 in device_chunks:
-                flow, occ_mask, warped, _ = self.do_batch(img1 / 255.0, img2 / 255.0, resize=resize)
+                flow, occ_mask, warped, _ = self.do_batch(*unit_images(img1, img2), resize=resize)
                 outputs.append((flow, occ_mask, warped))
             flow, occ_mask, warped = (np.concatenate([o[i].asnumpy() for o in outputs])
                                       for i in range(3))
-            # Only here does the flow leave the (y, x) order of the network.
-            flow = flow.transpose(0, 2, 3, 1)[..., ::-1]
+            flow = flow_xy_images(flow)
             occ_mask = occ_mask.transpose(0, 2, 3, 1)
             warped = warped.transpose(0, 2, 3, 1)
             for k in range(len(flow)):
@@ -190,13 +166,12 @@ class Pipeline:
         check_pairs(img1s, img2s)
         if masks is None:
             masks = [None] * len(labels)
-        masks = [np.full(label.shape[:2] + (1,), 255, dtype=np.uint8) if mask is None else mask
+        masks = [full_mask(label.shape[:2]) if mask is None else mask
                  for label, mask in zip(labels, masks)]
         for device_chunks in self._batches([img1s, img2s, labels, masks], batch_size):
             for img1, img2, label, mask in device_chunks:
-                label = nd.flip(label.astype('float32', copy=False), axis=1)
-                mask = mask / 255.0
-                flow, _, _, epe = self.do_batch(img1 / 255.0, img2 / 255.0, label, mask, resize)
+                label, mask = flow_yx(label), mask_weights(mask)
+                flow, _, _, epe = self.do_batch(*unit_images(img1, img2), label, mask, resize)
                 yield flow, label, mask, epe
 
 

@@ -27,6 +27,7 @@ from reader.sample import load_sample
 from . import checkpoint
 from .augmentation import make_augmentations, random_crop_and_flip
 from .config import learning_rate_at
+from .conventions import centralize, flow_yx, full_mask, mask_weights, unit_images
 from .evaluate import validate_sets
 from .runlog import RunLog, format_pairs
 from .pipeline import Pipeline
@@ -135,21 +136,20 @@ class FlowTrainer:
         batch_size = img1.shape[0]
         check_batch_split(batch_size, len(ctx))
         if mask is None:
-            mask = np.full((batch_size, 1) + label.shape[2:], 255, dtype=np.uint8)
+            mask = full_mask(label.shape[2:], leading=(batch_size,))
         parts = [gluon.utils.split_and_load(x, ctx) for x in (img1, img2, label, mask)]
         losses, epes = [], []
         with autograd.record():
             for img1s, img2s, labels, masks in zip(*parts):
-                img1s, img2s, masks = img1s / 255.0, img2s / 255.0, masks / 255.0
+                (img1s, img2s), masks = unit_images(img1s, img2s), mask_weights(masks)
                 labels = labels.astype('float32', copy=False)
                 if geo_aug is not None:
                     img1s, img2s, labels, masks = geo_aug(img1s, img2s, labels, masks)
                 if color_aug is not None:
                     img1s, img2s = color_aug(img1s, img2s)
-                img1s, img2s, _ = self.pipe.centralize(img1s, img2s)
+                img1s, img2s, _ = centralize(img1s, img2s)
                 predictions, _, _ = self.pipe.network(img1s, img2s)
-                # Labels are (x, y) on disk and through augmentation; the network is (y, x).
-                labels = mx.nd.flip(labels, axis=1)
+                labels = flow_yx(labels)   # (x, y) through augmentation, (y, x) in the network
                 losses.append(self.pipe.loss(predictions, labels, masks))
                 epes.append(self.pipe.epe_with_mask(self.pipe.upsampler(predictions[-1]), labels, masks))
         for loss in losses:

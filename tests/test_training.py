@@ -9,6 +9,7 @@ import pytest
 
 import main as main_cli
 from network.config import Config
+from network.conventions import centralize
 from network.pipeline import Pipeline
 from network.training import FlowTrainer, prune_checkpoints
 from reader import chairs
@@ -45,7 +46,7 @@ def weights(pipe, names=None):
 def batch_loss(pipe, batch):
     """The multi-scale training loss per sample, without augmentation, on the first device."""
     img1, img2, flow = (mx.nd.array(a, ctx=pipe.ctx[0]) for a in batch)
-    img1, img2, _ = pipe.centralize(img1 / 255.0, img2 / 255.0)
+    img1, img2, _ = centralize(img1 / 255.0, img2 / 255.0)
     predictions, _, _ = pipe.network(img1, img2)
     mask = mx.nd.ones_like(flow[:, :1])
     return pipe.loss(predictions, mx.nd.flip(flow, axis=1), mask).asnumpy()
