@@ -33,7 +33,7 @@ def predict_files(out, config, checkpoint, image_1=None, image_2=None, video_pat
         check_video(video_path, out)
     else:
         outputs = pair_outputs(out, occ_mask)
-        check_image_pair(image_1, image_2, out, occ_mask)
+        images = check_image_pair(image_1, image_2, out, occ_mask)
     resize = parse_resize(resize)
     ctx = parse_devices(devices)
     for folder in sorted({os.path.dirname(os.path.abspath(path)) for path in outputs}):
@@ -45,7 +45,7 @@ def predict_files(out, config, checkpoint, image_1=None, image_2=None, video_pat
         fps, width, height = video.video_format(out)
         return '%s: %d flow frames, %.2f fps, %dx%d, from %s' % (out, frames, fps, width, height,
                                                                  checkpoint)
-    flow, _ = predict_image_pair(pipe, image_1, image_2, out, occ_mask_path=occ_mask, resize=resize)
+    flow, _ = write_pair_flow(pipe, *images, out, occ_mask, resize)
     return '%s: flow %dx%d from %s, max |flow| %.2f px' % (out, flow.shape[1], flow.shape[0],
                                                            checkpoint, abs(flow).max())
 
@@ -101,6 +101,11 @@ def predict_image_pair(pipe, image_1, image_2, out_path, occ_mask_path=None, res
     failure leaves the files that were at these paths before as they were.
     """
     img1, img2 = check_image_pair(image_1, image_2, out_path, occ_mask_path)
+    return write_pair_flow(pipe, img1, img2, out_path, occ_mask_path, resize)
+
+
+def write_pair_flow(pipe, img1, img2, out_path, occ_mask_path=None, resize=None):
+    """predict_image_pair for images already read and checked (``check_image_pair``)."""
     flow, occ_mask, _ = pipe.predict_pair(img1, img2, resize=resize)
     with files.atomic_outputs(*pair_outputs(out_path, occ_mask_path)) as tmps:
         flowio.write_flow(tmps[0], flow)

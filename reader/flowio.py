@@ -158,9 +158,8 @@ def output_is_complete(path):
         return False
 
 
-def _check_complete(path):
+def _check_complete(path, data):
     """UserError for a JPEG or PNG file cut short: libjpeg decodes what is there, grey after."""
-    data = _read_bytes(path)
     for kind, start, is_complete in (('JPEG', _JPEG_START, _jpeg_is_complete),
                                      ('PNG', _PNG_SIGNATURE, _png_is_complete)):
         if data.startswith(start) and not is_complete(data):
@@ -168,10 +167,12 @@ def _check_complete(path):
 
 
 def _imread(path, flags):
+    """Read the file once: check that it is complete, then decode those same bytes."""
     path = _require_file(path)
-    _check_complete(path)
+    data = _read_bytes(path)
+    _check_complete(path, data)
     try:
-        image = cv2.imread(path, flags)
+        image = cv2.imdecode(np.frombuffer(data, np.uint8), flags)
     except cv2.error:
         image = None
     if image is None:
