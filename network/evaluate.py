@@ -205,8 +205,7 @@ def validate_checkpoint(pipe, log, steps, batch_size=1, resize=None, progress=Tr
     for benchmark in BENCHMARKS:
         key = benchmark.root_key
         if not roots.configured(key):
-            report.append((benchmark.name, None, 'not configured (set %s or `%s:` in the '
-                           'dataset roots file), skipped' % (roots.env_var(key), key)))
+            report.append((benchmark.name, None, roots.skip_note(key)))
             continue
         for name, samples in validation_sets(benchmark, roots.dataset_root(key)):
             result = evaluate_samples(pipe, samples, batch_size, resize or benchmark.valid_size,

@@ -286,7 +286,7 @@ def log_start(log, steps, data, batch_args, branched_from=None):
     if branched_from:
         log.log('branched_from=%s' % branched_from)
     for key in data.skipped:
-        print('validation: %s' % dataset_roots.skip_note(key))
+        print('validation: %s: %s' % (key, dataset_roots.skip_note(key)))
     sys.stdout.flush()
 
 

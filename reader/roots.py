@@ -131,6 +131,6 @@ class Roots:
 
 
 def skip_note(key):
-    """The one line that says dataset ``key`` is skipped because no root is set for it."""
-    return (f'{key}: not configured (set {env_var(key)} or `{key}:` in the dataset roots '
-            f'file), skipped')
+    """Why dataset ``key`` is skipped: no root is set for it, and how to set one."""
+    return (f'not configured (set {env_var(key)} or `{key}:` in the dataset roots file), '
+            f'skipped')
