@@ -40,6 +40,9 @@ def parse_args(argv=None):
     parser.add_argument('--video_filepath', help='input video: the flow between consecutive frames')
     parser.add_argument('-c', '--checkpoint', required=True,
                         help='a .params file, or a run id prefix in weights/ with optional :STEPS')
+    parser.add_argument('--download', action='store_true',
+                        help="-c names a published checkpoint of the original (5adNov03, ...) "
+                             "missing from weights/: download it (verified) first")
     parser.add_argument('-g', '--gpu_device', default='', help='GPU id(s), e.g. 0; CPU if omitted')
     parser.add_argument('--resize', default='',
                         help='network input size H,W (multiples of 64, at most 32704); '
@@ -83,7 +86,8 @@ def main(argv=None):
         print(predict_files(args.out, args.config, args.checkpoint, image_1=args.image_1,
                             image_2=args.image_2, video_path=args.video_filepath,
                             devices=args.gpu_device, resize=args.resize, occ_mask=args.occ_mask,
-                            batch=args.batch, side_by_side=args.side_by_side))
+                            batch=args.batch, side_by_side=args.side_by_side,
+                            download=args.download))
     return run(body)
 
 

@@ -14,6 +14,8 @@ from common.files import atomic_output
 
 from common.errors import UserError
 
+from . import published
+
 HEAD_PREFIX = 'MaskFlownet_S.'
 _SHOWN = 3   # mismatches listed per kind in an error message
 
@@ -68,7 +70,10 @@ def check_compatible(arrays, block, path, network_name):
             problems.append('%d %s: %s%s' % (len(items), label, ', '.join(items[:_SHOWN]), more))
     message = 'checkpoint %s does not fit %s: %s' % (path, network_name, '; '.join(problems))
     guess = guess_network(arrays)
-    if guess and guess != network_name:
+    entry = published.by_file(path)
+    if entry is not None and guess == entry.network_class != network_name:
+        message += ' (it is %s: use %s)' % (published.describe(entry), entry.config)
+    elif guess and guess != network_name:
         message += ' (it looks like a %s checkpoint: use a %s config)' % (guess, guess)
     raise UserError(message)
 
@@ -167,8 +172,11 @@ def find_checkpoint(spec, weights_dir=WEIGHTS_DIR):
     runs = sorted({c[0] for c in candidates})
     if not runs:
         known = sorted({c[0] for c in list_checkpoints(weights_dir)})
-        raise UserError('-c %s: no checkpoint %s*_STEPS.params in %s (runs there: %s)'
-                        % (spec, prefix, weights_dir, ', '.join(known) or 'none'))
+        entry = published.lookup(spec)
+        hint = ('; it is %s: add --download to fetch %s' % (published.describe(entry), entry.file)
+                if entry else '')
+        raise UserError('-c %s: no checkpoint %s*_STEPS.params in %s (runs there: %s)%s'
+                        % (spec, prefix, weights_dir, ', '.join(known) or 'none', hint))
     if len(runs) > 1:
         raise UserError('-c %s: ambiguous, matches runs %s; give more of the run id'
                         % (spec, ', '.join(runs)))
@@ -180,3 +188,21 @@ def find_checkpoint(spec, weights_dir=WEIGHTS_DIR):
         candidates = chosen
     run_id, found_steps, path = candidates[-1]
     return path, run_id, found_steps
+
+
+def find_or_download(spec, network_class=None, weights_dir=WEIGHTS_DIR, config_source=None,
+                     training=False, progress=True):
+    """find_checkpoint for ``--download``: a published checkpoint of the original that ``-c``
+    names and ``weights_dir`` lacks is downloaded first (after checking that it fits
+    ``network_class``, the config's network; see published.check_network for ``training``)."""
+    try:
+        return find_checkpoint(spec, weights_dir)
+    except UserError:
+        entry = published.lookup(spec)
+        if entry is None or os.path.exists(os.path.join(weights_dir, entry.file)):
+            raise
+    if network_class is not None:
+        published.check_network(entry, network_class, config_source, training)
+    path = published.download(entry, weights_dir, progress)
+    print('%s: downloaded, git blob id %s verified' % (path, entry.blob_id), flush=True)
+    return find_checkpoint(spec, weights_dir)

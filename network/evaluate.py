@@ -180,6 +180,17 @@ def validate_sets(pipe, validation, batch_size=1):
             for name, samples in validation.items() if samples}
 
 
+def example_prediction(pipe, validation):
+    """(flow, occlusion mask) of the first pair of the first non-empty validation set, or
+    None: what TensorBoard shows of the network at each validation (one more forward pass)."""
+    for samples in validation.values():
+        if samples:
+            example = load_sample(samples[0])
+            flow, occ_mask, _ = pipe.predict_pair(example.img1, example.img2)
+            return flow, occ_mask
+    return None
+
+
 # --- --valid ------------------------------------------------------------------------------
 
 def validation_sets(benchmark, root):

@@ -17,7 +17,7 @@ from common.errors import UserError
 from common.options import MAX_SIDE_PX, parse_resize
 from reader import flowio, video
 
-from .checkpoint import find_checkpoint
+from .checkpoint import find_checkpoint, find_or_download
 from .config import load_config
 from .evaluate import occ_mask_image
 from .pipeline import Pipeline
@@ -25,9 +25,13 @@ from .pipeline import Pipeline
 
 
 def predict_files(out, config, checkpoint, image_1=None, image_2=None, video_path=None,
-                  devices='', resize='', occ_mask=None, batch=8, side_by_side=False):
+                  devices='', resize='', occ_mask=None, batch=8, side_by_side=False,
+                  download=False):
     """``predict_new_data.py``: check every input and output, then write the flow of an image
-    pair (or of a video's consecutive frames) to ``out``; returns the line to print."""
+    pair (or of a video's consecutive frames) to ``out``; returns the line to print.
+
+    ``download``: a published checkpoint of the original that ``checkpoint`` names and
+    weights/ lacks is downloaded first (``--download``)."""
     if video_path is not None:
         outputs = [out]
         check_video(video_path, out)
@@ -38,7 +42,7 @@ def predict_files(out, config, checkpoint, image_1=None, image_2=None, video_pat
     ctx = parse_devices(devices)
     for folder in sorted({os.path.dirname(os.path.abspath(path)) for path in outputs}):
         files.remove_stale_temporaries(folder)   # what killed runs left behind
-    pipe, checkpoint = load_pipeline(config, checkpoint, ctx)
+    pipe, checkpoint = load_pipeline(config, checkpoint, ctx, download)
     if video_path is not None:
         frames = predict_video(pipe, video_path, out, batch=batch, resize=resize,
                                side_by_side=side_by_side)
@@ -50,10 +54,16 @@ def predict_files(out, config, checkpoint, image_1=None, image_2=None, video_pat
                                                            checkpoint, abs(flow).max())
 
 
-def load_pipeline(config_name, checkpoint_spec, ctx=None):
-    """Pipeline for ``config_name`` with the checkpoint ``-c`` names loaded; returns (pipe, path)."""
+def load_pipeline(config_name, checkpoint_spec, ctx=None, download=False):
+    """Pipeline for ``config_name`` with the checkpoint ``-c`` names loaded; returns (pipe, path).
+
+    ``download``: see predict_files."""
     config = load_config(config_name)
-    path, _, _ = find_checkpoint(checkpoint_spec)
+    if download:
+        path, _, _ = find_or_download(checkpoint_spec, config.network_class,
+                                      config_source=config.source)
+    else:
+        path, _, _ = find_checkpoint(checkpoint_spec)
     pipe = Pipeline(config, ctx)
     pipe.load(path)
     return pipe, path

@@ -1,0 +1,181 @@
+"""``plot_logs.py``: training curves of one or more run logs on one figure, and their
+conversion to TensorBoard events, so that a reproduction and the authors' published runs
+can be compared.
+
+Reads this project's logs and the original's alike (``runlog.read_log``): the training EPE
+(the log's moving average, smoothed once more for the eye) and every validation metric
+against steps, one panel each, one colour per run.
+"""
+import math
+import re
+import os
+
+import numpy as np
+
+from common import files
+from common.errors import UserError
+
+from .runlog import TRAIN_PREFIX, VALIDATION_PREFIX, read_log
+
+FORMATS = ('.png', '.svg')
+TRAINING_TAG = TRAIN_PREFIX + 'epe'
+LOG_SCALE_RATIO = 5     # a panel whose values span more than this factor gets a log y axis
+DEFAULT_SMOOTHING = 0.95
+_COLUMNS = 3
+
+
+def smooth(values, weight):
+    """Exponential moving average with TensorBoard's bias correction (weight 0: unchanged)."""
+    out, total, norm = [], 0.0, 0.0
+    for value in values:
+        total = total * weight + (1 - weight) * value
+        norm = norm * weight + (1 - weight)
+        out.append(total / norm if norm else value)
+    return np.array(out)
+
+
+def log_scale_helps(values):
+    finite = [v for v in values if math.isfinite(v)]
+    return bool(finite) and min(finite) > 0 and max(finite) / min(finite) > LOG_SCALE_RATIO
+
+
+def ylabel(tag):
+    if tag == TRAINING_TAG:
+        return 'EPE (px), moving average'
+    if re.search(r'_\d+$', tag):   # the original's KITTI logs: Fl under the EPE's name
+        return 'value logged second'
+    metric = tag[len(VALIDATION_PREFIX):].partition('/')[2] or 'epe'
+    return {'epe': 'EPE (px)', 'kitti': 'outlier share (mean)', 'fl_all': 'outlier share'}.get(
+        metric, metric)
+
+
+def panels(runs):
+    """The tags to draw, one panel each: training EPE first, then the validation metrics in
+    the order they first appear."""
+    tags = [TRAINING_TAG] if any(TRAINING_TAG in run.series for run in runs) else []
+    for run in runs:
+        tags += [t for t in run.series if t.startswith(VALIDATION_PREFIX) and t not in tags]
+    return tags
+
+
+def draw_figure(runs, smoothing=DEFAULT_SMOOTHING):
+    """A matplotlib Figure of the ParsedLogs ``runs``; each drawn line's label is the run id
+    (raw training values: ``RUN (raw)``), its data the logged (steps, value) points."""
+    import matplotlib
+    matplotlib.use('Agg')
+    from matplotlib import pyplot, ticker
+    tags = panels(runs)
+    columns = min(_COLUMNS, len(tags))
+    rows = math.ceil(len(tags) / columns)
+    figure, axes = pyplot.subplots(rows, columns, figsize=(5.6 * columns, 3.9 * rows + 0.6),
+                                   squeeze=False)
+    colours = pyplot.rcParams['axes.prop_cycle'].by_key()['color']
+    steps_format = ticker.FuncFormatter(
+        lambda x, _: '%gk' % (x / 1000) if abs(x) >= 1000 else '%g' % x)
+    for ax, tag in zip(axes.flat, tags):
+        values = []
+        for k, run in enumerate(runs):
+            points = run.series.get(tag)
+            if not points:
+                continue
+            colour = colours[k % len(colours)]
+            steps = np.array([p[0] for p in points])
+            value = np.array([p[1] for p in points])
+            values += list(value)
+            if tag == TRAINING_TAG:
+                ax.plot(steps, value, color=colour, alpha=0.2, linewidth=0.7,
+                        label='%s (raw)' % run.run_id)
+                ax.plot(steps, smooth(value, smoothing), color=colour, linewidth=1.4,
+                        label=run.run_id)
+                for start in run.starts[1:]:
+                    ax.axvline(start.steps, color=colour, linestyle=':', linewidth=1)
+            else:
+                ax.plot(steps, value, color=colour, marker='o', markersize=2.5, linewidth=1,
+                        label=run.run_id)
+        title = tag[len(VALIDATION_PREFIX):] if tag.startswith(VALIDATION_PREFIX) else tag
+        ax.set_title(('training EPE (smoothed %g; dotted: restarts)' % smoothing
+                      if tag == TRAINING_TAG else 'validation: %s' % title), fontsize=10)
+        ax.set_xlabel('steps')
+        ax.set_ylabel(ylabel(tag))
+        ax.xaxis.set_major_formatter(steps_format)
+        if log_scale_helps(values):
+            ax.set_yscale('log')
+            ax.yaxis.set_major_locator(ticker.LogLocator(subs=(1, 2, 5)))
+            ax.yaxis.set_major_formatter(ticker.FuncFormatter(lambda y, _: '%g' % y))
+            ax.yaxis.set_minor_formatter(ticker.NullFormatter())
+        ax.grid(True, which='major', alpha=0.3)
+    for ax in list(axes.flat)[len(tags):]:
+        ax.set_visible(False)
+    handles = [pyplot.Line2D([], [], color=colours[k % len(colours)], linewidth=2)
+               for k in range(len(runs))]
+    figure.legend(handles, [run.run_id for run in runs], loc='upper center',
+                  ncol=min(len(runs), 6), frameon=False)
+    figure.tight_layout(rect=(0, 0, 1, 1 - 0.5 / figure.get_figheight()))
+    return figure
+
+
+def read_runs(paths):
+    """ParsedLogs of ``paths``, their run ids made unique (``RUN``, ``RUN-2``, ...)."""
+    runs, seen = [], {}
+    for path in paths:
+        if not os.path.isfile(path):
+            raise UserError('%s: no such file' % path)
+        run = read_log(path)
+        seen[run.run_id] = seen.get(run.run_id, 0) + 1
+        if seen[run.run_id] > 1:
+            run.run_id = '%s-%d' % (run.run_id, seen[run.run_id])
+        runs.append(run)
+    return runs
+
+
+def summary(run):
+    """One line on what was read from a run's log, bad lines included."""
+    training = len(run.series.get(TRAINING_TAG, ()))
+    validation = sorted({p[0] for t, ps in run.series.items() if t.startswith(VALIDATION_PREFIX)
+                         for p in ps})
+    line = '%s: run %s, %d training points, validation at %d steps, %d start(s)' % (
+        run.path, run.run_id, training, len(validation), len(run.starts))
+    if run.superseded:
+        line += ', %d points superseded by a restart' % run.superseded
+    if run.bad_lines:
+        number, reason = run.bad_lines[0]
+        line += '; %d bad line(s) skipped (first: line %d: %s)' % (len(run.bad_lines), number,
+                                                                   reason)
+    return line
+
+
+def plot_logs(out, paths, tensorboard=None, smoothing=DEFAULT_SMOOTHING):
+    """Draw the runs logged in ``paths`` to ``out`` (.png or .svg) and, with ``tensorboard``,
+    write each as events under ``tensorboard/RUN/``; returns the lines to print."""
+    extension = os.path.splitext(out)[1].lower()
+    if extension not in FORMATS:
+        raise UserError('%s: the figure must be %s' % (out, ' or '.join(FORMATS)))
+    if not 0 <= smoothing < 1:
+        raise UserError('--smoothing %g: must be in [0, 1)' % smoothing)
+    files.check_output_paths([out], inputs=paths)
+    runs = read_runs(paths)
+    lines = [summary(run) for run in runs]
+    if not any(run.points() for run in runs):
+        raise UserError('%s: no steps=... lines to plot' % ', '.join(paths))
+    figure = draw_figure(runs, smoothing)
+    with files.atomic_output(out, suffix=extension) as tmp:
+        figure.savefig(tmp, format=extension[1:], dpi=110)
+    lines.append('%s: %d panel(s), %d run(s)' % (out, len(panels(runs)), len(runs)))
+    if tensorboard is not None:
+        lines += write_tensorboard(runs, tensorboard)
+    return lines
+
+
+def write_tensorboard(runs, folder):
+    from .events import write_log_events
+    lines = []
+    for run in runs:
+        target = os.path.join(folder, run.run_id)
+        try:
+            count = write_log_events(run, target)
+        except OSError as error:
+            raise UserError('%s: cannot write events (%s)'
+                            % (target, error.strerror or error)) from None
+        lines.append('%s: %d scalars' % (target, count))
+    lines.append('view with: tensorboard --logdir %s' % folder)
+    return lines
