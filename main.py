@@ -20,8 +20,16 @@ def parse_args(argv=None):
     parser.add_argument('config', help='network config: a name in config/ or a path')
     parser.add_argument('--dataset_cfg', default='chairs.yaml', help='dataset config (chairs.yaml)')
     parser.add_argument('-g', '--gpu_device', default='', help='GPU ids, e.g. 0,1; CPU if omitted')
+    parser.add_argument('--kvstore', default='device',
+                        choices=('device', 'local', 'dist_sync', 'dist_device_sync', 'dist_async'),
+                        help='how gradients are summed: over the devices of this process '
+                             '(device, local) or over the workers of a job that launch.py '
+                             'started (dist_*); see README')
     parser.add_argument('-c', '--checkpoint', default=None,
                         help='RUN[:STEPS] (a run id prefix in weights/) or a .params path')
+    parser.add_argument('--download', action='store_true',
+                        help="-c names a published checkpoint of the original (5adNov03, ...) "
+                             "missing from weights/: download it (verified) first")
     parser.add_argument('--clear_steps', action='store_true',
                         help='start a new run at step 0 from the checkpoint weights')
     mode = parser.add_mutually_exclusive_group()
@@ -40,6 +48,8 @@ def parse_args(argv=None):
     parser.add_argument('--seed', type=int, default=None, help='seed of data order and augmentation')
     parser.add_argument('--shard', type=int, default=1,
                         help='FlyingThings3D: train on every N-th sample (the original option)')
+    parser.add_argument('--no_tensorboard', action='store_true',
+                        help='training: write no TensorBoard events beside the log')
     parser.add_argument('--occ_mask', action='store_true',
                         help='--predict: also save the learned occlusion mask as FLOW_occ.png')
     return parser.parse_args(argv)
@@ -50,8 +60,11 @@ def run_training(args, config, dataset_cfg, ctx):
     result = train(config, dataset_cfg, ctx, checkpoint_spec=args.checkpoint,
                    clear_steps=args.clear_steps, debug=args.debug, max_steps=args.max_steps,
                    seed=args.seed, use_wd=args.use_wd, shard=args.shard,
-                   validation_batch=args.batch, log_args=vars(args))
-    if result.newest is None:
+                   validation_batch=args.batch, log_args=vars(args), kvstore=args.kvstore,
+                   tensorboard=not args.no_tensorboard)
+    if result.worker:
+        print('worker %d stopped at step %d' % (result.worker, result.steps))
+    elif result.newest is None:
         print('run %s stopped at step %d; no checkpoint written yet' % (result.run_id, result.steps))
     else:
         print('run %s stopped at step %d; newest checkpoint %s; resume with: python main.py %s '
@@ -83,6 +96,12 @@ def dispatch(args):
     dataset_cfg = load_config(args.dataset_cfg)
     resize = parse_resize(args.resize)
     ctx = parse_devices(args.gpu_device)
+    if args.download:
+        from network.checkpoint import find_or_download
+        if args.checkpoint is None:
+            raise UserError('--download: name the published checkpoint with -c (e.g. -c 5adNov03)')
+        find_or_download(args.checkpoint, config.network_class, config_source=config.source,
+                         training=not (args.valid or args.predict))
     if args.valid or args.predict:
         run_inference(args, config, ctx, resize)
     else:

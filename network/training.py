@@ -1,11 +1,14 @@
 """Training: a run of the paper's schedule as one library call (``run_training``), and its parts:
 the optimizer and its schedule, one training step, run ids, logs, checkpoints, the loop.
 
-``main.py`` only parses arguments and calls ``run_training``.
+``main.py`` only parses arguments and calls ``run_training``. A run may be one of several
+worker processes of MXNet's parameter-server kvstore (``--kvstore dist_*``, started by
+``launch.py``): each reads its part of every batch, and worker 0 alone logs, validates and saves.
 """
 import contextlib
 import datetime
 import hashlib
+import json
 import os
 import socket
 import sys
@@ -28,7 +31,7 @@ from . import checkpoint
 from .augmentation import make_augmentations, random_crop_and_flip
 from .config import learning_rate_at
 from .conventions import centralize, flow_yx, full_mask, mask_weights, unit_images
-from .evaluate import validate_sets
+from .evaluate import example_prediction, validate_sets
 from .runlog import RunLog, format_pairs
 from .pipeline import Pipeline
 
@@ -76,10 +79,67 @@ def _same_file(a, b):
         return False
 
 
-def check_batch_split(batch_size, devices):
-    if batch_size % devices:
-        raise UserError('batch of %d samples cannot be split evenly over %d devices (-g)'
-                        % (batch_size, devices))
+def check_batch_split(batch_size, devices, workers=1):
+    if batch_size % (devices * workers):
+        where = '%d devices (-g)' % devices
+        if workers > 1:
+            where = '%d workers x %s' % (workers, where)
+        raise UserError('batch of %d samples cannot be split evenly over %s'
+                        % (batch_size, where))
+
+
+# --- the kvstore: one process, or one worker of a parameter-server job -----------------------
+
+KVSTORES = ('device', 'local', 'dist_sync', 'dist_device_sync', 'dist_async')
+RUN_RECORD_ENV = 'MASKFLOWNET_RUN_RECORD'   # set by launch.py: where worker 0 names its run
+
+
+@dataclass(frozen=True)
+class Workers:
+    """This process's place among the training processes: worker ``rank`` of ``count``."""
+    rank: int = 0
+    count: int = 1
+    kvstore: str = 'device'
+
+    @property
+    def lead(self):
+        """Worker 0 alone writes logs, validation results and checkpoints."""
+        return self.rank == 0
+
+    @property
+    def distributed(self):
+        return self.kvstore.startswith('dist')
+
+
+def open_kvstore(name='device'):
+    """(kvstore for gluon.Trainer, Workers) for ``--kvstore name``.
+
+    ``device`` and ``local`` stay in this process (Gluon creates them when there are several
+    devices). The ``dist_*`` kinds join the parameter-server job whose scheduler the DMLC_*
+    variables name (launch.py sets them); this blocks until every worker and server has joined.
+    """
+    if name not in KVSTORES:
+        raise UserError('--kvstore %s: expected one of %s' % (name, ', '.join(KVSTORES)))
+    if not name.startswith('dist'):
+        return name, Workers(kvstore=name)
+    if os.environ.get('DMLC_ROLE') != 'worker' or 'DMLC_PS_ROOT_URI' not in os.environ:
+        raise UserError('--kvstore %s: this process is not a worker of a distributed job; start '
+                        'it with launch.py (python launch.py -n WORKERS -s SERVERS --launcher '
+                        'local python main.py ...)' % name)
+    kvstore = mx.kv.create(name)
+    return kvstore, Workers(kvstore.rank, kvstore.num_workers, name)
+
+
+def seed_augmentation(seed, workers):
+    """Give workers other than 0 their own draws of the network-side augmentation.
+
+    Every worker seeds MXNet alike before building the network (so all start from the same
+    weights); worker 0 then draws exactly as a single process would, the others from a seed of
+    their own, so that no two workers augment their samples identically.
+    """
+    if workers.rank:
+        entropy = None if seed is None else [seed, workers.rank]
+        mx.random.seed(int(np.random.SeedSequence(entropy).generate_state(1)[0] % 2 ** 31))
 
 
 class MovingAverage:
@@ -112,21 +172,36 @@ class FlowTrainer:
     states does not bring back the weight decay of the run that saved them.
     """
 
-    def __init__(self, pipe, lr_schedule, weight_decay=None):
+    def __init__(self, pipe, lr_schedule, weight_decay=None, kvstore='device', workers=Workers()):
         self.pipe = pipe
         self.lr_schedule = lr_schedule
         learning_rate_at(lr_schedule, 0)   # validates the schedule now, with a clear error
         self.weight_decay = float(weight_decay or 0)
+        self.workers = workers
+        # dist_sync and dist_device_sync sum the gradients on the servers and every worker
+        # runs the same Adam step on the same sum, so its state is local and saved like a single
+        # process's. dist_async can only update on the servers: Adam's moments live there.
+        self.states_on_servers = workers.kvstore == 'dist_async'
+        update_on_kvstore = None   # Gluon's choice, as before, for device and local
+        if workers.distributed:
+            update_on_kvstore = self.states_on_servers
         self.trainer = gluon.Trainer(pipe.network.collect_params(), 'adam',
-                                     {'learning_rate': 1e-4, 'wd': self.weight_decay})
+                                     {'learning_rate': 1e-4, 'wd': self.weight_decay},
+                                     kvstore=kvstore, update_on_kvstore=update_on_kvstore)
         self.lr = None
+        self._weights_shared = False
 
     def set_learning_rate(self, steps):
         """Set the rate for ``steps``; False once the schedule has ended (training stops)."""
         lr = learning_rate_at(self.lr_schedule, steps)
         if lr is None:
             return False
-        self.trainer.set_learning_rate(lr)
+        if lr != self.lr:
+            self.trainer.set_learning_rate(lr)
+            if self.states_on_servers and self._weights_shared and self.workers.lead:
+                # The servers hold a copy of the optimizer; a new rate must be sent to them,
+                # and sending it restarts Adam's moments there (see README).
+                self.trainer._kvstore.set_optimizer(self.trainer._optimizer)
         self.lr = lr
         return True
 
@@ -135,6 +210,8 @@ class FlowTrainer:
         ctx = self.pipe.ctx
         batch_size = img1.shape[0]
         check_batch_split(batch_size, len(ctx))
+        if self.workers.distributed and not self._weights_shared:
+            self._share_weights()
         if mask is None:
             mask = full_mask(label.shape[2:], leading=(batch_size,))
         parts = [gluon.utils.split_and_load(x, ctx) for x in (img1, img2, label, mask)]
@@ -155,7 +232,9 @@ class FlowTrainer:
         for loss in losses:
             loss.backward()
         self._check_finite(losses)
-        self.trainer.step(batch_size)
+        # Gradients are summed over all workers' devices; synchronous steps average them over
+        # the whole batch, asynchronous ones apply each worker's batch on its own.
+        self.trainer.step(batch_size if self.states_on_servers else batch_size * self.workers.count)
         return {'epe': float(np.mean(np.concatenate([e.asnumpy() for e in epes])))}
 
     def _check_finite(self, losses):
@@ -168,6 +247,16 @@ class FlowTrainer:
         if not all_finite(grads):
             raise NonFiniteStep('non-finite gradient (the loss was finite)')
 
+    def _share_weights(self):
+        """Put worker 0's weights on every worker before the first forward pass.
+
+        Gluon broadcasts them only inside the first step, after each worker has computed its
+        first gradients with its own weights. Called after any checkpoint was loaded.
+        """
+        self.trainer._init_kvstore()
+        self.trainer._init_params()
+        self._weights_shared = True
+
     # --- checkpoints ---------------------------------------------------------------------
 
     def save(self, prefix):
@@ -175,7 +264,13 @@ class FlowTrainer:
         checkpoint.check_finite(self.pipe.network, prefix + '.params')
         # .states first: -c RUN picks the newest .params, which must have its .states.
         with atomic_output(prefix + '.states') as tmp:
-            self.trainer.save_states(tmp)
+            if self.states_on_servers:
+                # The local updater: the optimizer and its settings, but no moments (they are
+                # on the servers, which cannot hand them back).
+                with open(tmp, 'wb') as f:
+                    f.write(self.trainer._updaters[0].get_states(dump_optimizer=True))
+            else:
+                self.trainer.save_states(tmp)
         try:
             self.pipe.save(prefix + '.params')
         except BaseException:
@@ -187,6 +282,11 @@ class FlowTrainer:
         if not os.path.isfile(path):
             raise UserError('optimizer state %s: no such file (needed to resume; use '
                             '--clear_steps to start a new run from the weights only)' % path)
+        if self.states_on_servers:
+            print('warning: --kvstore dist_async keeps the optimizer state on the servers: '
+                  'Adam restarts its moments (weights and step count come from the checkpoint)',
+                  file=sys.stderr)
+            return
         try:
             self.trainer.load_states(path)
         except Exception as error:   # pickle and MXNet errors alike: a bad or foreign file
@@ -224,29 +324,32 @@ def prune_checkpoints(run_id, weights_dir, keep=KEEP_CHECKPOINTS):
 
 # --- the loop ------------------------------------------------------------------------------
 
-def make_stream(data, seed=None):
+def make_stream(data, seed=None, workers=Workers()):
+    """This worker's part of each batch; one slot per sample position, so a part is a slice."""
     slots = [(samples, load_sample) for samples, count in data.mix for _ in range(count)]
     crop_shape = data.orig_shape
     return BatchStream(slots, data.batch_size,
                        lambda example, rng, name: random_crop_and_flip(example, crop_shape, rng, name),
-                       seed=seed)
+                       seed=seed, part=(workers.rank, workers.count))
 
 
 def train(pipe, trainer, data, run_id, steps, log, weights_dir=checkpoint.WEIGHTS_DIR,
           validation_steps=2500, checkpoint_steps=5000, max_steps=None, seed=None,
-          validation_batch=1):
+          validation_batch=1, workers=Workers()):
     """The training loop; returns the step count reached.
 
     Stops when the learning-rate schedule ends, or after ``max_steps`` more steps. Validates
     every ``validation_steps`` (and after the first step), saves every ``checkpoint_steps`` and
-    keeps the newest three checkpoints of the run.
+    keeps the newest three checkpoints of the run. Workers other than 0 (``log`` None there)
+    only train.
     """
+    seed_augmentation(seed, workers)
     geo_aug, color_aug = make_augmentations(data.dataset, data.target_shape, data.orig_shape,
-                                            data.batch_size // len(pipe.ctx))
+                                            data.batch_size // (len(pipe.ctx) * workers.count))
     train_epe, total_time = MovingAverage(), MovingAverage()
     stop_at = None if max_steps is None else steps + max_steps
     last = None
-    with make_stream(data, seed) as stream:
+    with make_stream(data, seed, workers) as stream:
         while stop_at is None or steps < stop_at:
             if not trainer.set_learning_rate(steps + 1):
                 break
@@ -262,16 +365,21 @@ def train(pipe, trainer, data, run_id, steps, log, weights_dir=checkpoint.WEIGHT
             except NonFiniteStep as error:
                 message = ('step %d: %s on samples %s; the weights were not updated and no '
                            'checkpoint was written' % (steps, error, ', '.join(batch.names)))
-                log.log('stopped=%s' % message)
+                if log is not None:
+                    log.log('stopped=%s' % message)
                 raise NonFiniteStep(message) from None
+            if not workers.lead:
+                continue
             if steps <= 20 or steps % LOG_EVERY == 0:
                 train_epe.update(result['epe'])
                 log.log('steps=%d, epe=%s, total_time=%.2f' % (steps, train_epe.average,
                                                                 total_time.average))
+                log.learning_rate(steps, trainer.lr)
             if steps % validation_steps == 0 or steps <= 1:
                 results = validate_sets(pipe, data.validation, validation_batch)
                 if results:
                     log.log('steps=%d, %s' % (steps, format_pairs(results.items())))
+                    log.validation_images(steps, lambda: example_prediction(pipe, data.validation))
             # A run stopped by max_steps also saves, so that it can be resumed where it stopped.
             if steps % checkpoint_steps == 0 or steps == stop_at:
                 trainer.save(os.path.join(weights_dir, '%s_%d' % (run_id, steps)))
@@ -279,9 +387,11 @@ def train(pipe, trainer, data, run_id, steps, log, weights_dir=checkpoint.WEIGHT
     return steps
 
 
-def log_start(log, steps, data, batch_args, branched_from=None):
-    log.log('start=%d, train=%d, val=%d, host=%s, batch=%d'
-            % (steps, data.train_size, data.validation_size, socket.gethostname(), data.batch_size))
+def log_start(log, steps, data, batch_args, branched_from=None, workers=Workers()):
+    log.log('start=%d, train=%d, val=%d, host=%s, batch=%d%s'
+            % (steps, data.train_size, data.validation_size, socket.gethostname(), data.batch_size,
+               ', workers=%d, kvstore=%s' % (workers.count, workers.kvstore)
+               if workers.distributed else ''))
     log.log(format_pairs((k, repr(v)) for k, v in batch_args.items()))
     if branched_from:
         log.log('branched_from=%s' % branched_from)
@@ -302,12 +412,13 @@ class RunResult:
     steps: int                     # the step count reached
     newest: Optional[str]          # the run's newest checkpoint (None before its first save)
     started_from: Optional[str]    # the checkpoint the run started from
+    worker: int = 0                # this process's rank; only worker 0 has a run id and files
 
 
 def run_training(config, dataset_cfg, ctx, checkpoint_spec=None, clear_steps=False, debug=False,
                  max_steps=None, roots_file=None, seed=None, use_wd=False, shard=1,
                  validation_batch=8, weights_dir=checkpoint.WEIGHTS_DIR, logs_dir='logs',
-                 log_args=None):
+                 log_args=None, tensorboard=True, kvstore='device'):
     """Train ``config`` (a network config) on ``dataset_cfg`` (a dataset config) on devices ``ctx``.
 
     ``checkpoint_spec``: ``-c`` (``RUN[:STEPS]`` or a .params path) to resume or start from;
@@ -315,7 +426,11 @@ def run_training(config, dataset_cfg, ctx, checkpoint_spec=None, clear_steps=Fal
     data (unless ``MASKFLOWNET_DATASETS`` or ``roots_file`` names other roots), a few samples,
     the smallest batch, validating and saving every 2 steps, 4 steps unless ``max_steps``.
     ``log_args``: the options recorded in the run log's header (the command line's).
-    Writes ``weights_dir/RUN_STEPS.params|.states`` and ``logs_dir[/debug]/RUN.log``.
+    ``tensorboard``: also write TensorBoard events to ``logs_dir[/debug]/tensorboard/RUN/``.
+    ``kvstore``: one of ``KVSTORES``; a ``dist_*`` one makes this process one worker of the
+    job launch.py started, training on its part of every batch (the dataset config's batch is
+    the batch of all workers together).
+    Writes ``weights_dir/RUN_STEPS.params|.states`` and ``logs_dir[/debug]/RUN.log`` (worker 0).
     """
     if max_steps is not None and max_steps < 1:
         raise UserError('--max_steps %d: must be 1 or more' % max_steps)
@@ -329,8 +444,9 @@ def run_training(config, dataset_cfg, ctx, checkpoint_spec=None, clear_steps=Fal
     if seed is not None:
         mx.random.seed(seed)
     data = training_data(dataset_cfg, config.network_class, roots, shard=shard)
+    kv, workers = open_kvstore(kvstore)
     if debug:
-        data = shrink_for_debug(data, len(ctx))
+        data = shrink_for_debug(data, len(ctx) * workers.count)
     pipe = Pipeline(config, ctx)
     schedule = dataset_cfg.optimizer.learning_rate.get(None) or config.optimizer.learning_rate.get(None)
     if schedule is None:
@@ -339,8 +455,8 @@ def run_training(config, dataset_cfg, ctx, checkpoint_spec=None, clear_steps=Fal
     if use_wd and weight_decay is None:
         print('warning: --use_wd: config %s sets no optimizer.wd; training without weight decay'
               % config.source, file=sys.stderr)
-    check_batch_split(data.batch_size, len(ctx))   # before the run leaves any log
-    trainer = FlowTrainer(pipe, schedule, weight_decay)
+    check_batch_split(data.batch_size, len(ctx), workers.count)   # before the run leaves any log
+    trainer = FlowTrainer(pipe, schedule, weight_decay, kv, workers)
     head_only = False
     if path is not None:
         head_only = pipe.load_start_point(path)
@@ -351,21 +467,22 @@ def run_training(config, dataset_cfg, ctx, checkpoint_spec=None, clear_steps=Fal
     if start.load_states:
         trainer.load_states(path[:-len('.params')] + '.states')
     steps = start.steps
+    if not workers.lead:
+        steps = train(pipe, trainer, data, None, steps, None, weights_dir,
+                      **_loop_options(dataset_cfg, debug, max_steps, seed, validation_batch, workers))
+        return RunResult(None, steps, None, path, workers.rank)
     run_id = start.run_id or new_run_id(','.join(str(c) for c in ctx))
     if start.branched_from:
         print('%s is not the newest checkpoint of its run: continuing its history as the new '
               'run %s (the later checkpoints stay as they are)' % (path, run_id))
     remove_stale_temporaries(weights_dir)
-    log = RunLog(os.path.join(logs_dir, 'debug' if debug else '', '%s.log' % run_id), echo=True)
-    log_start(log, steps, data, log_args or {}, start.branched_from)
-    interval = DEBUG_INTERVAL if debug else None
-    if max_steps is None and debug:
-        max_steps = DEBUG_STEPS
+    record_run(run_id, weights_dir, path)
+    log = RunLog(os.path.join(logs_dir, 'debug' if debug else '', '%s.log' % run_id), echo=True,
+                 events=tensorboard)
+    log_start(log, steps, data, log_args or {}, start.branched_from, workers)
     try:
         steps = train(pipe, trainer, data, run_id, steps, log, weights_dir,
-                      validation_steps=interval or dataset_cfg.validation_steps.get(2500),
-                      checkpoint_steps=interval or dataset_cfg.checkpoint_steps.get(5000),
-                      max_steps=max_steps, seed=seed, validation_batch=validation_batch)
+                      **_loop_options(dataset_cfg, debug, max_steps, seed, validation_batch, workers))
     except NonFiniteStep as error:
         newest = newest_checkpoint(run_id, weights_dir)
         raise NonFiniteStep('%s; newest checkpoint %s' % (error, newest or 'none (it started from %s)'
@@ -373,6 +490,27 @@ def run_training(config, dataset_cfg, ctx, checkpoint_spec=None, clear_steps=Fal
     finally:
         log.close()
     return RunResult(run_id, steps, newest_checkpoint(run_id, weights_dir), path)
+
+
+def _loop_options(dataset_cfg, debug, max_steps, seed, validation_batch, workers):
+    """``train``'s options for a run: --debug validates and saves every 2 steps, 4 steps."""
+    interval = DEBUG_INTERVAL if debug else None
+    if max_steps is None and debug:
+        max_steps = DEBUG_STEPS
+    return dict(validation_steps=interval or dataset_cfg.validation_steps.get(2500),
+                checkpoint_steps=interval or dataset_cfg.checkpoint_steps.get(5000),
+                max_steps=max_steps, seed=seed, validation_batch=validation_batch,
+                workers=workers)
+
+
+def record_run(run_id, weights_dir, started_from):
+    """Tell launch.py, through the file it names in MASKFLOWNET_RUN_RECORD, which run this is,
+    so that it can name the newest checkpoint when the job fails."""
+    path = os.environ.get(RUN_RECORD_ENV)
+    if path:
+        with atomic_output(path) as tmp, open(tmp, 'w') as f:
+            json.dump({'run_id': run_id, 'weights_dir': os.path.abspath(weights_dir),
+                       'started_from': started_from and os.path.abspath(started_from)}, f)
 
 
 def newest_checkpoint(run_id, weights_dir=checkpoint.WEIGHTS_DIR):

@@ -43,9 +43,14 @@ class BatchStream:
     must be a multiple of the number of slots. ``transform(example, rng, name)`` turns a loaded
     sample into CHW arrays of one shape (the training crop and mirror of
     ``network.augmentation.random_crop_and_flip``), drawing from the slot's ``rng``.
+
+    ``part=(index, count)``: yield only part ``index`` of ``count`` equal parts of each batch
+    (the slots of that part), as one of ``count`` training processes does. Every slot keeps the
+    seed it has in the whole batch, so the parts of all processes together are exactly the
+    batches one process would read with the same ``seed``.
     """
 
-    def __init__(self, slots, batch_size, transform, seed=None, queue_batches=2):
+    def __init__(self, slots, batch_size, transform, seed=None, queue_batches=2, part=(0, 1)):
         if not slots:
             raise UserError('no training data: the dataset config selected no samples')
         if batch_size % len(slots):
@@ -54,11 +59,17 @@ class BatchStream:
         for samples, _ in slots:
             if not samples:
                 raise UserError('a training dataset has no samples (check its root folder)')
-        self.batch_size = batch_size
-        self.transform = transform
+        index, count = part
+        if len(slots) % count:
+            raise UserError('a batch of %d dataset slots cannot be split evenly over %d '
+                            'training processes' % (len(slots), count))
         self._per_slot = batch_size // len(slots)
-        self._stop = threading.Event()
         seeds = np.random.SeedSequence(seed).spawn(len(slots))
+        mine = slice(index * len(slots) // count, (index + 1) * len(slots) // count)
+        slots, seeds = slots[mine], seeds[mine]
+        self.batch_size = batch_size // count
+        self.transform = transform
+        self._stop = threading.Event()
         self._queues = [queue.Queue(maxsize=self._per_slot * queue_batches) for _ in slots]
         self._threads = [threading.Thread(target=self._fill, args=(q, slot, np.random.default_rng(s)),
                                           daemon=True)

@@ -80,3 +80,20 @@ def test_batches_name_their_samples_in_slot_order():
         batch = next(stream)
     assert [n[0] for n in batch.names] == ['a', 'a', 'b', 'b'] and batch.mask is None
     assert list(batch.img1[:, 0, 0, 0]) == [1, 1, 2, 2]
+
+
+def test_the_parts_of_a_batch_are_the_slices_of_the_whole_batch():
+    """Each of several training processes reads only its part; together they read exactly the
+    batches (samples, crops, mirroring) one process reads with the same seed."""
+    slots = [(list(range(20)), constant_loader(k)) for k in range(4)]
+    with BatchStream(slots, 4, crop((4, 6)), seed=3) as whole:
+        batches = [next(whole) for _ in range(3)]
+    for index in (0, 1):
+        with BatchStream(slots, 4, crop((4, 6)), seed=3, part=(index, 2)) as part:
+            for batch in batches:
+                mine = next(part)
+                assert mine.names == batch.names[2 * index:2 * index + 2]
+                np.testing.assert_array_equal(mine.img1, batch.img1[2 * index:2 * index + 2])
+                np.testing.assert_array_equal(mine.flow, batch.flow[2 * index:2 * index + 2])
+    with pytest.raises(UserError, match='4 dataset slots cannot be split evenly over 3'):
+        BatchStream(slots, 4, crop((4, 6)), part=(0, 3))

@@ -1,0 +1,218 @@
+"""Training on several processes: launch.py, the dist_* kvstores, the batch split, faults.
+
+Every job runs on 127.0.0.1 on a free port, under a time limit, and its processes are found
+by a marker in their environment and killed at the end whatever happened.
+"""
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import numpy as np
+import mxnet as mx
+import pytest
+
+import launch
+import main as main_cli
+from common.errors import UserError
+from network.config import Config
+from network.pipeline import Pipeline
+from network.training import FlowTrainer, check_batch_split
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import distributed_worker   # noqa: E402  (the equivalence job's worker, beside this file)
+from test_training import SAMPLE, log_lines, write_small_chairs_config   # noqa: E402
+
+REPO = Path(__file__).resolve().parent.parent
+JOB_TIMEOUT_S = 240
+
+
+def free_port():
+    with socket.socket() as sock:
+        sock.bind(('127.0.0.1', 0))
+        return sock.getsockname()[1]
+
+
+def marked_processes(marker):
+    """pid -> environment of this user's processes whose environment holds ``marker``."""
+    found = {}
+    for entry in os.listdir('/proc'):
+        if not entry.isdigit() or int(entry) == os.getpid():
+            continue
+        try:
+            with open('/proc/%s/environ' % entry, 'rb') as f:
+                environ = f.read().split(b'\0')
+        except OSError:
+            continue
+        if ('DIST_TEST_MARK=%s' % marker).encode() in environ:
+            found[int(entry)] = dict(v.decode(errors='replace').split('=', 1)
+                                     for v in environ if b'=' in v)
+    return found
+
+
+@pytest.fixture
+def job(tmp_path, monkeypatch):
+    """Run ``launch.py`` jobs in ``tmp_path`` (chairs sample roots); kill their leftovers."""
+    roots = tmp_path / 'roots.yaml'
+    roots.write_text('chairs: %s\n' % (SAMPLE / 'FlyingChairs_release'))
+    write_small_chairs_config(tmp_path)
+    marker = uuid.uuid4().hex
+    env = dict(os.environ, MASKFLOWNET_DATASETS=str(roots), DIST_TEST_MARK=marker,
+               OMP_NUM_THREADS='1')
+
+    class Job:
+        folder = tmp_path
+
+        @staticmethod
+        def start(*args):
+            return subprocess.Popen([sys.executable, str(REPO / 'launch.py')] + [str(a) for a in args],
+                                    cwd=tmp_path, env=env, stdout=subprocess.PIPE,
+                                    stderr=subprocess.PIPE, text=True, start_new_session=True)
+
+        @staticmethod
+        def run(*args, timeout=JOB_TIMEOUT_S):
+            process = Job.start(*args)
+            out, err = process.communicate(timeout=timeout)
+            return process.returncode, out, err
+
+        @staticmethod
+        def processes():
+            return marked_processes(marker)
+    yield Job
+    for pid in marked_processes(marker):
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
+def training(port, *extra):
+    return ['-n', 2, '-s', 1, '--launcher', 'local', '--port', port, sys.executable,
+            REPO / 'main.py', 'MaskFlownet_S.yaml', '--dataset_cfg', 'small.yaml', '--debug',
+            '--kvstore', 'dist_sync', '--seed', 3, '--no_tensorboard'] + list(extra)
+
+
+def test_two_workers_step_exactly_as_one_process_with_two_devices(job):
+    """Data parallelism: workers with one device and batch 1 each == one process with two
+    devices and batch 2 (same seed, network-side augmentation off); each worker draws its own
+    augmentation."""
+    out = job.folder / 'out'
+    out.mkdir()
+    roots = job.folder / 'roots.yaml'
+    status, _, err = job.run('-n', 2, '-s', 1, '--launcher', 'local', '--port', free_port(),
+                             sys.executable, REPO / 'tests' / 'distributed_worker.py', roots, out, 5)
+    assert status == 0, err
+    assert not job.processes()
+
+    mx.random.seed(5)
+    pipe = Pipeline(Config({'network': {'class': 'MaskFlownet_S'}}), [mx.cpu(0), mx.cpu(1)])
+    initial = distributed_worker.weights(pipe)
+    trainer = FlowTrainer(pipe, distributed_worker.SCHEDULE)
+    data = distributed_worker.small_chairs(roots, 2)
+    assert data.batch_size == 2
+    distributed_worker.train_steps(pipe, trainer, data, 5, trainer.workers)
+    expected = distributed_worker.weights(pipe)
+    with np.load(out / 'weights.npz') as got:
+        assert sorted(got.files) == sorted(expected)
+        moved = 0
+        for name in expected:
+            np.testing.assert_allclose(got[name], expected[name], rtol=1e-5, atol=1e-7, err_msg=name)
+            moved += not np.array_equal(got[name], initial[name])
+        assert moved > len(expected) // 2   # the steps did change the weights
+
+    draws = [np.load(out / ('augmentation_%d.npz' % rank)) for rank in (0, 1)]
+    for key in ('rotation', 'scale', 'shift_x'):
+        assert not np.array_equal(draws[0][key], draws[1][key]), key
+
+
+def test_local_launcher_trains_saves_once_per_step_and_resumes(job):
+    port = free_port()
+    status, out, err = job.run(*training(port))
+    assert status == 0, err
+    assert not job.processes()
+    log, = (job.folder / 'logs' / 'debug').glob('*.log')
+    run = log.stem
+    weights_dir = job.folder / 'weights'
+    # One checkpoint per save (worker 0's), in the original's format: .params and .states.
+    assert sorted(p.name for p in weights_dir.iterdir()) == \
+        ['%s_%d.%s' % (run, s, e) for s in (2, 4) for e in ('params', 'states')]
+    saved = mx.nd.load(str(weights_dir / ('%s_4.params' % run)))
+    assert 'conv1a.0.weight' in saved and len(saved) == 142
+    lines = log_lines(log)
+    assert lines[0].startswith('start=0, ') and lines[0].endswith('batch=2, workers=2, kvstore=dist_sync')
+    assert sum(line.startswith('steps=4, epe=') for line in lines) == 1   # worker 0 alone logs
+    assert 'worker 1 stopped at step 4' in out
+    assert list(job.folder.glob('launch-*')) == []
+
+    status, out, err = job.run(*training(port, '-c', run, '--max_steps', 1))
+    assert status == 0, err
+    assert 'run %s stopped at step 5' % run in out
+    lines = log_lines(log)
+    assert any(line.startswith('start=4, ') for line in lines)
+    assert sorted(p.name for p in weights_dir.glob('*.params')) == \
+        ['%s_%d.params' % (run, s) for s in (2, 4, 5)]
+
+
+def test_a_killed_worker_stops_the_job_with_one_line(job):
+    process = job.start(*training(free_port(), '--max_steps', 40))
+    try:
+        deadline = time.monotonic() + JOB_TIMEOUT_S
+        victim = None
+        while victim is None and time.monotonic() < deadline:
+            time.sleep(0.2)
+            if list((job.folder / 'weights').glob('*_2.params')):
+                victim = next((pid for pid, env in job.processes().items()
+                               if env.get('DMLC_ROLE') == 'worker' and env.get('DMLC_TASK_ID') == '1'
+                               and 'main.py' in Path('/proc/%d/cmdline' % pid).read_text()), None)
+        assert victim is not None, 'the job saved no checkpoint in time'
+        os.kill(victim, signal.SIGKILL)
+        killed_at = time.monotonic()
+        _, err = process.communicate(timeout=60)
+        took = time.monotonic() - killed_at
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+    assert process.returncode == 128 + signal.SIGKILL
+    assert took < 20, took
+    assert not job.processes()
+    lines = [line for line in err.splitlines() if line.startswith('error: ')]
+    newest = max(job.folder.glob('weights/*.params'), key=lambda p: int(p.stem.rsplit('_', 1)[1]))
+    run = newest.stem.rsplit('_', 1)[0]
+    assert lines == ['error: worker task 1 (pid %d) was killed by SIGKILL; stopped the whole job; '
+                     'newest checkpoint: weights/%s (resume with -c %s)' % (victim, newest.name, run)]
+
+
+def test_a_port_in_use_and_bad_launches_are_one_line(job, capsys):
+    with socket.socket() as busy:
+        busy.bind(('127.0.0.1', 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        status, out, err = job.run(*training(port), timeout=30)
+    assert status == 2 and err == 'error: --port %d: already in use on this machine (pick ' \
+        'another, or stop what listens there)\n' % port, err
+    assert not job.processes()
+    assert launch.main(['-n', '2', '--launcher', 'ssh', 'true']) == 2
+    assert 'error: --launcher ssh: name the machines with -H HOSTFILE' in capsys.readouterr().err
+
+
+def test_dist_kvstore_outside_a_launched_job_is_one_line(tmp_path, monkeypatch, capsys):
+    monkeypatch.delenv('DMLC_ROLE', raising=False)
+    monkeypatch.chdir(tmp_path)
+    assert main_cli.main(['MaskFlownet_S.yaml', '--debug', '--kvstore', 'dist_sync']) == 2
+    err = capsys.readouterr().err
+    assert err.count('\n') == 1 and err.startswith('error: --kvstore dist_sync: this process is '
+                                                   'not a worker of a distributed job')
+
+
+def test_the_batch_must_split_over_all_devices_of_all_workers():
+    check_batch_split(8, 2, 4)
+    with pytest.raises(UserError, match=re.escape('batch of 8 samples cannot be split evenly '
+                                                  'over 3 workers x 1 devices (-g)')):
+        check_batch_split(8, 1, 3)
+    with pytest.raises(UserError, match=re.escape('over 2 workers x 3 devices')):
+        check_batch_split(4, 3, 2)
