@@ -6,16 +6,60 @@ convolution offsets; it is kept for compatibility with the original checkpoints.
 from mxnet.gluon import nn
 
 
+# oneDNN's direct convolution kernels on CPUs (AVX2, AVX-512) work on blocks of 8 or 16 channels;
+# a convolution with another input or output channel count falls back to a GEMM-based kernel
+# that runs 1.4x (wide outputs) to 10x (1-3 outputs) slower per multiply-add. The decoders'
+# dense inputs (579, 387, ... channels) and flow/mask predictions (2 and 1 channels) are all of
+# that kind, so they run on channel counts padded with zeros to multiples of CHANNEL_ALIGN.
+CHANNEL_ALIGN = 16
+
+
+def alignment_padding(channels):
+    """How many zero channels bring ``channels`` up to a multiple of CHANNEL_ALIGN."""
+    return -channels % CHANNEL_ALIGN
+
+
+class AlignedConv2D(nn.Conv2D):
+    """A Conv2D run on zero-padded channels: ``pad_in`` zero input channels are expected after
+    the real ones (concat_aligned appends them to the data), ``pad_out`` extra output channels
+    are computed and cut off. The parameters keep the shapes the checkpoints have; the zero rows
+    and columns of the weight are added on the fly, so the result equals the unpadded
+    convolution's up to float summation order, and gradients reach only the real weights."""
+
+    def __init__(self, channels, kernel_size, in_channels, pad_in=0, pad_out=0, **kwargs):
+        super().__init__(channels, kernel_size, in_channels=in_channels, **kwargs)
+        self._channels = channels
+        self._pad_in = pad_in
+        self._pad_out = pad_out
+        self._kwargs['num_filter'] = channels + pad_out   # the weight's shape is already set
+
+    def hybrid_forward(self, F, x, weight, bias=None):
+        if self._pad_in:
+            zeros = F.zeros_like(F.slice_axis(weight, axis=1, begin=0, end=1))
+            weight = F.concat(weight, F.repeat(zeros, self._pad_in, axis=1), dim=1)
+        if self._pad_out:
+            zeros = F.zeros_like(F.slice_axis(weight, axis=0, begin=0, end=1))
+            weight = F.concat(weight, F.repeat(zeros, self._pad_out, axis=0), dim=0)
+            if bias is not None:
+                bias = F.concat(bias, F.repeat(F.zeros_like(F.slice_axis(bias, axis=0, begin=0, end=1)),
+                                               self._pad_out, axis=0), dim=0)
+        args = (x, weight) if bias is None else (x, weight, bias)
+        out = F.Convolution(*args, name='fwd', **self._kwargs)
+        if self._pad_out:
+            out = F.slice_axis(out, axis=1, begin=0, end=self._channels)
+        return out if self.act is None else self.act(out)
+
+
 def conv_block(channels, in_channels, kernel_size=3, stride=1, padding=1, dilation=1,
-               activation=True):
-    """Conv2D (+ LeakyReLU 0.1) wrapped in a HybridSequential.
+               activation=True, pad_in=0):
+    """Conv2D (+ LeakyReLU 0.1) wrapped in a HybridSequential; ``pad_in``: see AlignedConv2D.
 
     The wrapper is what puts the ``.0.`` into checkpoint names (``conv1a.0.weight``).
     """
     block = nn.HybridSequential()
     with block.name_scope():
-        block.add(nn.Conv2D(channels, kernel_size, strides=stride, padding=padding,
-                            dilation=dilation, in_channels=in_channels))
+        block.add(AlignedConv2D(channels, kernel_size, in_channels, pad_in=pad_in, strides=stride,
+                                padding=padding, dilation=dilation))
         if activation:
             block.add(nn.LeakyReLU(0.1))
     return block
@@ -30,9 +74,19 @@ def deconv_block(channels, in_channels):
     return block
 
 
-def predict_conv(channels, in_channels):
-    """Plain 3x3 Conv2D with no wrapper (``pred_flow*``, ``pred_mask*``, ``dc_conv7``)."""
-    return nn.Conv2D(channels, 3, padding=1, in_channels=in_channels)
+def predict_conv(channels, in_channels, pad_in=0):
+    """Plain 3x3 Conv2D with no wrapper (``pred_flow*``, ``pred_mask*``, ``dc_conv7``), its
+    few output channels computed as CHANNEL_ALIGN."""
+    return AlignedConv2D(channels, 3, in_channels, pad_in=pad_in,
+                         pad_out=alignment_padding(channels), padding=1)
+
+
+def concat_aligned(F, *parts, padding=0):
+    """``parts`` concatenated on the channel axis (NCHW), with ``padding`` zero channels after."""
+    if padding:
+        zeros = F.zeros_like(F.slice_axis(parts[0], axis=1, begin=0, end=1))
+        parts = parts + (F.repeat(zeros, padding, axis=1),)
+    return F.concat(*parts, dim=1) if len(parts) > 1 else parts[0]
 
 
 def _merge_channels(F, img):

@@ -10,8 +10,8 @@ caller are multiplied back, in pixels of the network input at every level.
 """
 from mxnet.gluon import nn
 
-from .layers import (DeformableConv2D, Upsample, Warp, conv_block, correlation, deconv_block,
-                     flow_to_offsets, predict_conv)
+from .layers import (DeformableConv2D, Upsample, Warp, alignment_padding, concat_aligned,
+                     conv_block, correlation, deconv_block, flow_to_offsets, predict_conv)
 
 LEVELS = (6, 5, 4, 3, 2)          # decoder levels, coarse to fine
 STRIDES = (64, 32, 16, 8, 4)      # stride (px) of each decoder level
@@ -39,6 +39,10 @@ class _PyramidFlowNet(nn.HybridBlock):
         self.corr_channels = (2 * max_displacement + 1) ** 2
         self.upsample2 = Upsample(2)
         self.upsample4 = Upsample(4)
+        # Zero channels after each decoder's input, making every dense input a multiple of
+        # CHANNEL_ALIGN (the dense channels are multiples already): see layers.CHANNEL_ALIGN.
+        self.decoder_padding = {}
+        self.dense_channels = {}   # real (unpadded) channels of each decoder's dense features
 
     # --- construction -------------------------------------------------------------------
 
@@ -51,22 +55,29 @@ class _PyramidFlowNet(nn.HybridBlock):
                 in_channels = channels
 
     def _add_decoder(self, level, in_channels):
-        """Densely connected convs ``conv{level}_{0..4}``; returns the decoder's out channels."""
+        """Densely connected convs ``conv{level}_{0..4}``; returns the decoder's out channels.
+
+        The decoder's input arrives with ``decoder_padding[level]`` zero channels appended
+        (``concat_aligned``); every layer reading the dense features expects them.
+        """
+        pad = self.decoder_padding[level] = alignment_padding(in_channels)
         for i, channels in enumerate(DENSE_CHANNELS):
-            setattr(self, 'conv%d_%d' % (level, i), conv_block(channels, in_channels))
+            setattr(self, 'conv%d_%d' % (level, i), conv_block(channels, in_channels, pad_in=pad))
             in_channels += channels
-        setattr(self, 'pred_flow%d' % level, predict_conv(2, in_channels))
-        if level > 2:
+        setattr(self, 'pred_flow%d' % level, predict_conv(2, in_channels, pad_in=pad))
+        if level > 2:   # reads the dense features without their padding (see _upfeat)
             setattr(self, 'upfeat%d' % (level - 1),
                     deconv_block(self.upfeat_ch[level - 1], in_channels))
+        self.dense_channels[level] = in_channels
         return in_channels
 
     def _add_context(self, in_channels):
         """Dilated-convolution context network ``dc_conv1..7`` refining the finest flow."""
+        pad = self.decoder_padding[2]   # the context network reads the finest dense features
         for i, (channels, dilation) in enumerate(CONTEXT_LAYERS, start=1):
-            setattr(self, 'dc_conv%d' % i,
-                    conv_block(channels, in_channels, padding=dilation, dilation=dilation))
-            in_channels = channels
+            setattr(self, 'dc_conv%d' % i, conv_block(channels, in_channels, padding=dilation,
+                                                      dilation=dilation, pad_in=pad))
+            in_channels, pad = channels, 0
         self.dc_conv7 = predict_conv(2, in_channels)
 
     def _add_deform(self, level):
@@ -103,6 +114,12 @@ class _PyramidFlowNet(nn.HybridBlock):
         offsets = flow_to_offsets(F, flow * self.scale, _stride(level))
         return self._layer('deform%d' % level)(feat, offsets)
 
+    def _upfeat(self, F, level, x):
+        """``upfeat{level}`` of the coarser level's dense features ``x``. oneDNN's transposed
+        convolution fails on a computed (zero-padded) weight, so it gets the real channels."""
+        x = F.slice_axis(x, axis=1, begin=0, end=self.dense_channels[level + 1])
+        return self._layer('upfeat%d' % level)(x)
+
     def _corr(self, F, feat1, feat2):
         return F.LeakyReLU(correlation(F, feat1, feat2, self.md), slope=0.1)
 
@@ -112,11 +129,14 @@ class MaskFlownet_S(_PyramidFlowNet):
 
     ``forward(im1, im2)`` returns ``(predictions, occlusion_masks, sources)``:
     predictions are the flows at strides 64..4 in pixels, (y, x); ``occlusion_masks[0]`` is
-    the learnable mask at stride 4 in [0, 1]; ``sources`` feeds the cascade of MaskFlownet.
+    the learnable mask at stride 4 in [0, 1]; ``sources`` feeds the cascade of MaskFlownet,
+    and is computed only with ``cascade=True`` (an empty list otherwise: the full-resolution
+    warp and mask it holds cost time that a standalone MaskFlownet-S does not need).
     """
 
-    def __init__(self, **kwargs):
+    def __init__(self, cascade=False, **kwargs):
         super().__init__(max_displacement=4, **kwargs)
+        self.cascade = cascade
         with self.name_scope():
             self._add_pyramid('abc', 3)
             for level in LEVELS:
@@ -129,7 +149,8 @@ class MaskFlownet_S(_PyramidFlowNet):
                         PYRAMID_CHANNELS[level - 1], self.upfeat_ch[level], activation=False))
                 out_channels = self._add_decoder(level, in_channels)
                 if level > 2:
-                    setattr(self, 'pred_mask%d' % level, predict_conv(1, out_channels))
+                    setattr(self, 'pred_mask%d' % level,
+                            predict_conv(1, out_channels, pad_in=self.decoder_padding[level]))
             self._add_context(out_channels)
             self.warp = Warp()
 
@@ -140,10 +161,11 @@ class MaskFlownet_S(_PyramidFlowNet):
         x = flow = mask = None
         for level in LEVELS:
             f1, f2 = c1[level - 1], c2[level - 1]
+            pad = self.decoder_padding[level]
             if level == 6:
-                x = self._dense(F, level, self._corr(F, f1, f2))
+                x = self._dense(F, level, concat_aligned(F, self._corr(F, f1, f2), padding=pad))
             else:
-                feat = self._layer('upfeat%d' % level)(x)
+                feat = self._upfeat(F, level, x)
                 flow = self.upsample2(flow)
                 mask = self.upsample2(mask)
                 warped = self._deform_warp(F, level, f2, flow)
@@ -151,7 +173,7 @@ class MaskFlownet_S(_PyramidFlowNet):
                 # learnable occlusion mask, and completed by a trade-off term.
                 warped = F.broadcast_mul(warped, F.sigmoid(mask)) + self._layer('conv%df' % level)(feat)
                 warped = F.LeakyReLU(warped, slope=0.1)
-                x = F.concat(self._corr(F, f1, warped), f1, feat, flow, dim=1)
+                x = concat_aligned(F, self._corr(F, f1, warped), f1, feat, flow, padding=pad)
                 x = self._dense(F, level, x)
             residual = self._layer('pred_flow%d' % level)(x)
             flow = residual if level == 6 else flow + residual
@@ -163,6 +185,8 @@ class MaskFlownet_S(_PyramidFlowNet):
 
         predictions = [f * self.scale for f in flows]
         occlusion_masks = [F.sigmoid(mask)]
+        if not self.cascade:
+            return predictions, occlusion_masks, []
         mask_full = F.sigmoid(self.upsample4(mask)) - 0.5
         stage2_input1 = F.concat(im1, F.zeros_like(mask_full), dim=1)
         stage2_input2 = F.concat(self.warp(im2, self.upsample4(flow) * self.scale), mask_full, dim=1)
@@ -185,7 +209,7 @@ class MaskFlownet(_PyramidFlowNet):
     def __init__(self, **kwargs):
         super().__init__(max_displacement=2, **kwargs)
         with self.name_scope():
-            self.MaskFlownet_S = MaskFlownet_S(**kwargs)
+            self.MaskFlownet_S = MaskFlownet_S(cascade=True, **kwargs)
             self._add_pyramid('xyz', 4)
             for level in LEVELS:
                 in_channels = 2 * self.corr_channels + 2
@@ -212,11 +236,13 @@ class MaskFlownet(_PyramidFlowNet):
             warped = F.LeakyReLU(self._deform_warp(F, level, c2[level - 1], flow), slope=0.1)
             corr_u = self._corr(F, c1[level - 1], warped)
             corr_v = self._corr(F, c3[level - 1], c4[level - 1])
+            pad = self.decoder_padding[level]
             if level == 6:
-                x = F.concat(corr_u, corr_v, flow, dim=1)
+                x = concat_aligned(F, corr_u, corr_v, flow, padding=pad)
             else:
-                feat = self._layer('upfeat%d' % level)(x)
-                x = F.concat(c1[level - 1], feat, corr_u, corr_v, flow, head_flow, dim=1)
+                feat = self._upfeat(F, level, x)
+                x = concat_aligned(F, c1[level - 1], feat, corr_u, corr_v, flow, head_flow,
+                                   padding=pad)
             x = self._dense(F, level, x)
             flow = flow + self._layer('pred_flow%d' % level)(x)
             if level == 2:

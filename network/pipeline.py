@@ -102,13 +102,14 @@ class Pipeline:
         img1, img2 = resize_images(network_size(img1.shape[2:], resize), img1, img2)
         return self.network(img1, img2)
 
-    def do_batch(self, img1, img2, label=None, mask=None, resize=None):
-        """Flow (y, x) and occlusion mask at the input size, the warped image 2, and the EPE."""
+    def do_batch(self, img1, img2, label=None, mask=None, resize=None, warped=False):
+        """Flow (y, x) and occlusion mask at the input size, image 2 warped by the flow (None
+        unless ``warped``), and the EPE (None without a label and mask)."""
         size = img1.shape[2:]
         predictions, occ_masks, _ = self.run_network(img1, img2, resize)
         flow = resize_flow(self.upsampler(predictions[-1]), size)
         occ_mask, = resize_images(size, self.upsampler(occ_masks[0]))
-        warped = self.reconstruction(img2, flow)
+        warped = self.reconstruction(img2, flow) if warped else None
         epe = None
         if label is not None and mask is not None:
             epe = self.epe_with_mask(flow, label, mask)
@@ -123,24 +124,23 @@ class Pipeline:
             per_array = [gluon.utils.split_and_load(c, ctx, even_split=False) for c in chunk]
             yield list(zip(*per_array))
 
-    def predict(self, img1s, img2s, batch_size=1, resize=None):
-        """Yield (flow (H,W,2) x-y px, occlusion mask (H,W,1), warped image 2 (H,W,3) in [0,1])."""
+    def predict(self, img1s, img2s, batch_size=1, resize=None, warped=False):
+        """Yield (flow (H,W,2) x-y px, occlusion mask (H,W,1), warped image 2 (H,W,3) in [0,1]
+        or None unless ``warped``)."""
         check_pairs(img1s, img2s)
         for device_chunks in self._batches([img1s, img2s], batch_size):
-            outputs = []
-            for img1, img2 in device_chunks:
-                flow, occ_mask, warped, _ = self.do_batch(*unit_images(img1, img2), resize=resize)
-                outputs.append((flow, occ_mask, warped))
-            flow, occ_mask, warped = (np.concatenate([o[i].asnumpy() for o in outputs])
-                                      for i in range(3))
+            outputs = [self.do_batch(*unit_images(img1, img2), resize=resize, warped=warped)[:3]
+                       for img1, img2 in device_chunks]
+            flow, occ_mask = (np.concatenate([o[i].asnumpy() for o in outputs]) for i in range(2))
             flow = flow_xy_images(flow)
             occ_mask = occ_mask.transpose(0, 2, 3, 1)
-            warped = warped.transpose(0, 2, 3, 1)
+            if warped:
+                images = np.concatenate([o[2].asnumpy() for o in outputs]).transpose(0, 2, 3, 1)
             for k in range(len(flow)):
-                yield np.ascontiguousarray(flow[k]), occ_mask[k], warped[k]
+                yield np.ascontiguousarray(flow[k]), occ_mask[k], images[k] if warped else None
 
-    def predict_pair(self, img1, img2, resize=None):
-        return next(self.predict([img1], [img2], batch_size=1, resize=resize))
+    def predict_pair(self, img1, img2, resize=None, warped=False):
+        return next(self.predict([img1], [img2], batch_size=1, resize=resize, warped=warped))
 
     def validate(self, img1s, img2s, labels, masks=None, batch_size=1, resize=None,
                  return_type='epe'):

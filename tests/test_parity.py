@@ -40,7 +40,8 @@ def test_raw_network_outputs(network, pipelines, golden):
 @pytest.mark.parametrize('network', NETWORKS)
 def test_predict_single_pair(network, pipelines, golden):
     pipe, inputs, gold = pipelines(network), golden(network, 'inputs'), golden(network, 'predict')
-    flow, occ_mask, warped = pipe.predict_pair(inputs['img1_rgb_uint8'], inputs['img2_rgb_uint8'])
+    flow, occ_mask, warped = pipe.predict_pair(inputs['img1_rgb_uint8'], inputs['img2_rgb_uint8'],
+                                               warped=True)
     assert_close(flow, gold['flow'], what='flow', **FLOW_TOL)
     assert_close(warped, gold['warped'], what='warped', **WARP_TOL)
     if network == 'MaskFlownet_S':
