@@ -108,9 +108,9 @@ def test_side_by_side_streams_batches_of_pairs(clip, pipe, tmp_path, monkeypatch
     calls = []
     original = Pipeline.predict
 
-    def spy(self, img1s, img2s, batch_size=1, resize=None):
+    def spy(self, img1s, img2s, batch_size=1, resize=None, warped=False):
         calls.append((len(img1s), batch_size))
-        return original(self, img1s, img2s, batch_size=batch_size, resize=resize)
+        return original(self, img1s, img2s, batch_size=batch_size, resize=resize, warped=warped)
     monkeypatch.setattr(Pipeline, 'predict', spy)
 
     out = tmp_path / 'side.mkv'
