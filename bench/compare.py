@@ -215,7 +215,7 @@ def checkout_revision(rev, folder):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
-    other = parser.add_mutually_exclusive_group(required=True)
+    other = parser.add_mutually_exclusive_group()
     other.add_argument('--against', metavar='REV', help='a git revision of this repository')
     other.add_argument('--original', metavar='PATH', help='a checkout of the original MaskFlownet')
     parser.add_argument('--tasks', nargs='+', default=['predict_S', 'predict', 'train_S'],
@@ -227,14 +227,15 @@ def main():
                         help='OMP_NUM_THREADS of every process (default: all cores)')
     parser.add_argument('--child', nargs=3, metavar=('SIDE', 'CODE', 'TASK'), help=argparse.SUPPRESS)
     parser.add_argument('--gemm', action='store_true', help=argparse.SUPPRESS)
-    args = parser.parse_args(sys.argv[1:] if '--child' not in sys.argv and '--gemm' not in sys.argv
-                             else sys.argv[1:] + ['--against', 'unused'])
+    args = parser.parse_args()
     if args.child:
         print(json.dumps(child(*args.child, runs=args.runs, steps=args.steps)))
         return
     if args.gemm:
         print(json.dumps({'gflops': gemm_rate()}))
         return
+    if not (args.against or args.original):
+        parser.error('one of --against REV or --original PATH is required')
 
     env = dict(os.environ, OMP_NUM_THREADS=str(args.threads), OPENBLAS_NUM_THREADS=str(args.threads),
                MKL_NUM_THREADS=str(args.threads))

@@ -331,3 +331,12 @@ def test_bad_batch_and_unwritable_log_are_one_line_errors(tmp_path, monkeypatch,
     assert main_cli.main(['MaskFlownet_S.yaml', '--valid', '-c', str(golden_checkpoint('MaskFlownet_S'))]) == 2
     err = capsys.readouterr().err
     assert err.startswith('error: logs/val/') and 'cannot write the log' in err and err.count('\n') == 1
+
+
+def test_the_warped_image_is_computed_only_when_asked(s_pipe):
+    frames = [np.full((64, 128, 3), v, np.uint8) for v in (90, 110)]
+    flow, occ, warped = s_pipe.predict_pair(*frames)
+    assert warped is None and flow.shape == (64, 128, 2) and occ.shape == (64, 128, 1)
+    flow2, _, warped = s_pipe.predict_pair(*frames, warped=True)
+    assert warped.shape == (64, 128, 3)
+    np.testing.assert_array_equal(flow, flow2)
