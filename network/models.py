@@ -17,6 +17,7 @@ LEVELS = (6, 5, 4, 3, 2)          # decoder levels, coarse to fine
 STRIDES = (64, 32, 16, 8, 4)      # stride (px) of each decoder level
 PYRAMID_CHANNELS = (16, 32, 64, 96, 128, 196)   # feature channels at levels 1..6
 DENSE_CHANNELS = (128, 128, 96, 64, 32)         # convs of one densely connected decoder
+CORRELATION_TILE = {2: 16, 3: 8, 4: 4}   # tiled_correlation's tile per level (see layers)
 CONTEXT_LAYERS = ((128, 1), (128, 2), (128, 4), (96, 8), (64, 16), (32, 1))  # (channels, dilation)
 
 
@@ -120,8 +121,10 @@ class _PyramidFlowNet(nn.HybridBlock):
         x = F.slice_axis(x, axis=1, begin=0, end=self.dense_channels[level + 1])
         return self._layer('upfeat%d' % level)(x)
 
-    def _corr(self, F, feat1, feat2):
-        return F.LeakyReLU(correlation(F, feat1, feat2, self.md), slope=0.1)
+    def _corr(self, F, level, feat1, feat2):
+        tile = CORRELATION_TILE.get(level)
+        return F.LeakyReLU(correlation(F, feat1, feat2, self.md, PYRAMID_CHANNELS[level - 1],
+                                       tile), slope=0.1)
 
 
 class MaskFlownet_S(_PyramidFlowNet):
@@ -163,7 +166,7 @@ class MaskFlownet_S(_PyramidFlowNet):
             f1, f2 = c1[level - 1], c2[level - 1]
             pad = self.decoder_padding[level]
             if level == 6:
-                x = self._dense(F, level, concat_aligned(F, self._corr(F, f1, f2), padding=pad))
+                x = self._dense(F, level, concat_aligned(F, self._corr(F, level, f1, f2), padding=pad))
             else:
                 feat = self._upfeat(F, level, x)
                 flow = self.upsample2(flow)
@@ -173,7 +176,7 @@ class MaskFlownet_S(_PyramidFlowNet):
                 # learnable occlusion mask, and completed by a trade-off term.
                 warped = F.broadcast_mul(warped, F.sigmoid(mask)) + self._layer('conv%df' % level)(feat)
                 warped = F.LeakyReLU(warped, slope=0.1)
-                x = concat_aligned(F, self._corr(F, f1, warped), f1, feat, flow, padding=pad)
+                x = concat_aligned(F, self._corr(F, level, f1, warped), f1, feat, flow, padding=pad)
                 x = self._dense(F, level, x)
             residual = self._layer('pred_flow%d' % level)(x)
             flow = residual if level == 6 else flow + residual
@@ -234,8 +237,8 @@ class MaskFlownet(_PyramidFlowNet):
             head_flow = head_flows[i]
             flow = head_flow if level == 6 else self.upsample2(flow)
             warped = F.LeakyReLU(self._deform_warp(F, level, c2[level - 1], flow), slope=0.1)
-            corr_u = self._corr(F, c1[level - 1], warped)
-            corr_v = self._corr(F, c3[level - 1], c4[level - 1])
+            corr_u = self._corr(F, level, c1[level - 1], warped)
+            corr_v = self._corr(F, level, c3[level - 1], c4[level - 1])
             pad = self.decoder_padding[level]
             if level == 6:
                 x = concat_aligned(F, corr_u, corr_v, flow, padding=pad)

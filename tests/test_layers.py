@@ -1,10 +1,11 @@
-"""Channel-aligned convolutions compute what the plain ones do, with the checkpoints' shapes."""
+"""The layers rewritten for speed compute what MXNet's plain operators do: channel-aligned and
+explicitly padded convolutions (with the checkpoints' shapes), the tiled correlation."""
 import mxnet as mx
 import numpy as np
 import pytest
 from mxnet import autograd, gluon
 
-from network.layers import AlignedConv2D, alignment_padding, concat_aligned
+from network.layers import AlignedConv2D, alignment_padding, concat_aligned, correlation
 
 
 def test_alignment_padding_reaches_the_next_multiple_of_16():
@@ -16,7 +17,9 @@ def test_alignment_padding_reaches_the_next_multiple_of_16():
              gluon.nn.Conv2D(2, 3, padding=1, in_channels=21)),
     lambda: (AlignedConv2D(8, 3, 21, pad_in=11, padding=2, dilation=2),
              gluon.nn.Conv2D(8, 3, padding=2, dilation=2, in_channels=21)),
-], ids=['prediction', 'dilated'])
+    lambda: (AlignedConv2D(8, 3, 21, pad_in=11, padding=4, dilation=4),
+             gluon.nn.Conv2D(8, 3, padding=4, dilation=4, in_channels=21)),
+], ids=['prediction', 'dilated', 'dilated-explicit-pad'])
 def test_aligned_convolution_equals_the_plain_one(make_pair):
     aligned, plain = make_pair()
     for block in (aligned, plain):
@@ -42,3 +45,59 @@ def test_aligned_convolution_equals_the_plain_one(make_pair):
     np.testing.assert_allclose(outputs[0], outputs[1], rtol=1e-5, atol=1e-5)
     for g_aligned, g_plain in zip(*grads):
         np.testing.assert_allclose(g_aligned, g_plain, rtol=1e-4, atol=1e-4)
+
+
+def test_wide_borders_become_a_separate_pad():
+    assert AlignedConv2D(8, 3, 16, padding=4, dilation=4)._kwargs['pad'] == (0, 0)
+    assert AlignedConv2D(8, 3, 16, padding=2, dilation=2)._kwargs['pad'] == (2, 2)
+
+
+class _Correlation(gluon.HybridBlock):
+    def __init__(self, md, channels=None, tile=None):
+        super().__init__()
+        self.args = (md, channels, tile)
+
+    def hybrid_forward(self, F, a, b):
+        return correlation(F, a, b, *self.args)
+
+
+@pytest.mark.parametrize('md, tile, shape', [
+    (4, 16, (1, 5, 7, 32)),     # the tile of level 2
+    (4, 8, (2, 3, 6, 24)),      # level 3, a batch of 2
+    (4, 4, (1, 4, 5, 12)),      # a window reaching two tiles further
+    (2, 16, (1, 6, 9, 16)),     # MaskFlownet's cascade: displacement 2, one tile per row
+    (2, 4, (2, 3, 4, 8)),
+])
+@pytest.mark.parametrize('hybridize', [True, False])
+def test_tiled_correlation_equals_mxnets_in_values_and_gradients(md, tile, shape, hybridize):
+    rng = np.random.default_rng(sum(shape) + md + tile)
+    f1, f2 = (mx.nd.array(rng.standard_normal(shape)) for _ in range(2))
+    head = mx.nd.array(rng.standard_normal((shape[0], (2 * md + 1) ** 2) + shape[2:]))
+    results = []
+    for block in (_Correlation(md), _Correlation(md, shape[1], tile)):
+        if hybridize:
+            block.hybridize()
+        for a in (f1, f2):
+            a.attach_grad()
+        with autograd.record():
+            out = block(f1, f2)
+        out.backward(head)
+        results.append([out.asnumpy(), f1.grad.asnumpy(), f2.grad.asnumpy()])
+    for got, want, what in zip(results[1], results[0], ('values', 'grad feat1', 'grad feat2')):
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6, err_msg=what)
+
+
+def test_correlation_by_hand():
+    """One channel, displacement 1: channel (dy+1)*3+(dx+1) at p is f1(p) * f2(p + (dy, dx))."""
+    f1 = np.arange(1, 9, dtype=np.float32).reshape(1, 1, 2, 4)
+    f2 = np.arange(10, 90, 10, dtype=np.float32).reshape(1, 1, 2, 4)
+    want = np.zeros((1, 9, 2, 4), np.float32)
+    for dy in (-1, 0, 1):
+        for dx in (-1, 0, 1):
+            for y in range(2):
+                for x in range(4):
+                    if 0 <= y + dy < 2 and 0 <= x + dx < 4:
+                        want[0, (dy + 1) * 3 + dx + 1, y, x] = f1[0, 0, y, x] * f2[0, 0, y + dy, x + dx]
+    for tile in (None, 2, 4):
+        got = correlation(mx.nd, mx.nd.array(f1), mx.nd.array(f2), 1, 1, tile).asnumpy()
+        np.testing.assert_array_equal(got, want, err_msg='tile %s' % tile)
