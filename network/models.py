@@ -11,7 +11,7 @@ caller are multiplied back, in pixels of the network input at every level.
 from mxnet.gluon import nn
 
 from .layers import (DeformableConv2D, Upsample, Warp, alignment_padding, concat_aligned,
-                     conv_block, correlation, deconv_block, flow_to_offsets, predict_conv)
+                     conv_block, correlation, deconv_block, predict_conv)
 
 LEVELS = (6, 5, 4, 3, 2)          # decoder levels, coarse to fine
 STRIDES = (64, 32, 16, 8, 4)      # stride (px) of each decoder level
@@ -23,6 +23,12 @@ CONTEXT_LAYERS = ((128, 1), (128, 2), (128, 4), (96, 8), (64, 16), (32, 1))  # (
 
 def _stride(level):
     return 2 ** level
+
+
+def _blocks(block):
+    yield block
+    for child in block._children.values():
+        yield from _blocks(child)
 
 
 class _PyramidFlowNet(nn.HybridBlock):
@@ -44,6 +50,14 @@ class _PyramidFlowNet(nn.HybridBlock):
         # CHANNEL_ALIGN (the dense channels are multiples already): see layers.CHANNEL_ALIGN.
         self.decoder_padding = {}
         self.dense_channels = {}   # real (unpadded) channels of each decoder's dense features
+
+    def use_sampled_deformable(self, sampled=True):
+        """Switch every deformable convolution (a cascade's head included) to the kernel whose
+        backward pass is fast (``DeformableConv2D``); training does. Drops the cached graph."""
+        for block in _blocks(self):
+            if isinstance(block, DeformableConv2D):
+                block.sampled = sampled
+        self.hybridize()
 
     # --- construction -------------------------------------------------------------------
 
@@ -112,8 +126,7 @@ class _PyramidFlowNet(nn.HybridBlock):
 
     def _deform_warp(self, F, level, feat, flow):
         """Warp ``feat`` by ``flow`` (net units, (y, x)) with the level's deformable conv."""
-        offsets = flow_to_offsets(F, flow * self.scale, _stride(level))
-        return self._layer('deform%d' % level)(feat, offsets)
+        return self._layer('deform%d' % level)(feat, flow * self.scale / _stride(level))
 
     def _upfeat(self, F, level, x):
         """``upfeat{level}`` of the coarser level's dense features ``x``. oneDNN's transposed

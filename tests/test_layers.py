@@ -1,11 +1,13 @@
 """The layers rewritten for speed compute what MXNet's plain operators do: channel-aligned and
-explicitly padded convolutions (with the checkpoints' shapes), the tiled correlation."""
+explicitly padded convolutions (with the checkpoints' shapes), the tiled correlation and the
+sampled deformable convolution."""
 import mxnet as mx
 import numpy as np
 import pytest
 from mxnet import autograd, gluon
 
-from network.layers import AlignedConv2D, alignment_padding, concat_aligned, correlation
+from network.layers import (AlignedConv2D, DeformableConv2D, alignment_padding, concat_aligned,
+                            correlation)
 
 
 def test_alignment_padding_reaches_the_next_multiple_of_16():
@@ -101,3 +103,44 @@ def test_correlation_by_hand():
     for tile in (None, 2, 4):
         got = correlation(mx.nd, mx.nd.array(f1), mx.nd.array(f2), 1, 1, tile).asnumpy()
         np.testing.assert_array_equal(got, want, err_msg='tile %s' % tile)
+
+
+def _border_flows(rng, n, h, w):
+    """Continuous (y, x) flows putting taps everywhere MXNet's border rules differ: inside,
+    in (-1, 0), in [H-1, H) / [W-1, W), and beyond the image."""
+    flow = rng.uniform(-2.5, 2.5, size=(n, 2, h, w))
+    flow[:, 0, 0, :] = rng.uniform(-0.99, -0.01, size=(n, w))        # row 0: taps in (-1, 0)
+    flow[:, 0, -1, :] = rng.uniform(0.01, 0.99, size=(n, w))         # last row: in (H-1, H)
+    flow[:, 1, :, -1] = rng.uniform(0.01, 0.99, size=(n, h))         # last column
+    flow[:, :, 1, 1] = (-7.5, 30.25)                                  # far outside
+    return flow
+
+
+@pytest.mark.parametrize('shape, use_bias', [((1, 4, 6, 7), True), ((2, 16, 9, 12), False)])
+def test_sampled_deformable_convolution_equals_mxnets(shape, use_bias):
+    rng = np.random.default_rng(shape[1])
+    n, c, h, w = shape
+    x = mx.nd.array(rng.standard_normal(shape))
+    flow = mx.nd.array(_border_flows(rng, n, h, w))
+    head = mx.nd.array(rng.standard_normal((n, 5, h, w)))
+    blocks = [DeformableConv2D(5, c, use_bias=use_bias) for _ in range(2)]
+    for block in blocks:
+        block.initialize(mx.init.Normal(0.5))
+    if use_bias:
+        blocks[0].bias.set_data(mx.nd.array(rng.standard_normal(5)))
+    for param, first in zip(blocks[1].collect_params().values(), blocks[0].collect_params().values()):
+        param.set_data(first.data())
+    results = []
+    for block, sampled in zip(blocks, (False, True)):
+        block.sampled = sampled
+        block.hybridize()
+        for a in (x, flow):
+            a.attach_grad()
+        with autograd.record():
+            out = block(x, flow)
+        out.backward(head)
+        results.append([out.asnumpy(), x.grad.asnumpy(), flow.grad.asnumpy()] +
+                       [p.grad().asnumpy() for p in block.collect_params().values()])
+    for got, want, what in zip(results[1], results[0], ('values', 'grad x', 'grad flow', 'grad weight',
+                                                        'grad bias')):
+        np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4, err_msg=what)
