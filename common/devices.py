@@ -1,4 +1,6 @@
-"""Devices: the CPU threads MXNet uses, and the ``-g`` option's GPU list."""
+"""Devices: the CPU threads MXNet uses, the CPU's instruction sets, and the ``-g`` option's GPU
+list."""
+import functools
 import os
 
 from common.errors import UserError
@@ -12,6 +14,20 @@ def use_all_cores():
     """
     if 'OMP_NUM_THREADS' not in os.environ:
         os.environ['OMP_NUM_THREADS'] = str(len(os.sched_getaffinity(0)))
+
+
+@functools.lru_cache(maxsize=None)
+def cpu_flags(cpuinfo='/proc/cpuinfo'):
+    """The instruction-set flags of the CPU ('avx2', 'avx512f', ...); empty where the system
+    does not list them (only Linux does, in /proc/cpuinfo)."""
+    try:
+        with open(cpuinfo) as f:
+            for line in f:
+                if line.startswith('flags'):
+                    return frozenset(line.split(':', 1)[1].split())
+    except OSError:
+        pass
+    return frozenset()
 
 
 def parse_devices(spec):

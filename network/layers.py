@@ -5,6 +5,8 @@ convolution offsets; it is kept for compatibility with the original checkpoints.
 """
 from mxnet.gluon import nn
 
+from common.devices import cpu_flags
+
 
 # oneDNN's direct convolution kernels on CPUs (AVX2, AVX-512) work on blocks of 8 or 16 channels;
 # a convolution with another input or output channel count falls back to a GEMM-based kernel
@@ -14,7 +16,9 @@ from mxnet.gluon import nn
 CHANNEL_ALIGN = 16
 # oneDNN's AVX2 direct kernels accept a border of at most a couple of pixels; wider borders
 # (the context network's dilations 4, 8 and 16) are added by a Pad before the convolution.
-EXPLICIT_PAD_ABOVE = 2
+# Its AVX-512 kernels take any border, and there the Pad (with the layout changes around it)
+# made the context network 1.4x slower: no limit.
+EXPLICIT_PAD_ABOVE = None if 'avx512f' in cpu_flags() else 2
 
 
 def alignment_padding(channels):
@@ -38,7 +42,7 @@ class AlignedConv2D(nn.Conv2D):
         # The context convolutions with dilation and padding 4, 8 and 16 fell to GEMM +
         # im2col (1.2-1.6x slower forward) until their zero border became a separate Pad.
         self._explicit_pad = None
-        if max(self._kwargs['pad']) > EXPLICIT_PAD_ABOVE:
+        if EXPLICIT_PAD_ABOVE is not None and max(self._kwargs['pad']) > EXPLICIT_PAD_ABOVE:
             ph, pw = self._kwargs['pad']
             self._explicit_pad = (0, 0, 0, 0, ph, ph, pw, pw)
             self._kwargs['pad'] = (0, 0)
@@ -77,13 +81,61 @@ def conv_block(channels, in_channels, kernel_size=3, stride=1, padding=1, dilati
     return block
 
 
-def deconv_block(channels, in_channels):
-    """Conv2DTranspose 4x4 stride 2 (+ LeakyReLU 0.1): the ``upfeat`` feature upsampler."""
+def deconv_block(channels, in_channels, pad_in=0):
+    """Transposed convolution 4x4 stride 2 (+ LeakyReLU 0.1): the ``upfeat`` feature upsampler.
+    ``pad_in``: see AlignedConv2D."""
     block = nn.HybridSequential()
     with block.name_scope():
-        block.add(nn.Conv2DTranspose(channels, 4, strides=2, padding=1, in_channels=in_channels))
+        block.add(UpsamplingConv2D(channels, in_channels, pad_in=pad_in))
         block.add(nn.LeakyReLU(0.1))
     return block
+
+
+class UpsamplingConv2D(nn.HybridBlock):
+    """Conv2DTranspose(channels, 4, strides=2, padding=1) computed as a 3x3 convolution with
+    4 x ``channels`` outputs, one group per output pixel parity, then depth_to_space.
+
+    Output pixel 2m + r reads input pixels m - 1 and m with kernel taps 3 and 1 when r = 0, and
+    m and m + 1 with taps 2 and 0 when r = 1 (per axis): on the kernel flipped, the even taps
+    (then a zero) or a zero then the odd taps. oneDNN runs this convolution on its direct
+    kernels, on the channel-aligned input of the decoder as it is; its transposed convolution
+    ran on GEMM, needed the input sliced to its real channels (a layout change of the whole
+    decoder), and failed on a weight computed like AlignedConv2D's. The parameters are the
+    transposed convolution's, in its shapes: the checkpoints load unchanged.
+    """
+
+    def __init__(self, channels, in_channels, pad_in=0, **kwargs):
+        super().__init__(**kwargs)
+        self._channels = channels
+        self._pad_in = pad_in
+        with self.name_scope():
+            self.weight = self.params.get('weight', shape=(in_channels, channels, 4, 4))
+            self.bias = self.params.get('bias', shape=(channels,), init='zeros')
+
+    def hybrid_forward(self, F, x, weight, bias):
+        flipped = F.flip(weight, axis=(2, 3))
+        per_parity = []
+        for rows in _parity_taps(F, flipped, axis=2):
+            per_parity.extend(_parity_taps(F, rows, axis=3))
+        kernel = F.transpose(F.concat(*per_parity, dim=1), (1, 0, 2, 3))   # (r_y, r_x, c), in
+        if self._pad_in:
+            zeros = F.zeros_like(F.slice_axis(kernel, axis=1, begin=0, end=1))
+            kernel = F.concat(kernel, F.repeat(zeros, self._pad_in, axis=1), dim=1)
+        out = F.Convolution(x, kernel, F.tile(bias, reps=(4,)), kernel=(3, 3), pad=(1, 1),
+                            num_filter=4 * self._channels)
+        return F.depth_to_space(out, block_size=2)
+
+
+def _parity_taps(F, kernel, axis):
+    """The 3 taps along ``axis`` (2 or 3) of a flipped 4-tap kernel for output parity 0 and 1."""
+    even = F.slice(kernel, begin=(None,) * axis + (0,), end=(None,) * (axis + 1),
+                   step=(None,) * axis + (2,))
+    odd = F.slice(kernel, begin=(None,) * axis + (1,), end=(None,) * (axis + 1),
+                  step=(None,) * axis + (2,))
+    after, before = [0] * 8, [0] * 8
+    after[2 * axis + 1] = before[2 * axis] = 1
+    return (F.pad(even, mode='constant', pad_width=tuple(after)),
+            F.pad(odd, mode='constant', pad_width=tuple(before)))
 
 
 def predict_conv(channels, in_channels, pad_in=0):
@@ -195,76 +247,87 @@ def tiled_correlation(F, feat1, feat2, md, channels, tile):
 
 class DeformableConv2D(nn.HybridBlock):
     """3x3 deformable convolution (padding 1) whose nine taps all move by one flow per pixel:
-    ``forward(x, flow_yx)`` with the flow in pixels of ``x``, (y, x).
+    ``forward(x, flow_yx)`` with the flow in pixels of ``x``, (y, x). It computes what MXNet's
+    DeformableConvolution computes with that offset repeated for every tap, in values and
+    gradients, as a plain convolution followed by a gather (``flow_shifted_conv``): 4x faster
+    forward than MXNet's kernel and 3x faster in training, whose im2col is single-threaded and
+    whose matrix product runs on the BLAS, which does not know recent CPUs.
 
     Its parameters are plain ``weight`` and ``bias`` attributes so that checkpoints name them
     ``deform5.weight`` / ``deform5.bias`` as the original does.
-
-    Two kernels compute it. By default MXNet's DeformableConvolution (the fastest forward).
-    With ``sampled`` (set for training, see ``use_sampled_deformable``): one BilinearSampler
-    call gathers the nine taps, and a 1x1 convolution applies the weights. Its backward pass
-    is 3x faster than MXNet's single-threaded one, its forward 1.3x slower.
-
-    The sampled kernel keeps MXNet's border rules. A tap at (h, w) reads zero unless
-    0 <= h < H and 0 <= w < W. In [H-1, H) (and [W-1, W)) it reads the last row (column),
-    with no gradient for the offset across it; an edge-replicated extra row and column give
-    exactly that. Taps outside are moved far out of the image rather than multiplied by a mask,
-    which would need a slow broadcast backward. The sampling positions are computed as MXNet
-    computes them (the integer tap position first, then the offset). Values and gradients agree
-    to float rounding. The one exception is an offset gradient at a position that is an exact
-    integer: the round trip through the sampler's [-1, 1] coordinates may land just below
-    it, and the one-sided derivative is then taken from the other side.
     """
 
     def __init__(self, channels, in_channels, use_bias=True, **kwargs):
         super().__init__(**kwargs)
         self._channels = channels
-        self.sampled = False
         with self.name_scope():
             self.weight = self.params.get('weight', shape=(channels, in_channels, 3, 3))
             self.bias = self.params.get('bias', shape=(channels,), init='zeros') if use_bias else None
 
     def hybrid_forward(self, F, x, flow_yx, weight, bias=None):
-        if self.sampled:
-            taps = _sample_taps(F, x, flow_yx)                              # N, C*9, H, W
-            args = (taps, F.reshape(weight, (0, -1, 1, 1)))
-            op_args = dict(kernel=(1, 1))
-            op = F.Convolution
-        else:
-            offsets = F.reshape(F.repeat(F.expand_dims(flow_yx, axis=1), 9, axis=1), (0, -3, -2))
-            args = (x, offsets, weight)
-            op_args = dict(kernel=(3, 3), pad=(1, 1), num_deformable_group=1)
-            op = F.contrib.DeformableConvolution
+        out = flow_shifted_conv(F, x, flow_yx, weight, self._channels)
         if bias is not None:
-            args += (bias,)
-        return op(*args, num_filter=self._channels, no_bias=bias is None, **op_args)
+            out = F.broadcast_add(out, F.reshape(bias, (1, -1, 1, 1)))
+        return out
 
 
-def _sample_taps(F, x, flow_yx):
-    """(N, C*9, H, W): channel c*9 + i*3 + j holds x at (y + i - 1, x + j - 1) + flow, read as
-    MXNet's deformable convolution reads it (see DeformableConv2D)."""
-    taps = F.reshape(F.arange(-1, 2), (1, 3, 1, 1))
+def flow_shifted_conv(F, x, flow_yx, weight, channels):
+    """sum over taps d of weight[:, :, d] . x(p + d + flow(p)), no bias, sampled by MXNet's rules.
+
+    MXNet's deformable convolution reads a tap at t = (h, w) as zero unless 0 <= h < H and
+    0 <= w < W, and bilinearly inside, except that in [H-1, H) ([W-1, W)) it reads the last row
+    (column). Per axis, with k = floor(q) and a = q - k for q = p + flow(p), the nine taps
+    q + d share the fraction a, so tap k + d reads (1 - a) * low(k + d) + a * high(k + d) with
+    low(j) = x(j) (zero outside) and high(j) = x(j + 1), except high(H - 1) = x(H - 1) and
+    high(-1) = 0 (the two border rules). Summed over the taps with the weights, each of the
+    four (row, column) combinations of low and high is a plain 3x3 convolution evaluated at
+    k: one convolution call on the four shifted copies of x, then a gather of the four values
+    at k per pixel, mixed by the bilinear weights of a. Exact in values and in the gradients of
+    x, weight and flow (the flow's reaches the output through a).
+    """
+    high_rows = _next_line(F, x, axis=2)
+    corners = F.concat(x, _next_line(F, x, axis=3), high_rows, _next_line(F, high_rows, axis=3),
+                       dim=0)                                                  # 4N: corner-major
+    # Padding 2: k from -1 to H (W); every tap of a k outside reads zero.
+    conv = F.Convolution(corners, weight, kernel=(3, 3), pad=(2, 2), num_filter=channels,
+                         no_bias=True)
+    # Channel-last rows (corner, n, k_y + 1, k_x + 1): oneDNN already holds convolution outputs
+    # channel-last, and a gather of whole rows is a fast copy.
+    table = F.reshape(F.transpose(conv, (0, 2, 3, 1)), (-1, channels))
+
     rows = F.reshape(F.contrib.arange_like(flow_yx, axis=2), (1, 1, -1, 1))
     cols = F.reshape(F.contrib.arange_like(flow_yx, axis=3), (1, 1, 1, -1))
     height, width = F.max(rows) + 1, F.max(cols) + 1
-    # (N, 3, H, W) positions of the tap rows i and tap columns j
-    tap_y = F.broadcast_add(F.broadcast_add(rows, taps), F.slice_axis(flow_yx, axis=1, begin=0, end=1))
-    tap_x = F.broadcast_add(F.broadcast_add(cols, taps), F.slice_axis(flow_yx, axis=1, begin=1, end=2))
-    # (N, 3, 3, H, W): [i, j]
-    tap_y = F.repeat(F.expand_dims(tap_y, axis=2), 3, axis=2)
-    tap_x = F.repeat(F.expand_dims(tap_x, axis=1), 3, axis=1)
-    inside = F.broadcast_mul(F.broadcast_mul(tap_y >= 0, F.broadcast_lesser(tap_y, height)),
-                             F.broadcast_mul(tap_x >= 0, F.broadcast_lesser(tap_x, width)))
-    # [-1, 1] coordinates of the image with one more row and column (H + 1 rows: 2 / H per row)
-    far = F.ones_like(inside) * -10
-    grid_y = F.where(inside, F.broadcast_div(tap_y * 2, height) - 1, far)
-    grid_x = F.where(inside, F.broadcast_div(tap_x * 2, width) - 1, far)
-    # The sampler's output takes the grid's size: the nine taps stacked as 9H rows.
-    grid = F.stack(F.reshape(grid_x, (0, -3, -2)), F.reshape(grid_y, (0, -3, -2)), axis=1)
-    grid = F.reshape(grid, (0, 0, -3, 0))                                  # N, 2, 9H, W
-    padded = F.pad(x, mode='edge', pad_width=(0, 0, 0, 0, 0, 1, 0, 1))
-    sampled = F.BilinearSampler(padded, grid)                              # N, C, 9H, W
-    return F.reshape(F.reshape(sampled, (0, 0, -4, 9, -1, 0)), (0, -3, -2))
+    q_y = F.broadcast_add(rows, F.slice_axis(flow_yx, axis=1, begin=0, end=1))   # N, 1, H, W
+    q_x = F.broadcast_add(cols, F.slice_axis(flow_yx, axis=1, begin=1, end=2))
+    k_y, k_x = F.floor(q_y), F.floor(q_x)
+    a_y, a_x = q_y - k_y, q_x - k_x
+    inside = F.broadcast_mul(F.broadcast_mul(k_y >= -1, F.broadcast_lesser_equal(k_y, height)),
+                             F.broadcast_mul(k_x >= -1, F.broadcast_lesser_equal(k_x, width)))
+
+    # Row indices in int32 (float32 counts exactly only to 2^24).
+    as_int = lambda a: F.cast(a, 'int32')
+    samples = as_int(F.reshape(F.contrib.arange_like(flow_yx, axis=0), (-1, 1, 1, 1)))
+    line, plane = as_int(width + 2), as_int((height + 2) * (width + 2))
+    corner_rows = F.broadcast_mul(as_int(F.max(samples) + 1), plane)              # N * plane
+    index = F.broadcast_add(F.broadcast_mul(samples, plane),
+                            F.broadcast_add(F.broadcast_mul(as_int(k_y) + 1, line), as_int(k_x) + 1))
+    index = F.reshape(F.broadcast_mul(index, as_int(inside)), (0, -3, -2))          # N, H, W
+    corner_weights = ((1 - a_y) * (1 - a_x), (1 - a_y) * a_x, a_y * (1 - a_x), a_y * a_x)
+    terms = []
+    for corner, mix in enumerate(corner_weights):
+        values = F.take(table, F.broadcast_add(index, corner_rows * corner), axis=0)  # N, H, W, C
+        terms.append(F.broadcast_mul(values, F.reshape(mix * inside, (0, -3, -2, 1))))
+    return F.transpose(F.add_n(*terms), (0, 3, 1, 2))
+
+
+def _next_line(F, x, axis):
+    """x shifted by one line towards the start along ``axis`` (2: rows, 3: columns), the last
+    line repeated: ``high`` of flow_shifted_conv."""
+    pad_width = [0] * 8
+    pad_width[2 * axis + 1] = 1
+    return F.slice_axis(F.pad(x, mode='edge', pad_width=tuple(pad_width)), axis=axis, begin=1,
+                        end=None)
 
 
 class Warp(nn.HybridBlock):

@@ -25,12 +25,6 @@ def _stride(level):
     return 2 ** level
 
 
-def _blocks(block):
-    yield block
-    for child in block._children.values():
-        yield from _blocks(child)
-
-
 class _PyramidFlowNet(nn.HybridBlock):
     """Layer factories and forward pieces shared by both networks."""
 
@@ -49,15 +43,6 @@ class _PyramidFlowNet(nn.HybridBlock):
         # Zero channels after each decoder's input, making every dense input a multiple of
         # CHANNEL_ALIGN (the dense channels are multiples already): see layers.CHANNEL_ALIGN.
         self.decoder_padding = {}
-        self.dense_channels = {}   # real (unpadded) channels of each decoder's dense features
-
-    def use_sampled_deformable(self, sampled=True):
-        """Switch every deformable convolution (a cascade's head included) to the kernel whose
-        backward pass is fast (``DeformableConv2D``); training does. Drops the cached graph."""
-        for block in _blocks(self):
-            if isinstance(block, DeformableConv2D):
-                block.sampled = sampled
-        self.hybridize()
 
     # --- construction -------------------------------------------------------------------
 
@@ -80,10 +65,9 @@ class _PyramidFlowNet(nn.HybridBlock):
             setattr(self, 'conv%d_%d' % (level, i), conv_block(channels, in_channels, pad_in=pad))
             in_channels += channels
         setattr(self, 'pred_flow%d' % level, predict_conv(2, in_channels, pad_in=pad))
-        if level > 2:   # reads the dense features without their padding (see _upfeat)
+        if level > 2:
             setattr(self, 'upfeat%d' % (level - 1),
-                    deconv_block(self.upfeat_ch[level - 1], in_channels))
-        self.dense_channels[level] = in_channels
+                    deconv_block(self.upfeat_ch[level - 1], in_channels, pad_in=pad))
         return in_channels
 
     def _add_context(self, in_channels):
@@ -129,9 +113,7 @@ class _PyramidFlowNet(nn.HybridBlock):
         return self._layer('deform%d' % level)(feat, flow * self.scale / _stride(level))
 
     def _upfeat(self, F, level, x):
-        """``upfeat{level}`` of the coarser level's dense features ``x``. oneDNN's transposed
-        convolution fails on a computed (zero-padded) weight, so it gets the real channels."""
-        x = F.slice_axis(x, axis=1, begin=0, end=self.dense_channels[level + 1])
+        """``upfeat{level}`` of the coarser level's dense features ``x``."""
         return self._layer('upfeat%d' % level)(x)
 
     def _corr(self, F, level, feat1, feat2):

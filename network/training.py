@@ -174,8 +174,6 @@ class FlowTrainer:
 
     def __init__(self, pipe, lr_schedule, weight_decay=None, kvstore='device', workers=Workers()):
         self.pipe = pipe
-        # The deformable convolutions' kernel with the fast backward pass (same numbers).
-        pipe.network.use_sampled_deformable()
         self.lr_schedule = lr_schedule
         learning_rate_at(lr_schedule, 0)   # validates the schedule now, with a clear error
         self.weight_decay = float(weight_decay or 0)

@@ -1,13 +1,15 @@
 """The layers rewritten for speed compute what MXNet's plain operators do: channel-aligned and
 explicitly padded convolutions (with the checkpoints' shapes), the tiled correlation and the
-sampled deformable convolution."""
+deformable convolution as a convolution and a gather."""
 import mxnet as mx
 import numpy as np
 import pytest
 from mxnet import autograd, gluon
 
-from network.layers import (AlignedConv2D, DeformableConv2D, alignment_padding, concat_aligned,
-                            correlation)
+from common.devices import cpu_flags
+from network import layers
+from network.layers import (AlignedConv2D, DeformableConv2D, UpsamplingConv2D, alignment_padding,
+                            concat_aligned, correlation)
 
 
 def test_alignment_padding_reaches_the_next_multiple_of_16():
@@ -21,8 +23,10 @@ def test_alignment_padding_reaches_the_next_multiple_of_16():
              gluon.nn.Conv2D(8, 3, padding=2, dilation=2, in_channels=21)),
     lambda: (AlignedConv2D(8, 3, 21, pad_in=11, padding=4, dilation=4),
              gluon.nn.Conv2D(8, 3, padding=4, dilation=4, in_channels=21)),
-], ids=['prediction', 'dilated', 'dilated-explicit-pad'])
-def test_aligned_convolution_equals_the_plain_one(make_pair):
+], ids=['prediction', 'dilated', 'dilated-wide-border'])
+@pytest.mark.parametrize('explicit_pad_above', [2, None], ids=['pad-op', 'inline-pad'])
+def test_aligned_convolution_equals_the_plain_one(make_pair, explicit_pad_above, monkeypatch):
+    monkeypatch.setattr(layers, 'EXPLICIT_PAD_ABOVE', explicit_pad_above)
     aligned, plain = make_pair()
     for block in (aligned, plain):
         block.initialize(mx.init.Normal(0.1))
@@ -49,9 +53,21 @@ def test_aligned_convolution_equals_the_plain_one(make_pair):
         np.testing.assert_allclose(g_aligned, g_plain, rtol=1e-4, atol=1e-4)
 
 
-def test_wide_borders_become_a_separate_pad():
+def test_wide_borders_become_a_separate_pad_below_avx512(monkeypatch):
+    monkeypatch.setattr(layers, 'EXPLICIT_PAD_ABOVE', 2)
     assert AlignedConv2D(8, 3, 16, padding=4, dilation=4)._kwargs['pad'] == (0, 0)
     assert AlignedConv2D(8, 3, 16, padding=2, dilation=2)._kwargs['pad'] == (2, 2)
+    monkeypatch.setattr(layers, 'EXPLICIT_PAD_ABOVE', None)
+    assert AlignedConv2D(8, 3, 16, padding=4, dilation=4)._kwargs['pad'] == (4, 4)
+
+
+def test_the_pad_limit_follows_the_cpu(tmp_path):
+    avx512, avx2 = tmp_path / 'avx512', tmp_path / 'avx2'
+    avx512.write_text('processor\t: 0\nflags\t\t: fpu sse2 avx2 avx512f avx512bw\n\n')
+    avx2.write_text('processor\t: 0\nflags\t\t: fpu sse2 avx2\n\n')
+    assert 'avx512f' in cpu_flags(str(avx512)) and 'avx512f' not in cpu_flags(str(avx2))
+    assert cpu_flags(str(tmp_path / 'missing')) == frozenset()
+    assert layers.EXPLICIT_PAD_ABOVE == (None if 'avx512f' in cpu_flags() else 2)
 
 
 class _Correlation(gluon.HybridBlock):
@@ -116,14 +132,33 @@ def _border_flows(rng, n, h, w):
     return flow
 
 
-@pytest.mark.parametrize('shape, use_bias', [((1, 4, 6, 7), True), ((2, 16, 9, 12), False)])
-def test_sampled_deformable_convolution_equals_mxnets(shape, use_bias):
+class _MXNetDeformable(gluon.HybridBlock):
+    """The reference: MXNet's DeformableConvolution with the flow repeated for all nine taps."""
+
+    def __init__(self, channels, in_channels, use_bias):
+        super().__init__()
+        self.channels = channels
+        with self.name_scope():
+            self.weight = self.params.get('weight', shape=(channels, in_channels, 3, 3))
+            self.bias = self.params.get('bias', shape=(channels,)) if use_bias else None
+
+    def hybrid_forward(self, F, x, flow_yx, weight, bias=None):
+        offsets = F.reshape(F.repeat(F.expand_dims(flow_yx, axis=1), 9, axis=1), (0, -3, -2))
+        args = (x, offsets, weight) + (() if bias is None else (bias,))
+        return F.contrib.DeformableConvolution(*args, kernel=(3, 3), pad=(1, 1), num_filter=self.channels,
+                                               num_deformable_group=1, no_bias=bias is None)
+
+
+@pytest.mark.parametrize('shape, use_bias', [((1, 4, 6, 7), True), ((2, 16, 9, 12), False),
+                                             ((3, 2, 5, 4), True)])
+@pytest.mark.parametrize('hybridize', [True, False])
+def test_deformable_convolution_equals_mxnets(shape, use_bias, hybridize):
     rng = np.random.default_rng(shape[1])
     n, c, h, w = shape
     x = mx.nd.array(rng.standard_normal(shape))
     flow = mx.nd.array(_border_flows(rng, n, h, w))
     head = mx.nd.array(rng.standard_normal((n, 5, h, w)))
-    blocks = [DeformableConv2D(5, c, use_bias=use_bias) for _ in range(2)]
+    blocks = [_MXNetDeformable(5, c, use_bias), DeformableConv2D(5, c, use_bias=use_bias)]
     for block in blocks:
         block.initialize(mx.init.Normal(0.5))
     if use_bias:
@@ -131,9 +166,9 @@ def test_sampled_deformable_convolution_equals_mxnets(shape, use_bias):
     for param, first in zip(blocks[1].collect_params().values(), blocks[0].collect_params().values()):
         param.set_data(first.data())
     results = []
-    for block, sampled in zip(blocks, (False, True)):
-        block.sampled = sampled
-        block.hybridize()
+    for block in blocks:
+        if hybridize:
+            block.hybridize()
         for a in (x, flow):
             a.attach_grad()
         with autograd.record():
@@ -143,4 +178,58 @@ def test_sampled_deformable_convolution_equals_mxnets(shape, use_bias):
                        [p.grad().asnumpy() for p in block.collect_params().values()])
     for got, want, what in zip(results[1], results[0], ('values', 'grad x', 'grad flow', 'grad weight',
                                                         'grad bias')):
+        np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4, err_msg=what)
+
+
+def test_deformable_convolution_by_hand():
+    """One channel, the centre tap only: the output is x read at p + flow by MXNet's rules:
+    bilinear inside, the last row/column for positions in [H-1, H), zero in (-1, 0) and beyond."""
+    x = np.arange(1, 13, dtype=np.float32).reshape(1, 1, 3, 4)
+    block = DeformableConv2D(1, 1, use_bias=False)
+    block.initialize()
+    kernel = np.zeros((1, 1, 3, 3), np.float32)
+    kernel[0, 0, 1, 1] = 1
+    block.weight.set_data(mx.nd.array(kernel))
+    flow = np.zeros((1, 2, 3, 4), np.float32)
+    flow[0, :, 0, 0] = (0.5, 0.25)     # inside: bilinear
+    flow[0, :, 0, 1] = (-0.5, 0)       # row -0.5: zero
+    flow[0, :, 2, 0] = (0.5, 0)        # row 2.5 of 3: the last row
+    flow[0, :, 2, 3] = (0, 0.75)       # column 3.75 of 4: the last column
+    flow[0, :, 1, 2] = (1.0, 1.0)      # row 2, column 3: the corner exactly
+    flow[0, :, 1, 1] = (0, -1.25)      # column -0.25: zero
+    got = block(mx.nd.array(x), mx.nd.array(flow)).asnumpy()[0, 0]
+    want = x[0, 0].copy()
+    want[0, 0] = 0.5 * (0.75 * 1 + 0.25 * 2) + 0.5 * (0.75 * 5 + 0.25 * 6)
+    want[0, 1] = 0
+    want[2, 0] = 9
+    want[2, 3] = 12
+    want[1, 2] = 12
+    want[1, 1] = 0
+    np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize('shape, channels, pad_in', [((1, 5, 4, 6), 3, 11), ((2, 16, 3, 5), 16, 0)])
+def test_upsampling_convolution_equals_the_transposed_one(shape, channels, pad_in):
+    rng = np.random.default_rng(channels)
+    n, c, h, w = shape
+    ours = UpsamplingConv2D(channels, c, pad_in=pad_in)
+    plain = gluon.nn.Conv2DTranspose(channels, 4, strides=2, padding=1, in_channels=c)
+    for block in (ours, plain):
+        block.initialize(mx.init.Normal(0.5))
+        block.hybridize()
+    assert [p.shape for p in ours.collect_params().values()] == [p.shape for p in plain.collect_params().values()]
+    plain.bias.set_data(mx.nd.array(rng.standard_normal(channels)))
+    for mine, theirs in zip(ours.collect_params().values(), plain.collect_params().values()):
+        mine.set_data(theirs.data())
+    x = mx.nd.array(rng.standard_normal(shape))
+    head = mx.nd.array(rng.standard_normal((n, channels, 2 * h, 2 * w)))
+    results = []
+    for block, data in ((ours, concat_aligned(mx.nd, x, padding=pad_in)), (plain, x)):
+        data.attach_grad()
+        with autograd.record():
+            out = block(data)
+        out.backward(head)
+        results.append([out.asnumpy(), data.grad.asnumpy()[:, :c]] +
+                       [p.grad().asnumpy() for p in block.collect_params().values()])
+    for got, want, what in zip(results[0], results[1], ('values', 'grad x', 'grad weight', 'grad bias')):
         np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4, err_msg=what)

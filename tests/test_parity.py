@@ -38,23 +38,6 @@ def test_raw_network_outputs(network, pipelines, golden):
 
 
 @pytest.mark.parametrize('network', NETWORKS)
-def test_raw_network_outputs_with_the_training_deformable_kernel(network, pipelines, golden):
-    """Training runs the deformable convolutions on the sampled kernel (layers.DeformableConv2D);
-    the network must still compute the original's flows with it."""
-    pipe, inputs, raw = pipelines(network), golden(network, 'inputs'), golden(network, 'raw_subset')
-    img1 = mx.nd.array(inputs['img1_rgb_uint8'][None].transpose(0, 3, 1, 2)) / 255.0
-    img2 = mx.nd.array(inputs['img2_rgb_uint8'][None].transpose(0, 3, 1, 2)) / 255.0
-    pipe.network.use_sampled_deformable()
-    try:
-        predictions, occ_masks, _ = pipe.run_network(img1, img2)
-    finally:
-        pipe.network.use_sampled_deformable(False)
-    for stride, pred in zip(STRIDES, predictions):
-        assert_close(pred.asnumpy(), raw['flow_s%d' % stride], what='flow_s%d' % stride, **FLOW_TOL)
-    assert_close(occ_masks[0].asnumpy(), raw[occ_key(network)], what='occlusion mask', **MASK_TOL)
-
-
-@pytest.mark.parametrize('network', NETWORKS)
 def test_predict_single_pair(network, pipelines, golden):
     pipe, inputs, gold = pipelines(network), golden(network, 'inputs'), golden(network, 'predict')
     flow, occ_mask, warped = pipe.predict_pair(inputs['img1_rgb_uint8'], inputs['img2_rgb_uint8'],
