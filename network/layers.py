@@ -81,61 +81,13 @@ def conv_block(channels, in_channels, kernel_size=3, stride=1, padding=1, dilati
     return block
 
 
-def deconv_block(channels, in_channels, pad_in=0):
-    """Transposed convolution 4x4 stride 2 (+ LeakyReLU 0.1): the ``upfeat`` feature upsampler.
-    ``pad_in``: see AlignedConv2D."""
+def deconv_block(channels, in_channels):
+    """Conv2DTranspose 4x4 stride 2 (+ LeakyReLU 0.1): the ``upfeat`` feature upsampler."""
     block = nn.HybridSequential()
     with block.name_scope():
-        block.add(UpsamplingConv2D(channels, in_channels, pad_in=pad_in))
+        block.add(nn.Conv2DTranspose(channels, 4, strides=2, padding=1, in_channels=in_channels))
         block.add(nn.LeakyReLU(0.1))
     return block
-
-
-class UpsamplingConv2D(nn.HybridBlock):
-    """Conv2DTranspose(channels, 4, strides=2, padding=1) computed as a 3x3 convolution with
-    4 x ``channels`` outputs, one group per output pixel parity, then depth_to_space.
-
-    Output pixel 2m + r reads input pixels m - 1 and m with kernel taps 3 and 1 when r = 0, and
-    m and m + 1 with taps 2 and 0 when r = 1 (per axis): on the kernel flipped, the even taps
-    (then a zero) or a zero then the odd taps. oneDNN runs this convolution on its direct
-    kernels, on the channel-aligned input of the decoder as it is; its transposed convolution
-    ran on GEMM, needed the input sliced to its real channels (a layout change of the whole
-    decoder), and failed on a weight computed like AlignedConv2D's. The parameters are the
-    transposed convolution's, in its shapes: the checkpoints load unchanged.
-    """
-
-    def __init__(self, channels, in_channels, pad_in=0, **kwargs):
-        super().__init__(**kwargs)
-        self._channels = channels
-        self._pad_in = pad_in
-        with self.name_scope():
-            self.weight = self.params.get('weight', shape=(in_channels, channels, 4, 4))
-            self.bias = self.params.get('bias', shape=(channels,), init='zeros')
-
-    def hybrid_forward(self, F, x, weight, bias):
-        flipped = F.flip(weight, axis=(2, 3))
-        per_parity = []
-        for rows in _parity_taps(F, flipped, axis=2):
-            per_parity.extend(_parity_taps(F, rows, axis=3))
-        kernel = F.transpose(F.concat(*per_parity, dim=1), (1, 0, 2, 3))   # (r_y, r_x, c), in
-        if self._pad_in:
-            zeros = F.zeros_like(F.slice_axis(kernel, axis=1, begin=0, end=1))
-            kernel = F.concat(kernel, F.repeat(zeros, self._pad_in, axis=1), dim=1)
-        out = F.Convolution(x, kernel, F.tile(bias, reps=(4,)), kernel=(3, 3), pad=(1, 1),
-                            num_filter=4 * self._channels)
-        return F.depth_to_space(out, block_size=2)
-
-
-def _parity_taps(F, kernel, axis):
-    """The 3 taps along ``axis`` (2 or 3) of a flipped 4-tap kernel for output parity 0 and 1."""
-    even = F.slice(kernel, begin=(None,) * axis + (0,), end=(None,) * (axis + 1),
-                   step=(None,) * axis + (2,))
-    odd = F.slice(kernel, begin=(None,) * axis + (1,), end=(None,) * (axis + 1),
-                  step=(None,) * axis + (2,))
-    after, before = [0] * 8, [0] * 8
-    after[2 * axis + 1] = before[2 * axis] = 1
-    return (F.pad(even, mode='constant', pad_width=tuple(after)),
-            F.pad(odd, mode='constant', pad_width=tuple(before)))
 
 
 def predict_conv(channels, in_channels, pad_in=0):

@@ -43,6 +43,7 @@ class _PyramidFlowNet(nn.HybridBlock):
         # Zero channels after each decoder's input, making every dense input a multiple of
         # CHANNEL_ALIGN (the dense channels are multiples already): see layers.CHANNEL_ALIGN.
         self.decoder_padding = {}
+        self.dense_channels = {}   # real (unpadded) channels of each decoder's dense features
 
     # --- construction -------------------------------------------------------------------
 
@@ -65,9 +66,10 @@ class _PyramidFlowNet(nn.HybridBlock):
             setattr(self, 'conv%d_%d' % (level, i), conv_block(channels, in_channels, pad_in=pad))
             in_channels += channels
         setattr(self, 'pred_flow%d' % level, predict_conv(2, in_channels, pad_in=pad))
-        if level > 2:
+        if level > 2:   # reads the dense features without their padding (see _upfeat)
             setattr(self, 'upfeat%d' % (level - 1),
-                    deconv_block(self.upfeat_ch[level - 1], in_channels, pad_in=pad))
+                    deconv_block(self.upfeat_ch[level - 1], in_channels))
+        self.dense_channels[level] = in_channels
         return in_channels
 
     def _add_context(self, in_channels):
@@ -113,7 +115,11 @@ class _PyramidFlowNet(nn.HybridBlock):
         return self._layer('deform%d' % level)(feat, flow * self.scale / _stride(level))
 
     def _upfeat(self, F, level, x):
-        """``upfeat{level}`` of the coarser level's dense features ``x``."""
+        """``upfeat{level}`` of the coarser level's dense features ``x``. oneDNN's transposed
+        convolution fails on a computed (zero-padded) weight, so it gets the real channels.
+        (A 3x3 convolution with depth_to_space on the padded features computes the same and
+        was slower: 2.25x the multiply-adds, and the weight rebuilt at every call.)"""
+        x = F.slice_axis(x, axis=1, begin=0, end=self.dense_channels[level + 1])
         return self._layer('upfeat%d' % level)(x)
 
     def _corr(self, F, level, feat1, feat2):

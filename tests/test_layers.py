@@ -8,7 +8,7 @@ from mxnet import autograd, gluon
 
 from common.devices import cpu_flags
 from network import layers
-from network.layers import (AlignedConv2D, DeformableConv2D, UpsamplingConv2D, alignment_padding,
+from network.layers import (AlignedConv2D, DeformableConv2D, alignment_padding,
                             concat_aligned, correlation)
 
 
@@ -207,29 +207,3 @@ def test_deformable_convolution_by_hand():
     want[1, 1] = 0
     np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-6)
 
-
-@pytest.mark.parametrize('shape, channels, pad_in', [((1, 5, 4, 6), 3, 11), ((2, 16, 3, 5), 16, 0)])
-def test_upsampling_convolution_equals_the_transposed_one(shape, channels, pad_in):
-    rng = np.random.default_rng(channels)
-    n, c, h, w = shape
-    ours = UpsamplingConv2D(channels, c, pad_in=pad_in)
-    plain = gluon.nn.Conv2DTranspose(channels, 4, strides=2, padding=1, in_channels=c)
-    for block in (ours, plain):
-        block.initialize(mx.init.Normal(0.5))
-        block.hybridize()
-    assert [p.shape for p in ours.collect_params().values()] == [p.shape for p in plain.collect_params().values()]
-    plain.bias.set_data(mx.nd.array(rng.standard_normal(channels)))
-    for mine, theirs in zip(ours.collect_params().values(), plain.collect_params().values()):
-        mine.set_data(theirs.data())
-    x = mx.nd.array(rng.standard_normal(shape))
-    head = mx.nd.array(rng.standard_normal((n, channels, 2 * h, 2 * w)))
-    results = []
-    for block, data in ((ours, concat_aligned(mx.nd, x, padding=pad_in)), (plain, x)):
-        data.attach_grad()
-        with autograd.record():
-            out = block(data)
-        out.backward(head)
-        results.append([out.asnumpy(), data.grad.asnumpy()[:, :c]] +
-                       [p.grad().asnumpy() for p in block.collect_params().values()])
-    for got, want, what in zip(results[0], results[1], ('values', 'grad x', 'grad weight', 'grad bias')):
-        np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4, err_msg=what)
