@@ -167,34 +167,39 @@ def tiled_correlation(F, feat1, feat2, md, channels, tile):
     has a single-threaded backward, 5x slower).
 
     For each tile and each row offset dy, the tile's features of image 1 (tile x C) are
-    multiplied with the window of image 2 it can reach (C x (tile + 2md): the tile's columns
+    multiplied with the window of image 2 it can reach ((tile + 2md) x C: the tile's columns
     and 2md more). The products with dx = 0..2md lie on the band (t, t + dx) of that
     tile x (tile + 2md) matrix. Flattened, (t, t + dx) sits at t * (tile + 2md + 1) + dx, so
     with ``tile`` zeros appended a reshape to rows of tile + 2md + 1 puts the band in the
     first 2md + 1 columns. The width must be a multiple of ``tile``. It computes
     (tile + 2md) / (2md + 1) times the products needed and is still faster.
+
+    Everything runs channel-last (N, H, W, C), the layout oneDNN keeps convolution outputs
+    in: the features arrive and the cost volume leaves by 4-d transposes that are plain
+    layout changes, and the tiles are reshapes.
     """
     T, K = tile, 2 * md + 1
     E = T + 2 * md                      # window width of one tile
     extra = -(-2 * md // T)             # further tiles a window reaches into
-    a = F.reshape(feat1 * (1. / channels), (0, 0, 0, -4, -1, T))           # N,C,H,W/T,T
-    a = F.transpose(a, (0, 2, 3, 4, 1))                                    # N,H,W/T,T,C
-    rows = F.reshape(F.reshape(a, (-3, -2)), (-3, -2))                     # B,T,C
+    rows = F.reshape(F.transpose(feat1, (0, 2, 3, 1)) * (1. / channels), (-1, T, channels))  # B,T,C
     padded = F.pad(feat2, mode='constant', pad_width=(0, 0, 0, 0, md, md, md, extra * T - md))
-    pieces = [F.reshape(F.slice_axis(padded, axis=3, begin=i * T, end=(i - extra) * T or None),
-                        (0, 0, 0, -4, -1, T)) for i in range(extra + 1)]
-    windows = F.slice_axis(F.concat(*pieces, dim=4), axis=4, begin=0, end=E)
-    windows = F.transpose(windows, (0, 2, 3, 1, 4))                        # N,H+2md,W/T,C,E
+    padded = F.transpose(padded, (0, 2, 3, 1))                            # N,H+2md,W+extra*T,C
+    width = F.slice_axis(feat2, axis=1, begin=0, end=1)                   # for W, as a shape
+    pieces = [F.reshape(F.slice_axis(padded, axis=2, begin=i * T, end=(i - extra) * T or None),
+                        (0, 0, -4, -1, T, 0)) for i in range(extra + 1)]  # N,H+2md,W/T,T,C
+    windows = F.slice_axis(F.concat(*pieces, dim=3), axis=3, begin=0, end=E)  # N,H+2md,W/T,E,C
     bands = []
     for dy in range(K):
-        window = F.slice_axis(windows, axis=1, begin=dy, end=(dy - 2 * md) or None)
-        products = F.batch_dot(rows, F.reshape(F.reshape(window, (-3, -2)), (-3, -2)))  # B,T,E
+        window = F.reshape(F.slice_axis(windows, axis=1, begin=dy, end=(dy - 2 * md) or None),
+                           (-1, E, channels))                             # B,E,C
+        products = F.batch_dot(rows, window, transpose_b=True)            # B,T,E
         flat = F.reshape(products, (0, -1))
         flat = F.concat(flat, F.zeros_like(F.slice_axis(flat, axis=1, begin=0, end=T)), dim=1)
-        band = F.slice_axis(F.reshape(flat, (0, T, E + 1)), axis=2, begin=0, end=K)  # B,T,dx
-        bands.append(F.reshape_like(band, a, lhs_begin=0, lhs_end=1, rhs_begin=0, rhs_end=3))
-    out = F.transpose(F.stack(*bands, axis=1), (0, 1, 5, 2, 3, 4))        # N,dy,dx,H,W/T,T
-    return F.reshape(out, (0, -3, 0, -3))
+        bands.append(F.slice_axis(F.reshape(flat, (0, T, E + 1)), axis=2, begin=0, end=K))  # B,T,dx
+    volume = F.reshape(F.stack(*bands, axis=2), (-1, K * K))              # N*H*W, dy*dx
+    volume = F.reshape_like(volume, F.transpose(width, (0, 2, 3, 1)), lhs_begin=0, lhs_end=1,
+                            rhs_begin=0, rhs_end=3)                       # N,H,W,dy*dx
+    return F.transpose(volume, (0, 3, 1, 2))
 
 
 class DeformableConv2D(nn.HybridBlock):

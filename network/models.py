@@ -17,7 +17,9 @@ LEVELS = (6, 5, 4, 3, 2)          # decoder levels, coarse to fine
 STRIDES = (64, 32, 16, 8, 4)      # stride (px) of each decoder level
 PYRAMID_CHANNELS = (16, 32, 64, 96, 128, 196)   # feature channels at levels 1..6
 DENSE_CHANNELS = (128, 128, 96, 64, 32)         # convs of one densely connected decoder
-CORRELATION_TILE = {2: 16, 3: 8, 4: 4}   # tiled_correlation's tile per level (see layers)
+# tiled_correlation's tile per level (see layers): the fastest measured that divides every width
+# the level can have (the network input is a multiple of 64 wide: level L is 64 / 2^L times k).
+CORRELATION_TILE = {2: 8, 3: 8, 4: 4}
 CONTEXT_LAYERS = ((128, 1), (128, 2), (128, 4), (96, 8), (64, 16), (32, 1))  # (channels, dilation)
 
 
