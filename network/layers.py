@@ -206,9 +206,9 @@ class DeformableConv2D(nn.HybridBlock):
     """3x3 deformable convolution (padding 1) whose nine taps all move by one flow per pixel:
     ``forward(x, flow_yx)`` with the flow in pixels of ``x``, (y, x). It computes what MXNet's
     DeformableConvolution computes with that offset repeated for every tap, in values and
-    gradients, as a plain convolution followed by a gather (``flow_shifted_conv``): 4x faster
-    forward than MXNet's kernel and 3x faster in training, whose im2col is single-threaded and
-    whose matrix product runs on the BLAS, which does not know recent CPUs.
+    gradients, as a plain convolution followed by a gather (``flow_shifted_conv``): 3-4x faster
+    forward than MXNet's kernel, whose im2col is single-threaded and whose matrix product runs
+    on the BLAS (which does not know recent CPUs), and fast in training too.
 
     Its parameters are plain ``weight`` and ``bias`` attributes so that checkpoints name them
     ``deform5.weight`` / ``deform5.bias`` as the original does.

@@ -25,3 +25,14 @@ def test_training_benchmarks_train_at_the_chairs_config_size(monkeypatch):
     chairs = load_config('chairs.yaml')
     assert tuple(compare.TRAIN_TARGET) == tuple(chairs.target_shape.get())
     assert tuple(compare.TRAIN_CROP) == tuple(data.orig_shape)
+
+
+def test_the_gemm_reference_names_the_blas_kernel_and_picks_one_for_the_cpu(monkeypatch):
+    compare = load_bench('compare')
+    # numpy's own OpenBLAS reports the kernel family it runs (e.g. 'Prescott', 'Haswell').
+    assert isinstance(compare.blas_core(), str) and compare.blas_core()
+    import common.devices
+    flags = {'avx2', 'avx512f', 'avx512bw', 'avx512vl', 'avx512dq'}
+    for cpu, want in ((flags, 'SkylakeX'), ({'avx2', 'avx512f'}, 'Haswell'), ({'sse2'}, None)):
+        monkeypatch.setattr(common.devices, 'cpu_flags', lambda cpu=cpu: frozenset(cpu))
+        assert compare.suitable_blas_core() == want
