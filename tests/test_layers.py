@@ -155,8 +155,23 @@ class _MXNetDeformable(gluon.HybridBlock):
 def test_deformable_convolution_equals_mxnets(shape, use_bias, hybridize):
     rng = np.random.default_rng(shape[1])
     n, c, h, w = shape
+    flow = _border_flows(rng, n, h, w)
+    _assert_deformable_equals_mxnets(rng, shape, flow, use_bias, hybridize)
+
+
+@pytest.mark.parametrize('shape', [(1, 3, 1, 1), (2, 3, 2, 1), (1, 2, 1, 5)])
+def test_deformable_convolution_on_the_coarsest_levels_sizes(shape):
+    """The coarsest level of a 64-pixel input is 1 x 1: the shifted copies and the gather
+    must hold there too."""
+    rng = np.random.default_rng(sum(shape))
+    n, c, h, w = shape
+    _assert_deformable_equals_mxnets(rng, shape, rng.uniform(-2, 2, (n, 2, h, w)), True, True)
+
+
+def _assert_deformable_equals_mxnets(rng, shape, flow, use_bias, hybridize):
+    n, c, h, w = shape
     x = mx.nd.array(rng.standard_normal(shape))
-    flow = mx.nd.array(_border_flows(rng, n, h, w))
+    flow = mx.nd.array(flow)
     head = mx.nd.array(rng.standard_normal((n, 5, h, w)))
     blocks = [_MXNetDeformable(5, c, use_bias), DeformableConv2D(5, c, use_bias=use_bias)]
     for block in blocks:
