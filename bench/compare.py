@@ -221,7 +221,8 @@ def gemm_rate(size=2048, repeats=5):
 
 def suitable_blas_core():
     """The OpenBLAS kernel family for this CPU's instruction set, or None if unknown."""
-    sys.path.insert(0, str(REPO))
+    if str(REPO) not in sys.path:
+        sys.path.insert(0, str(REPO))
     from common.devices import cpu_flags
     flags = cpu_flags()
     if {'avx512f', 'avx512bw', 'avx512vl', 'avx512dq'} <= flags:

@@ -181,10 +181,10 @@ def tiled_correlation(F, feat1, feat2, md, channels, tile):
     T, K = tile, 2 * md + 1
     E = T + 2 * md                      # window width of one tile
     extra = -(-2 * md // T)             # further tiles a window reaches into
-    rows = F.reshape(F.transpose(feat1, (0, 2, 3, 1)) * (1. / channels), (-1, T, channels))  # B,T,C
+    feat1 = F.transpose(feat1, (0, 2, 3, 1))                              # N,H,W,C
+    rows = F.reshape(feat1 * (1. / channels), (-1, T, channels))          # B,T,C
     padded = F.pad(feat2, mode='constant', pad_width=(0, 0, 0, 0, md, md, md, extra * T - md))
     padded = F.transpose(padded, (0, 2, 3, 1))                            # N,H+2md,W+extra*T,C
-    width = F.slice_axis(feat2, axis=1, begin=0, end=1)                   # for W, as a shape
     pieces = [F.reshape(F.slice_axis(padded, axis=2, begin=i * T, end=(i - extra) * T or None),
                         (0, 0, -4, -1, T, 0)) for i in range(extra + 1)]  # N,H+2md,W/T,T,C
     windows = F.slice_axis(F.concat(*pieces, dim=3), axis=3, begin=0, end=E)  # N,H+2md,W/T,E,C
@@ -197,8 +197,8 @@ def tiled_correlation(F, feat1, feat2, md, channels, tile):
         flat = F.concat(flat, F.zeros_like(F.slice_axis(flat, axis=1, begin=0, end=T)), dim=1)
         bands.append(F.slice_axis(F.reshape(flat, (0, T, E + 1)), axis=2, begin=0, end=K))  # B,T,dx
     volume = F.reshape(F.stack(*bands, axis=2), (-1, K * K))              # N*H*W, dy*dx
-    volume = F.reshape_like(volume, F.transpose(width, (0, 2, 3, 1)), lhs_begin=0, lhs_end=1,
-                            rhs_begin=0, rhs_end=3)                       # N,H,W,dy*dx
+    volume = F.reshape_like(volume, feat1, lhs_begin=0, lhs_end=1, rhs_begin=0,
+                            rhs_end=3)                                    # N,H,W,dy*dx
     return F.transpose(volume, (0, 3, 1, 2))
 
 
