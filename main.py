@@ -11,7 +11,7 @@ import sys
 
 from common.errors import UserError
 from common.cli import run
-from common.devices import use_all_cores
+from common.devices import prepare_process
 
 
 
@@ -82,7 +82,7 @@ def run_inference(args, config, ctx, resize):
 
 def main(argv=None):
     args = parse_args(argv)
-    use_all_cores()
+    prepare_process()
     return run(lambda: dispatch(args))
 
 

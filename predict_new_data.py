@@ -22,7 +22,7 @@ import os
 import sys
 
 from common.cli import run
-from common.devices import use_all_cores
+from common.devices import prepare_process
 
 DEFAULT_VIDEO_BATCH = 8   # frame pairs in memory and per network call
 
@@ -77,7 +77,7 @@ def parse_args(argv=None):
 
 def main(argv=None):
     args = parse_args(argv)
-    use_all_cores()
+    prepare_process()
     # OpenCV's video decoder would print libav's own lines before our one-line errors.
     os.environ.setdefault('OPENCV_FFMPEG_LOGLEVEL', '-8')   # AV_LOG_QUIET
 

@@ -22,8 +22,8 @@ SAMPLE = REPO / 'tests' / 'data' / 'datasets' / 'sintel' / 'training' / 'clean' 
 
 def measure(network, gpu, runs):
     sys.path.insert(0, str(REPO))
-    from common.devices import use_all_cores
-    use_all_cores()   # as the command-line tools do
+    from common.devices import prepare_process
+    prepare_process()   # as the command-line tools do
     from network.config import Config
     from common.devices import parse_devices
     from network.pipeline import Pipeline

@@ -44,8 +44,8 @@ def chairs_config():
 
 def measure(size, steps, batch, gpu):
     sys.path.insert(0, str(REPO))
-    from common.devices import use_all_cores
-    use_all_cores()
+    from common.devices import prepare_process
+    prepare_process()
     from network.config import Config
     from common.devices import parse_devices
     from network.pipeline import Pipeline

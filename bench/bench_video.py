@@ -40,6 +40,8 @@ def make_video(path, length):
 
 def child(kind, network, length, batch):
     sys.path.insert(0, str(REPO))
+    from common.devices import prepare_process
+    prepare_process()   # as the command-line tools do
     import mxnet as mx
     from network.config import Config
     from network.pipeline import Pipeline
