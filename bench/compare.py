@@ -117,6 +117,9 @@ def conv_flops(block, shape):
 
 def child(side, code, task, runs, steps):
     sys.path.insert(0, code)
+    if side != 'original':   # the process set-up of this project's command-line tools
+        from common import devices
+        getattr(devices, 'prepare_process', lambda: None)()   # (revisions before it: none)
     import numpy as np
     import mxnet as mx
     kind, network, pair = TASKS[task]
@@ -135,7 +138,7 @@ def child(side, code, task, runs, steps):
             run = lambda: pipe.predict_pair(img1, img2)
         h, w = img1.shape[:2]
         shape = (1, 3, h + (-h) % 64, w + (-w) % 64)
-        flops = conv_flops(pipe.network, shape)
+        flops = conv_flops(getattr(pipe, 'inference_network', pipe.network), shape)
         times = []
         for k in range(runs + 1):
             start = time.perf_counter()

@@ -14,6 +14,13 @@ from common.devices import cpu_flags
 # dense inputs (579, 387, ... channels) and flow/mask predictions (2 and 1 channels) are all of
 # that kind, so they run on channel counts padded with zeros to multiples of CHANNEL_ALIGN.
 CHANNEL_ALIGN = 16
+# Inference is another matter on AVX-512 CPUs: there oneDNN (2.4, in mxnet 1.9) runs inference
+# convolutions with its brgemm kernels on channel-last data, which take any input channel count
+# at full speed (the padded decoder channels were 2-10 % more multiply-adds for nothing, and
+# their zeros and slices cost copies). Its training kernels are the blocked ones above. The
+# predictions' 1 and 2 output channels stay padded: those still fall back to the GEMM kernel.
+INFERENCE_CHANNEL_ALIGN = (1 if {'avx512f', 'avx512bw', 'avx512vl', 'avx512dq'} <= cpu_flags()
+                           else CHANNEL_ALIGN)
 # oneDNN's AVX2 direct kernels accept a border of at most a couple of pixels; wider borders
 # (the context network's dilations 4, 8 and 16) are added by a Pad before the convolution.
 # Its AVX-512 kernels take any border, and there the Pad (with the layout changes around it)
@@ -21,9 +28,9 @@ CHANNEL_ALIGN = 16
 EXPLICIT_PAD_ABOVE = None if 'avx512f' in cpu_flags() else 2
 
 
-def alignment_padding(channels):
-    """How many zero channels bring ``channels`` up to a multiple of CHANNEL_ALIGN."""
-    return -channels % CHANNEL_ALIGN
+def alignment_padding(channels, align=CHANNEL_ALIGN):
+    """How many zero channels bring ``channels`` up to a multiple of ``align``."""
+    return -channels % align
 
 
 class AlignedConv2D(nn.Conv2D):

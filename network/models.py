@@ -10,8 +10,8 @@ caller are multiplied back, in pixels of the network input at every level.
 """
 from mxnet.gluon import nn
 
-from .layers import (DeformableConv2D, Upsample, Warp, alignment_padding, concat_aligned,
-                     conv_block, correlation, deconv_block, predict_conv)
+from .layers import (CHANNEL_ALIGN, DeformableConv2D, Upsample, Warp, alignment_padding,
+                     concat_aligned, conv_block, correlation, deconv_block, predict_conv)
 
 LEVELS = (6, 5, 4, 3, 2)          # decoder levels, coarse to fine
 STRIDES = (64, 32, 16, 8, 4)      # stride (px) of each decoder level
@@ -31,7 +31,7 @@ class _PyramidFlowNet(nn.HybridBlock):
     """Layer factories and forward pieces shared by both networks."""
 
     def __init__(self, max_displacement, flow_multiplier=1.0, deform_bias=True,
-                 upfeat_ch=(16, 16, 16, 16), **kwargs):
+                 upfeat_ch=(16, 16, 16, 16), channel_align=CHANNEL_ALIGN, **kwargs):
         super().__init__(**kwargs)
         self.md = max_displacement
         self.scale = 20. * flow_multiplier
@@ -43,7 +43,9 @@ class _PyramidFlowNet(nn.HybridBlock):
         self.upsample2 = Upsample(2)
         self.upsample4 = Upsample(4)
         # Zero channels after each decoder's input, making every dense input a multiple of
-        # CHANNEL_ALIGN (the dense channels are multiples already): see layers.CHANNEL_ALIGN.
+        # channel_align (the dense channels are multiples of 16 already): see
+        # layers.CHANNEL_ALIGN and INFERENCE_CHANNEL_ALIGN. Parameters do not depend on it.
+        self.channel_align = channel_align
         self.decoder_padding = {}
         self.dense_channels = {}   # real (unpadded) channels of each decoder's dense features
 
@@ -63,7 +65,7 @@ class _PyramidFlowNet(nn.HybridBlock):
         The decoder's input arrives with ``decoder_padding[level]`` zero channels appended
         (``concat_aligned``); every layer reading the dense features expects them.
         """
-        pad = self.decoder_padding[level] = alignment_padding(in_channels)
+        pad = self.decoder_padding[level] = alignment_padding(in_channels, self.channel_align)
         for i, channels in enumerate(DENSE_CHANNELS):
             setattr(self, 'conv%d_%d' % (level, i), conv_block(channels, in_channels, pad_in=pad))
             in_channels += channels
@@ -121,7 +123,8 @@ class _PyramidFlowNet(nn.HybridBlock):
         convolution fails on a computed (zero-padded) weight, so it gets the real channels.
         (A 3x3 convolution with depth_to_space on the padded features computes the same and
         was slower: 2.25x the multiply-adds, and the weight rebuilt at every call.)"""
-        x = F.slice_axis(x, axis=1, begin=0, end=self.dense_channels[level + 1])
+        if self.decoder_padding[level + 1]:
+            x = F.slice_axis(x, axis=1, begin=0, end=self.dense_channels[level + 1])
         return self._layer('upfeat%d' % level)(x)
 
     def _corr(self, F, level, feat1, feat2):
@@ -212,9 +215,9 @@ class MaskFlownet(_PyramidFlowNet):
     on it.)
     """
 
-    def __init__(self, **kwargs):
-        super().__init__(max_displacement=2, **kwargs)
-        with self.name_scope():
+    def __init__(self, prefix=None, params=None, **kwargs):
+        super().__init__(max_displacement=2, prefix=prefix, params=params, **kwargs)
+        with self.name_scope():   # the head takes the network's settings, not its Block's
             self.MaskFlownet_S = MaskFlownet_S(cascade=True, **kwargs)
             self._add_pyramid('xyz', 4)
             for level in LEVELS:

@@ -13,14 +13,15 @@ from .conventions import (centralize, flow_xy_images, flow_yx, full_mask, mask_w
                           network_size, resize_flow, resize_images, unit_images)
 from .config import is_number, is_number_list
 from common.errors import UserError
-from .layers import Upsample, Warp
+from .layers import CHANNEL_ALIGN, INFERENCE_CHANNEL_ALIGN, Upsample, Warp
 from .losses import MULTISCALE_WEIGHTS, EpeLossWithMask, MultiscaleEpe
 from .models import MaskFlownet, MaskFlownet_S
 
 NETWORKS = {'MaskFlownet_S': MaskFlownet_S, 'MaskFlownet': MaskFlownet}
 
 
-def build_network(config):
+def build_network(config, channel_align=CHANNEL_ALIGN, **block_kwargs):
+    """The config's network; ``block_kwargs`` (prefix, params) go to Gluon's Block."""
     network = config.network
     positive_int = lambda v: isinstance(v, int) and not isinstance(v, bool) and v > 0
     return NETWORKS[config.network_class](
@@ -30,7 +31,8 @@ def build_network(config):
                                                 'true or false'),
         upfeat_ch=network.upfeat_ch.checked([16, 16, 16, 16],
                                             lambda v: is_number_list(v, 4, positive_int),
-                                            'a list of 4 positive integers'))
+                                            'a list of 4 positive integers'),
+        channel_align=channel_align, **block_kwargs)
 
 
 class Pipeline:
@@ -41,6 +43,16 @@ class Pipeline:
         self.network = build_network(config)
         self.network.initialize(init=mx.initializer.MSRAPrelu(slope=0.1), ctx=self.ctx)
         self.network.hybridize()
+        # Inference runs a graph of its own where oneDNN's inference kernels want another
+        # channel padding than its training kernels (layers.INFERENCE_CHANNEL_ALIGN); it holds
+        # the very Parameter objects of the training graph, so loading, training and saving
+        # the one is the other.
+        self.inference_network = self.network
+        if INFERENCE_CHANNEL_ALIGN != CHANNEL_ALIGN:
+            self.inference_network = build_network(config, INFERENCE_CHANNEL_ALIGN,
+                                                   prefix=self.network.prefix,
+                                                   params=self.network.collect_params())
+            self.inference_network.hybridize()
         self.strides = self.network.strides
 
         self.upsampler = Upsample(self.strides[-1])
@@ -100,7 +112,7 @@ class Pipeline:
         """Network outputs for images in [0, 1], (N, 3, H, W), centralized and resized."""
         img1, img2, _ = centralize(img1, img2)
         img1, img2 = resize_images(network_size(img1.shape[2:], resize), img1, img2)
-        return self.network(img1, img2)
+        return self.inference_network(img1, img2)
 
     def do_batch(self, img1, img2, label=None, mask=None, resize=None, warped=False):
         """Flow (y, x) and occlusion mask at the input size, image 2 warped by the flow (None
