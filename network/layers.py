@@ -217,25 +217,29 @@ class DeformableConv2D(nn.HybridBlock):
     forward than MXNet's kernel, whose im2col is single-threaded and whose matrix product runs
     on the BLAS (which does not know recent CPUs), and fast in training too.
 
+    ``border_strips``: compute it with border strips (see flow_shifted_conv); only for inputs of
+    at least 4 x 4 (the finer levels: level L of a network input is at least 64 / 2^L wide).
+
     Its parameters are plain ``weight`` and ``bias`` attributes so that checkpoints name them
     ``deform5.weight`` / ``deform5.bias`` as the original does.
     """
 
-    def __init__(self, channels, in_channels, use_bias=True, **kwargs):
+    def __init__(self, channels, in_channels, use_bias=True, border_strips=False, **kwargs):
         super().__init__(**kwargs)
         self._channels = channels
+        self._border_strips = border_strips
         with self.name_scope():
             self.weight = self.params.get('weight', shape=(channels, in_channels, 3, 3))
             self.bias = self.params.get('bias', shape=(channels,), init='zeros') if use_bias else None
 
     def hybrid_forward(self, F, x, flow_yx, weight, bias=None):
-        out = flow_shifted_conv(F, x, flow_yx, weight, self._channels)
+        out = flow_shifted_conv(F, x, flow_yx, weight, self._channels, self._border_strips)
         if bias is not None:
             out = F.broadcast_add(out, F.reshape(bias, (1, -1, 1, 1)))
         return out
 
 
-def flow_shifted_conv(F, x, flow_yx, weight, channels):
+def flow_shifted_conv(F, x, flow_yx, weight, channels, border_strips=False):
     """sum over taps d of weight[:, :, d] . x(p + d + flow(p)), no bias, sampled by MXNet's rules.
 
     MXNet's deformable convolution reads a tap at t = (h, w) as zero unless 0 <= h < H and
@@ -245,19 +249,16 @@ def flow_shifted_conv(F, x, flow_yx, weight, channels):
     low(j) = x(j) (zero outside) and high(j) = x(j + 1), except high(H - 1) = x(H - 1) and
     high(-1) = 0 (the two border rules). Summed over the taps with the weights, each of the
     four (row, column) combinations of low and high is a plain 3x3 convolution evaluated at
-    k: one convolution call on the four shifted copies of x, then a gather of the four values
-    at k per pixel, mixed by the bilinear weights of a. Exact in values and in the gradients of
-    x, weight and flow (the flow's reaches the output through a).
+    k: the four convolutions' tables, then a gather of the four values at k per pixel, mixed by
+    the bilinear weights of a. Exact in values and in the gradients of x, weight and flow (the
+    flow's reaches the output through a).
+
+    The tables come from one convolution of the four shifted copies of x, or, with
+    ``border_strips`` (inputs of 4 x 4 and more), from one convolution of x and of thin strips
+    at its borders: away from the borders, high is x one line on, and so is its table.
     """
-    high_rows = _next_line(F, x, axis=2)
-    corners = F.concat(x, _next_line(F, x, axis=3), high_rows, _next_line(F, high_rows, axis=3),
-                       dim=0)                                                  # 4N: corner-major
-    # Padding 2: k from -1 to H (W); every tap of a k outside reads zero.
-    conv = F.Convolution(corners, weight, kernel=(3, 3), pad=(2, 2), num_filter=channels,
-                         no_bias=True)
-    # Channel-last rows (corner, n, k_y + 1, k_x + 1): oneDNN already holds convolution outputs
-    # channel-last, and a gather of whole rows is a fast copy.
-    table = F.reshape(F.transpose(conv, (0, 2, 3, 1)), (-1, channels))
+    corner_tables = (_corner_tables_by_strips if border_strips else _corner_tables)(
+        F, x, weight, channels)
 
     rows = F.reshape(F.contrib.arange_like(flow_yx, axis=2), (1, 1, -1, 1))
     cols = F.reshape(F.contrib.arange_like(flow_yx, axis=3), (1, 1, 1, -1))
@@ -273,16 +274,74 @@ def flow_shifted_conv(F, x, flow_yx, weight, channels):
     as_int = lambda a: F.cast(a, 'int32')
     samples = as_int(F.reshape(F.contrib.arange_like(flow_yx, axis=0), (-1, 1, 1, 1)))
     line, plane = as_int(width + 2), as_int((height + 2) * (width + 2))
-    corner_rows = F.broadcast_mul(as_int(F.max(samples) + 1), plane)              # N * plane
     index = F.broadcast_add(F.broadcast_mul(samples, plane),
                             F.broadcast_add(F.broadcast_mul(as_int(k_y) + 1, line), as_int(k_x) + 1))
     index = F.reshape(F.broadcast_mul(index, as_int(inside)), (0, -3, -2))          # N, H, W
     corner_weights = ((1 - a_y) * (1 - a_x), (1 - a_y) * a_x, a_y * (1 - a_x), a_y * a_x)
     terms = []
-    for corner, mix in enumerate(corner_weights):
-        values = F.take(table, F.broadcast_add(index, corner_rows * corner), axis=0)  # N, H, W, C
+    for table, mix in zip(corner_tables, corner_weights):
+        values = F.take(F.reshape(table, (-1, channels)), index, axis=0)          # N, H, W, C
         terms.append(F.broadcast_mul(values, F.reshape(mix * inside, (0, -3, -2, 1))))
     return F.transpose(F.add_n(*terms), (0, 3, 1, 2))
+
+
+def _table(F, x, weight, channels):
+    """x's 3x3 convolution at every k from -1 to H (W), channel-last (N, H + 2, W + 2, C):
+    oneDNN holds convolution outputs channel-last already, and a gather of whole rows is a
+    fast copy."""
+    conv = F.Convolution(x, weight, kernel=(3, 3), pad=(2, 2), num_filter=channels, no_bias=True)
+    return F.transpose(conv, (0, 2, 3, 1))
+
+
+def _corner_tables(F, x, weight, channels):
+    """The tables of (low, low), (low, high), (high, low), (high, high) (rows, columns): one
+    convolution call on the four copies stacked on the batch axis."""
+    high_rows = _next_line(F, x, axis=2)
+    stacked = F.concat(x, _next_line(F, x, axis=3), high_rows, _next_line(F, high_rows, axis=3),
+                       dim=0)
+    return _unstack(F, _table(F, stacked, weight, channels), 4)
+
+
+def _corner_tables_by_strips(F, x, weight, channels):
+    """The tables of _corner_tables from x's table and strips at the borders (H, W >= 4).
+
+    Per axis, high's table at k is low's at k + 1 for 1 <= k <= H - 3: there every tap of
+    high reads x one line on. At k in {-1, 0} it reads high(-1) = 0 and at k >= H - 2
+    high(H - 1) = x(H - 1): those come from convolutions of three-line strips of the high copy
+    (high's lines 0-2 and its last three), which convolve as the whole copy does at those k.
+    (high, high) takes its middle lines from (low, high), one line on. Besides x's, the
+    convolutions are of 4 x 3 rows and 2 x 3 columns, against 3 x (H + 2) x (W + 2) positions.
+    """
+    low_low = _table(F, x, weight, channels)                             # N, H+2, W+2, C
+    first_high = lambda axis: F.slice_axis(x, axis=axis, begin=1, end=4)       # high 0..2
+    last_high = lambda data, axis: _next_line(F, F.slice_axis(data, axis=axis, begin=-3, end=None),
+                                              axis)                            # high H-3..H-1
+    col_strips = _unstack(F, _table(F, F.concat(first_high(3), last_high(x, 3), dim=0),
+                                    weight, channels), 2)                # N, H+2, 5, C each
+    first_rows, last_rows = first_high(2), last_high(x, 2)
+    row_strips = _unstack(F, _table(F, F.concat(first_rows, last_rows, _next_line(F, first_rows, 3),
+                                                _next_line(F, last_rows, 3), dim=0),
+                                    weight, channels), 4)                # N, 5, W+2, C each
+
+    def assemble(first, middle_of, last, axis):
+        """k -1, 0 from the first strip, 1..H-3 from ``middle_of`` at k + 1, H-2..H from the
+        last strip (table row r holds k = r - 1; a strip's output row s holds k = s - 1 from
+        its first line)."""
+        return F.concat(F.slice_axis(first, axis=axis, begin=0, end=2),
+                        F.slice_axis(middle_of, axis=axis, begin=3, end=-2),
+                        F.slice_axis(last, axis=axis, begin=2, end=5), dim=axis)
+
+    low_high = assemble(col_strips[0], low_low, col_strips[1], axis=2)
+    high_low = assemble(row_strips[0], low_low, row_strips[1], axis=1)
+    high_high = assemble(row_strips[2], low_high, row_strips[3], axis=1)
+    return low_low, low_high, high_low, high_high
+
+
+def _unstack(F, stacked, parts):
+    """(parts x N, ...) -> ``parts`` arrays of (N, ...), in order."""
+    split = F.reshape(stacked, (-4, parts, -1, -2))
+    return [F.reshape(F.slice_axis(split, axis=0, begin=i, end=i + 1), (-3, -2))
+            for i in range(parts)]
 
 
 def _next_line(F, x, axis):

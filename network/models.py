@@ -87,8 +87,11 @@ class _PyramidFlowNet(nn.HybridBlock):
 
     def _add_deform(self, level):
         channels = PYRAMID_CHANNELS[level - 1]
+        # Border strips from level 4 down: network inputs are multiples of 64 (at least
+        # 64 x 64), so level L is at least 64 / 2^L = 4 lines there.
         setattr(self, 'deform%d' % level,
-                DeformableConv2D(channels, channels, use_bias=self.deform_bias))
+                DeformableConv2D(channels, channels, use_bias=self.deform_bias,
+                                 border_strips=level <= 4))
 
     # --- forward pieces -----------------------------------------------------------------
 

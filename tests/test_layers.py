@@ -150,13 +150,14 @@ class _MXNetDeformable(gluon.HybridBlock):
 
 
 @pytest.mark.parametrize('shape, use_bias', [((1, 4, 6, 7), True), ((2, 16, 9, 12), False),
-                                             ((3, 2, 5, 4), True)])
+                                             ((3, 2, 5, 4), True), ((2, 3, 4, 4), False)])
 @pytest.mark.parametrize('hybridize', [True, False])
-def test_deformable_convolution_equals_mxnets(shape, use_bias, hybridize):
+@pytest.mark.parametrize('border_strips', [False, True])
+def test_deformable_convolution_equals_mxnets(shape, use_bias, hybridize, border_strips):
     rng = np.random.default_rng(shape[1])
     n, c, h, w = shape
     flow = _border_flows(rng, n, h, w)
-    _assert_deformable_equals_mxnets(rng, shape, flow, use_bias, hybridize)
+    _assert_deformable_equals_mxnets(rng, shape, flow, use_bias, hybridize, border_strips)
 
 
 @pytest.mark.parametrize('shape', [(1, 3, 1, 1), (2, 3, 2, 1), (1, 2, 1, 5)])
@@ -168,12 +169,12 @@ def test_deformable_convolution_on_the_coarsest_levels_sizes(shape):
     _assert_deformable_equals_mxnets(rng, shape, rng.uniform(-2, 2, (n, 2, h, w)), True, True)
 
 
-def _assert_deformable_equals_mxnets(rng, shape, flow, use_bias, hybridize):
+def _assert_deformable_equals_mxnets(rng, shape, flow, use_bias, hybridize, border_strips=False):
     n, c, h, w = shape
     x = mx.nd.array(rng.standard_normal(shape))
     flow = mx.nd.array(flow)
     head = mx.nd.array(rng.standard_normal((n, 5, h, w)))
-    blocks = [_MXNetDeformable(5, c, use_bias), DeformableConv2D(5, c, use_bias=use_bias)]
+    blocks = [_MXNetDeformable(5, c, use_bias), DeformableConv2D(5, c, use_bias=use_bias, border_strips=border_strips)]
     for block in blocks:
         block.initialize(mx.init.Normal(0.5))
     if use_bias:
