@@ -5,6 +5,7 @@ or on the consecutive frames of a video.
 """
 import itertools
 import os
+from concurrent.futures import ThreadPoolExecutor
 
 import cv2
 import flow_vis
@@ -193,10 +194,23 @@ def predict_video(pipe, video_path, out_path, batch=8, resize=None, side_by_side
                 video.StreamingVideoWriter(tmp, size, fps, name=out_path) as writer, \
                 tqdm(total=frame_count - 1 if frame_count > 1 else None, unit='frame',
                      desc='flow', leave=False, disable=None) as bar:
-            for firsts, seconds in pair_batches(itertools.chain(first_two, frames), batch):
-                results = pipe.predict(firsts, seconds, batch_size=batch, resize=resize)
+            def write(firsts, results):
                 for frame, (flow, occ_mask, _) in zip(firsts, results):
                     writer.write(render_video_frame(frame, flow, occ_mask, side_by_side))
-                    written += 1
                     bar.update()
+
+            # A batch's colours and encoding (~60 ms a frame) run in a thread while the network
+            # works on the next batch, filling the cores' idle moments between its operators;
+            # at most two batches are in memory. An error on either side ends the loop, and
+            # leaving the executor waits for the write under way before the output is dropped.
+            with ThreadPoolExecutor(max_workers=1) as writing:
+                pending = None
+                for firsts, seconds in pair_batches(itertools.chain(first_two, frames), batch):
+                    results = list(pipe.predict(firsts, seconds, batch_size=batch, resize=resize))
+                    if pending is not None:
+                        pending.result()
+                    pending = writing.submit(write, firsts, results)
+                    written += len(firsts)
+                if pending is not None:
+                    pending.result()
     return written
