@@ -24,7 +24,7 @@ import sys
 from common.cli import run
 from common.devices import prepare_process
 
-DEFAULT_VIDEO_BATCH = 8   # frame pairs in memory and per network call
+DEFAULT_VIDEO_BATCH = 8   # frame pairs per network call (two batches in memory)
 
 
 def parse_args(argv=None):

@@ -18,6 +18,9 @@ from .losses import MULTISCALE_WEIGHTS, EpeLossWithMask, MultiscaleEpe
 from .models import MaskFlownet, MaskFlownet_S
 
 NETWORKS = {'MaskFlownet_S': MaskFlownet_S, 'MaskFlownet': MaskFlownet}
+# The inference graph keeps its memory and execution plan from call to call (static_alloc,
+# static_shape: 3 % faster); off where many pipelines live at once (the test suite).
+KEEP_INFERENCE_MEMORY = True
 
 
 def build_network(config, channel_align=CHANNEL_ALIGN, **block_kwargs):
@@ -46,13 +49,13 @@ class Pipeline:
         # Inference runs a graph of its own: oneDNN's inference kernels want another channel
         # padding than its training kernels (layers.INFERENCE_CHANNEL_ALIGN), and a graph
         # that only runs forward can keep its memory and execution plan from call to call
-        # (static_alloc, static_shape: 3 % faster; a new input size makes a new plan). It
-        # holds the very Parameter objects of the training graph, so loading, training and
-        # saving the one is the other.
+        # (KEEP_INFERENCE_MEMORY; a new input size makes a new plan). It holds the very
+        # Parameter objects of the training graph, so loading, training and saving the one is
+        # the other.
         self.inference_network = build_network(config, INFERENCE_CHANNEL_ALIGN,
                                                prefix=self.network.prefix,
                                                params=self.network.collect_params())
-        self.inference_network.hybridize(static_alloc=True, static_shape=True)
+        self._hybridize_inference()
         self.strides = self.network.strides
 
         self.upsampler = Upsample(self.strides[-1])
@@ -99,6 +102,16 @@ class Pipeline:
 
     def save(self, path):
         checkpoint.save_checkpoint(self.network, path)
+
+    def release_inference_memory(self):
+        """Free the memory the inference graph keeps between calls; its next call plans anew.
+        Training calls it after validating, so that the inference graph's working memory does
+        not stay beside the training graph's for the rest of the run."""
+        self._hybridize_inference()   # drops the graph's CachedOp, and the memory with it
+
+    def _hybridize_inference(self):
+        keep = KEEP_INFERENCE_MEMORY
+        self.inference_network.hybridize(static_alloc=keep, static_shape=keep)
 
     # --- losses --------------------------------------------------------------------------
 

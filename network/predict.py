@@ -168,7 +168,7 @@ def predict_video(pipe, video_path, out_path, batch=8, resize=None, side_by_side
     """Write the flow between consecutive frames of ``video_path`` as a video; return its frames.
 
     Frame k of the output shows the flow from input frame k to k+1, in flow_vis colours, at the
-    input's frame rate. Frames are streamed: at most ``batch`` pairs are in memory at a time.
+    input's frame rate. Frames are streamed: at most two batches of pairs are in memory at a time.
     The output appears only when complete (written beside it, then renamed).
     """
     ext = video.check_video_output_path(out_path)
@@ -206,6 +206,8 @@ def predict_video(pipe, video_path, out_path, batch=8, resize=None, side_by_side
             with ThreadPoolExecutor(max_workers=1) as writing:
                 pending = None
                 for firsts, seconds in pair_batches(itertools.chain(first_two, frames), batch):
+                    if pending is not None and pending.done():
+                        pending.result()   # a failed write ends the run before another batch
                     results = list(pipe.predict(firsts, seconds, batch_size=batch, resize=resize))
                     if pending is not None:
                         pending.result()

@@ -11,6 +11,12 @@ from network.pipeline import Pipeline
 from conftest import NETWORKS
 
 
+@pytest.fixture
+def kept_inference_memory(monkeypatch):
+    """The pipelines' default, which conftest turns off for the rest of the suite."""
+    monkeypatch.setattr(pipeline, 'KEEP_INFERENCE_MEMORY', True)
+
+
 def test_inference_channel_padding_is_dropped_only_where_onednn_has_its_brgemm_kernels():
     avx512 = {'avx512f', 'avx512bw', 'avx512vl', 'avx512dq'} <= cpu_flags()
     assert layers.INFERENCE_CHANNEL_ALIGN == (1 if avx512 else layers.CHANNEL_ALIGN)
@@ -18,7 +24,7 @@ def test_inference_channel_padding_is_dropped_only_where_onednn_has_its_brgemm_k
 
 @pytest.mark.parametrize('network', NETWORKS)
 def test_the_inference_graph_shares_the_parameters_and_computes_what_training_computes(
-        network, monkeypatch):
+        network, monkeypatch, kept_inference_memory):
     # Unpadded inference on every machine, whatever its CPU: the graphs then differ.
     monkeypatch.setattr(pipeline, 'INFERENCE_CHANNEL_ALIGN', 1)
     mx.random.seed(3)
@@ -30,12 +36,28 @@ def test_the_inference_graph_shares_the_parameters_and_computes_what_training_co
     assert [id(p) for p in infer.collect_params().values()] == [id(p) for p in shared]
 
     rng = np.random.default_rng(0)
-    img1, img2 = (mx.nd.array(rng.uniform(-0.5, 0.5, (1, 3, 128, 192))) for _ in range(2))
-    # Parameters loaded into (or trained in) the one are the other's: change one in place.
-    shared[0].set_data(shared[0].data() * 1.5)
-    flows_t, masks_t, _ = train(img1, img2)
-    flows_i, masks_i, _ = infer(img1, img2)
-    for a, b in zip(list(flows_t) + list(masks_t), list(flows_i) + list(masks_i)):
-        a, b = a.asnumpy(), b.asnumpy()
-        np.testing.assert_allclose(b, a, rtol=1e-4, atol=1e-4 * np.abs(a).max())
-    assert pipe.run_network(img1 + 0.5, img2 + 0.5)[0][-1].shape == flows_t[-1].shape
+    first = None
+    for shape, param in (((1, 3, 128, 192), shared[0]), ((1, 3, 192, 128), shared[1])):
+        img1, img2 = (mx.nd.array(rng.uniform(-0.5, 0.5, shape)) for _ in range(2))
+        # Parameters loaded into (or trained in) the one are the other's: change one in place,
+        # before the inference graph's first call and after it has a plan.
+        param.set_data(param.data() * 1.5)
+        flows_t, masks_t, _ = train(img1, img2)
+        flows_i, masks_i, _ = infer(img1, img2)
+        for a, b in zip(list(flows_t) + list(masks_t), list(flows_i) + list(masks_i)):
+            a, b = a.asnumpy(), b.asnumpy()
+            np.testing.assert_allclose(b, a, rtol=1e-4, atol=1e-4 * np.abs(a).max())
+        if first is None:   # the inference graph keeps its memory: outputs must not be reused
+            first, first_values = flows_i[-1], flows_i[-1].asnumpy()
+    np.testing.assert_array_equal(first.asnumpy(), first_values)
+
+
+def test_released_inference_memory_is_planned_anew_with_the_same_results(kept_inference_memory):
+    pipe = Pipeline(Config({'network': {'class': 'MaskFlownet_S'}}))
+    img1, img2 = (mx.nd.array(np.random.default_rng(k).uniform(0, 1, (1, 3, 100, 150)))
+                  for k in (1, 2))
+    before = pipe.run_network(img1, img2)[0][-1].asnumpy()
+    assert pipe.inference_network._cached_op is not None   # holding its plan and memory
+    pipe.release_inference_memory()
+    assert pipe.inference_network._cached_op is None
+    np.testing.assert_array_equal(pipe.run_network(img1, img2)[0][-1].asnumpy(), before)

@@ -180,6 +180,25 @@ def test_interrupted_run_leaves_no_output(clip, pipe, tmp_path, monkeypatch):
     assert list(tmp_path.iterdir()) == []
 
 
+def test_failure_while_writing_ends_the_run_with_its_error_and_no_output(clip, pipe, tmp_path,
+                                                                         monkeypatch):
+    """Frames are coloured and written in a thread beside the network: its error must reach
+    the caller, and the output must not appear."""
+    rendered = []
+    render = predict.render_video_frame
+
+    def render_then_fail(*args, **kwargs):
+        if len(rendered) == 3:   # in the second batch of two
+            raise UserError('encoder on fire')
+        rendered.append(1)
+        return render(*args, **kwargs)
+    monkeypatch.setattr(predict, 'render_video_frame', render_then_fail)
+    with pytest.raises(UserError, match='encoder on fire'):
+        predict.predict_video(pipe, clip, tmp_path / 'flow.mp4', batch=2)
+    assert len(rendered) == 3
+    assert list(tmp_path.iterdir()) == []
+
+
 class FakeCapture:
     """A cv2.VideoCapture stand-in that reports no frame rate or count and yields given frames."""
 

@@ -184,10 +184,15 @@ def log_lines(path):
             for line in Path(path).read_text().splitlines()]
 
 
-def test_two_steps_then_a_resume_through_the_library(tmp_path):
-    """run_training, called directly: log lines, checkpoints, then an exact continuation."""
+def test_two_steps_then_a_resume_through_the_library(tmp_path, monkeypatch):
+    """run_training, called directly: log lines, checkpoints, then an exact continuation; the
+    inference graph's memory is released after each validation."""
     from network.config import load_config
     from network.training import run_training
+    released = []   # whether the inference graph held a plan (and its memory) when released
+    release = Pipeline.release_inference_memory
+    monkeypatch.setattr(Pipeline, 'release_inference_memory', lambda pipe: (
+        released.append(pipe.inference_network._cached_op is not None), release(pipe)))
     write_small_chairs_config(tmp_path)
     roots = tmp_path / 'roots.yaml'
     roots.write_text('chairs: %s\n' % (SAMPLE / 'FlyingChairs_release'))
@@ -204,6 +209,7 @@ def test_two_steps_then_a_resume_through_the_library(tmp_path):
     assert re.search(r'^steps=1, epe=[0-9.]+, total_time=[0-9.]+$', '\n'.join(lines), re.M)
     assert re.search(r'^steps=2, chairs=[0-9.]+$', '\n'.join(lines), re.M)
     assert first.newest == str(tmp_path / 'w' / ('%s_2.params' % run_id))
+    assert released == [True, True]   # validations at steps 1 and 2
 
     second = run_training(config, small, [mx.cpu()], checkpoint_spec=run_id, max_steps=2, **options)
     assert (second.run_id, second.steps, second.started_from) == (run_id, 4, first.newest)
