@@ -314,11 +314,11 @@ def _corner_tables_by_strips(F, x, weight, channels):
     """
     low_low = _table(F, x, weight, channels)                             # N, H+2, W+2, C
     first_high = lambda axis: F.slice_axis(x, axis=axis, begin=1, end=4)       # high 0..2
-    last_high = lambda data, axis: _next_line(F, F.slice_axis(data, axis=axis, begin=-3, end=None),
-                                              axis)                            # high H-3..H-1
-    col_strips = _unstack(F, _table(F, F.concat(first_high(3), last_high(x, 3), dim=0),
+    last_high = lambda axis: _next_line(F, F.slice_axis(x, axis=axis, begin=-3, end=None),
+                                        axis)                                  # high H-3..H-1
+    col_strips = _unstack(F, _table(F, F.concat(first_high(3), last_high(3), dim=0),
                                     weight, channels), 2)                # N, H+2, 5, C each
-    first_rows, last_rows = first_high(2), last_high(x, 2)
+    first_rows, last_rows = first_high(2), last_high(2)
     row_strips = _unstack(F, _table(F, F.concat(first_rows, last_rows, _next_line(F, first_rows, 3),
                                                 _next_line(F, last_rows, 3), dim=0),
                                     weight, channels), 4)                # N, 5, W+2, C each

@@ -204,15 +204,13 @@ def predict_video(pipe, video_path, out_path, batch=8, resize=None, side_by_side
             # at most two batches are in memory. An error on either side ends the loop, and
             # leaving the executor waits for the write under way before the output is dropped.
             with ThreadPoolExecutor(max_workers=1) as writing:
-                pending = None
+                pending = writing.submit(lambda: None)
                 for firsts, seconds in pair_batches(itertools.chain(first_two, frames), batch):
-                    if pending is not None and pending.done():
+                    if pending.done():
                         pending.result()   # a failed write ends the run before another batch
                     results = list(pipe.predict(firsts, seconds, batch_size=batch, resize=resize))
-                    if pending is not None:
-                        pending.result()
+                    pending.result()
                     pending = writing.submit(write, firsts, results)
                     written += len(firsts)
-                if pending is not None:
-                    pending.result()
+                pending.result()
     return written
