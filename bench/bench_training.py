@@ -7,6 +7,9 @@ folder (links to the bundled real sample, so it costs no disk) and MaskFlownet-S
 with the chairs schedule, crops and augmentation (config/chairs.yaml: 384 x 512 crops, trained
 at 320 x 448), in a fresh process. Because samples are read
 on demand, peak memory should not grow with N; the original loaded every sample into RAM.
+
+It also prints how much the resident memory grew per step after the warm-up steps: a long run
+must not creep (``--sizes 16 --steps 60`` shows it; it should stay near 0 MB a step).
 """
 import argparse
 import json
@@ -68,13 +71,22 @@ def measure(size, steps, batch, gpu):
         times = []
         with make_stream(data, seed=0) as stream:
             for k in range(steps + WARMUP_STEPS):
+                if k == WARMUP_STEPS:
+                    warm_rss = resident_bytes()
                 start = time.perf_counter()
                 img1, img2, flow = next(stream)[:3]
                 trainer.train_batch(img1, img2, flow, geo_aug=geo, color_aug=color)
                 if k >= WARMUP_STEPS:
                     times.append(time.perf_counter() - start)
+        growth = (resident_bytes() - warm_rss) / steps
     return {'samples': size, 'batch': batch, 'steps_per_s': len(times) / sum(times),
-            'peak_rss_gb': resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 ** 2}
+            'peak_rss_gb': resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 ** 2,
+            'growth_mb_per_step': growth / 2 ** 20}
+
+
+def resident_bytes():
+    with open('/proc/self/statm') as f:
+        return int(f.read().split()[1]) * os.sysconf('SC_PAGE_SIZE')
 
 
 def main():
@@ -88,13 +100,15 @@ def main():
     if args.child is not None:
         print(json.dumps(measure(args.child, args.steps, args.batch, args.gpu_device)))
         return
-    print('%10s %6s %10s %12s' % ('samples', 'batch', 'steps/s', 'peak RSS GB'))
+    print('%10s %6s %10s %12s %16s' % ('samples', 'batch', 'steps/s', 'peak RSS GB',
+                                       'growth MB/step'))
     for size in args.sizes:
         out = subprocess.run([sys.executable, __file__, '--child', str(size), '--steps', str(args.steps),
                               '--batch', str(args.batch), '-g', args.gpu_device],
                              capture_output=True, text=True, check=True)
         r = json.loads(out.stdout.strip().splitlines()[-1])
-        print('%10d %6d %10.3f %12.2f' % (r['samples'], r['batch'], r['steps_per_s'], r['peak_rss_gb']))
+        print('%10d %6d %10.3f %12.2f %16.1f' % (r['samples'], r['batch'], r['steps_per_s'],
+                                                 r['peak_rss_gb'], r['growth_mb_per_step']))
 
 
 if __name__ == '__main__':

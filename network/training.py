@@ -376,11 +376,12 @@ def train(pipe, trainer, data, run_id, steps, log, weights_dir=checkpoint.WEIGHT
                                                                 total_time.average))
                 log.learning_rate(steps, trainer.lr)
             if steps % validation_steps == 0 or steps <= 1:
+                pipe.release_graph_memory()   # each graph's memory, not both at once
                 results = validate_sets(pipe, data.validation, validation_batch)
                 if results:
                     log.log('steps=%d, %s' % (steps, format_pairs(results.items())))
                     log.validation_images(steps, lambda: example_prediction(pipe, data.validation))
-                pipe.release_inference_memory()   # not kept beside the training graph's
+                pipe.release_graph_memory()
             # A run stopped by max_steps also saves, so that it can be resumed where it stopped.
             if steps % checkpoint_steps == 0 or steps == stop_at:
                 trainer.save(os.path.join(weights_dir, '%s_%d' % (run_id, steps)))

@@ -16,9 +16,9 @@ import pytest
 
 from network import pipeline
 
-# Dozens of pipelines live at once in one test process: each would keep its inference graph's
-# memory for as long as it lives (0.9 GB more at the suite's peak). test_pipeline turns it on.
-pipeline.KEEP_INFERENCE_MEMORY = False
+# Dozens of pipelines live at once in one test process: each would keep its graphs' memory for
+# as long as it lives (0.9 GB more at the suite's peak). test_pipeline turns it on.
+pipeline.KEEP_GRAPH_MEMORY = False
 
 DATA = Path(__file__).resolve().parent / 'data'
 PARITY = DATA / 'parity'

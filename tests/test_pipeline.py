@@ -12,9 +12,9 @@ from conftest import NETWORKS
 
 
 @pytest.fixture
-def kept_inference_memory(monkeypatch):
+def kept_graph_memory(monkeypatch):
     """The pipelines' default, which conftest turns off for the rest of the suite."""
-    monkeypatch.setattr(pipeline, 'KEEP_INFERENCE_MEMORY', True)
+    monkeypatch.setattr(pipeline, 'KEEP_GRAPH_MEMORY', True)
 
 
 def test_inference_channel_padding_is_dropped_only_where_onednn_has_its_brgemm_kernels():
@@ -24,7 +24,7 @@ def test_inference_channel_padding_is_dropped_only_where_onednn_has_its_brgemm_k
 
 @pytest.mark.parametrize('network', NETWORKS)
 def test_the_inference_graph_shares_the_parameters_and_computes_what_training_computes(
-        network, monkeypatch, kept_inference_memory):
+        network, monkeypatch, kept_graph_memory):
     # Unpadded inference on every machine, whatever its CPU: the graphs then differ.
     monkeypatch.setattr(pipeline, 'INFERENCE_CHANNEL_ALIGN', 1)
     mx.random.seed(3)
@@ -52,12 +52,16 @@ def test_the_inference_graph_shares_the_parameters_and_computes_what_training_co
     np.testing.assert_array_equal(first.asnumpy(), first_values)
 
 
-def test_released_inference_memory_is_planned_anew_with_the_same_results(kept_inference_memory):
+def test_released_graph_memory_is_planned_anew_with_the_same_results(kept_graph_memory):
     pipe = Pipeline(Config({'network': {'class': 'MaskFlownet_S'}}))
-    img1, img2 = (mx.nd.array(np.random.default_rng(k).uniform(0, 1, (1, 3, 100, 150)))
+    img1, img2 = (mx.nd.array(np.random.default_rng(k).uniform(0, 1, (1, 3, 128, 192)))
                   for k in (1, 2))
     before = pipe.run_network(img1, img2)[0][-1].asnumpy()
-    assert pipe.inference_network._cached_op is not None   # holding its plan and memory
-    pipe.release_inference_memory()
-    assert pipe.inference_network._cached_op is None
+    before_training = pipe.network(img1, img2)[0][-1].asnumpy()
+    for network in (pipe.network, pipe.inference_network):   # holding a plan and its memory
+        flags = dict(network._flags)
+        assert network._cached_op is not None and flags['static_alloc'] and flags['static_shape']
+    pipe.release_graph_memory()
+    assert pipe.network._cached_op is None and pipe.inference_network._cached_op is None
     np.testing.assert_array_equal(pipe.run_network(img1, img2)[0][-1].asnumpy(), before)
+    np.testing.assert_array_equal(pipe.network(img1, img2)[0][-1].asnumpy(), before_training)

@@ -72,6 +72,31 @@ def test_overfitting_one_batch_on_two_cpu_contexts(chairs_batch):
     np.testing.assert_array_equal(conv.data(mx.cpu(0)).asnumpy(), conv.data(mx.cpu(1)).asnumpy())
 
 
+def test_a_training_graph_that_keeps_its_memory_trains_exactly_as_one_that_does_not(
+        chairs_batch, monkeypatch):
+    """Static memory (the pipelines' default, off elsewhere in the tests) reuses every array of
+    the forward and backward passes from step to step, on each device: no step may see
+    another's values. Three steps on two contexts, then a step at another crop size."""
+    from network import pipeline as pipeline_module
+    runs = []
+    for keep in (False, True):
+        monkeypatch.setattr(pipeline_module, 'KEEP_GRAPH_MEMORY', keep)
+        pipe = pipeline(ctx=[mx.cpu(0), mx.cpu(1)])
+        assert dict(pipe.network._flags)['static_alloc'] == keep
+        trainer = FlowTrainer(pipe, OVERFIT_SCHEDULE)
+        batches = [chairs_batch] * 3 + [[a[..., 32:96, 32:160] for a in chairs_batch]]
+        epes = []
+        for step, batch in enumerate(batches, 1):
+            trainer.set_learning_rate(step)
+            epes.append(trainer.train_batch(*batch)['epe'])
+        runs.append((epes, weights(pipe)))
+    (epes, trained), (kept_epes, kept_trained) = runs
+    np.testing.assert_allclose(kept_epes, epes, rtol=1e-5)
+    assert len(set(epes)) == len(epes)   # the steps differ: each had the weights of the last
+    for name, value in trained.items():
+        np.testing.assert_allclose(kept_trained[name], value, rtol=1e-4, atol=1e-6, err_msg=name)
+
+
 def test_uneven_batch_over_devices_is_refused(chairs_batch):
     from common.errors import UserError
     trainer = FlowTrainer(pipeline(ctx=[mx.cpu(0), mx.cpu(1)]), SCHEDULE)
@@ -186,13 +211,14 @@ def log_lines(path):
 
 def test_two_steps_then_a_resume_through_the_library(tmp_path, monkeypatch):
     """run_training, called directly: log lines, checkpoints, then an exact continuation; the
-    inference graph's memory is released after each validation."""
+    graphs' memory is released before and after each validation."""
     from network.config import load_config
     from network.training import run_training
-    released = []   # whether the inference graph held a plan (and its memory) when released
-    release = Pipeline.release_inference_memory
-    monkeypatch.setattr(Pipeline, 'release_inference_memory', lambda pipe: (
-        released.append(pipe.inference_network._cached_op is not None), release(pipe)))
+    released = []   # which graph held a plan (and its memory) when released
+    release = Pipeline.release_graph_memory
+    monkeypatch.setattr(Pipeline, 'release_graph_memory', lambda pipe: (
+        released.append((pipe.network._cached_op is not None,
+                         pipe.inference_network._cached_op is not None)), release(pipe)))
     write_small_chairs_config(tmp_path)
     roots = tmp_path / 'roots.yaml'
     roots.write_text('chairs: %s\n' % (SAMPLE / 'FlyingChairs_release'))
@@ -209,7 +235,9 @@ def test_two_steps_then_a_resume_through_the_library(tmp_path, monkeypatch):
     assert re.search(r'^steps=1, epe=[0-9.]+, total_time=[0-9.]+$', '\n'.join(lines), re.M)
     assert re.search(r'^steps=2, chairs=[0-9.]+$', '\n'.join(lines), re.M)
     assert first.newest == str(tmp_path / 'w' / ('%s_2.params' % run_id))
-    assert released == [True, True]   # validations at steps 1 and 2
+    # The pipeline's set-up, then validations at steps 1 and 2: the training graph lets go of
+    # its memory before, the inference graph after.
+    assert released == [(False, False)] + [(True, False), (False, True)] * 2
 
     second = run_training(config, small, [mx.cpu()], checkpoint_spec=run_id, max_steps=2, **options)
     assert (second.run_id, second.steps, second.started_from) == (run_id, 4, first.newest)
