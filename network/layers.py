@@ -57,13 +57,13 @@ class AlignedConv2D(nn.Conv2D):
     def hybrid_forward(self, F, x, weight, bias=None):
         if self._pad_in:
             zeros = F.zeros_like(F.slice_axis(weight, axis=1, begin=0, end=1))
-            weight = F.concat(weight, F.repeat(zeros, self._pad_in, axis=1), dim=1)
+            weight = concat(F, weight, F.repeat(zeros, self._pad_in, axis=1), axis=1)
         if self._pad_out:
             zeros = F.zeros_like(F.slice_axis(weight, axis=0, begin=0, end=1))
-            weight = F.concat(weight, F.repeat(zeros, self._pad_out, axis=0), dim=0)
+            weight = concat(F, weight, F.repeat(zeros, self._pad_out, axis=0), axis=0)
             if bias is not None:
-                bias = F.concat(bias, F.repeat(F.zeros_like(F.slice_axis(bias, axis=0, begin=0, end=1)),
-                                               self._pad_out, axis=0), dim=0)
+                zeros = F.zeros_like(F.slice_axis(bias, axis=0, begin=0, end=1))
+                bias = concat(F, bias, F.repeat(zeros, self._pad_out, axis=0), axis=0, ndim=1)
         if self._explicit_pad:
             x = F.pad(x, mode='constant', pad_width=self._explicit_pad)
         args = (x, weight) if bias is None else (x, weight, bias)
@@ -104,12 +104,26 @@ def predict_conv(channels, in_channels, pad_in=0):
                          pad_out=alignment_padding(channels), padding=1)
 
 
-def concat_aligned(F, *parts, padding=0):
+def concat(F, *parts, axis, ndim=4, onednn=False):
+    """``parts`` (``ndim`` axes each) concatenated on ``axis``.
+
+    MXNet 1.9 sends a concatenation on a positive axis to oneDNN, whose backward pass leaks
+    about 0.9 KB per part and call (mkldnn_concat.cc allocates a memory object per part with
+    ``new`` and never frees it): ~190 KB a MaskFlownet-S training step, for as long as the run
+    lasts. The axis counted from the end takes MXNet's own kernels, forward and backward.
+    ``onednn``: keep oneDNN's, for a graph that never runs backward; they concatenate
+    oneDNN's blocked layouts as they are, where MXNet's first converts every part (the
+    inference graph is 5-10 % faster with them, its peak memory 15-20 % lower).
+    """
+    return F.concat(*parts, dim=axis if onednn else axis - ndim)
+
+
+def concat_aligned(F, *parts, padding=0, onednn=False):
     """``parts`` concatenated on the channel axis (NCHW), with ``padding`` zero channels after."""
     if padding:
         zeros = F.zeros_like(F.slice_axis(parts[0], axis=1, begin=0, end=1))
         parts = parts + (F.repeat(zeros, padding, axis=1),)
-    return F.concat(*parts, dim=1) if len(parts) > 1 else parts[0]
+    return concat(F, *parts, axis=1, onednn=onednn) if len(parts) > 1 else parts[0]
 
 
 def _merge_channels(F, img):
@@ -154,21 +168,22 @@ class Upsample(nn.HybridBlock):
         return _split_channels(F, up, img)
 
 
-def correlation(F, feat1, feat2, max_displacement, channels=None, tile=None):
+def correlation(F, feat1, feat2, max_displacement, channels=None, tile=None, forward_only=False):
     """Cost volume: channel (dy+md)*(2md+1)+(dx+md) holds <feat1(p), feat2(p+d)> / C.
 
     With ``tile`` (a divisor of the width) and ``channels`` (C) it is computed by
     ``tiled_correlation``; otherwise by MXNet's Correlation operator. Both give the same
-    numbers up to float summation order.
+    numbers up to float summation order. ``forward_only``: for a graph that never runs
+    backward (see ``concat``).
     """
     md = max_displacement
     if tile:
-        return tiled_correlation(F, feat1, feat2, md, channels, tile)
+        return tiled_correlation(F, feat1, feat2, md, channels, tile, forward_only)
     return F.Correlation(feat1, feat2, pad_size=md, kernel_size=1, max_displacement=md,
                          stride1=1, stride2=1, is_multiply=True)
 
 
-def tiled_correlation(F, feat1, feat2, md, channels, tile):
+def tiled_correlation(F, feat1, feat2, md, channels, tile, forward_only=False):
     """The correlation of ``correlation`` as batched matrix products over tiles of ``tile``
     pixels of a row, so that its backward pass is matrix products too (MXNet's Correlation
     has a single-threaded backward, 5x slower).
@@ -194,14 +209,16 @@ def tiled_correlation(F, feat1, feat2, md, channels, tile):
     padded = F.transpose(padded, (0, 2, 3, 1))                            # N,H+2md,W+extra*T,C
     pieces = [F.reshape(F.slice_axis(padded, axis=2, begin=i * T, end=(i - extra) * T or None),
                         (0, 0, -4, -1, T, 0)) for i in range(extra + 1)]  # N,H+2md,W/T,T,C
-    windows = F.slice_axis(F.concat(*pieces, dim=3), axis=3, begin=0, end=E)  # N,H+2md,W/T,E,C
+    windows = F.slice_axis(concat(F, *pieces, axis=3, ndim=5),
+                           axis=3, begin=0, end=E)                        # N,H+2md,W/T,E,C
     bands = []
     for dy in range(K):
         window = F.reshape(F.slice_axis(windows, axis=1, begin=dy, end=(dy - 2 * md) or None),
                            (-1, E, channels))                             # B,E,C
         products = F.batch_dot(rows, window, transpose_b=True)            # B,T,E
         flat = F.reshape(products, (0, -1))
-        flat = F.concat(flat, F.zeros_like(F.slice_axis(flat, axis=1, begin=0, end=T)), dim=1)
+        flat = concat(F, flat, F.zeros_like(F.slice_axis(flat, axis=1, begin=0, end=T)), axis=1,
+                      ndim=2, onednn=forward_only)
         bands.append(F.slice_axis(F.reshape(flat, (0, T, E + 1)), axis=2, begin=0, end=K))  # B,T,dx
     volume = F.reshape(F.stack(*bands, axis=2), (-1, K * K))              # N*H*W, dy*dx
     volume = F.reshape_like(volume, feat1, lhs_begin=0, lhs_end=1, rhs_begin=0,
@@ -219,27 +236,31 @@ class DeformableConv2D(nn.HybridBlock):
 
     ``border_strips``: compute it with border strips (see flow_shifted_conv); only for inputs of
     at least 4 x 4 (the finer levels: level L of a network input is at least 64 / 2^L wide).
+    ``forward_only``: for a graph that never runs backward (see ``concat``).
 
     Its parameters are plain ``weight`` and ``bias`` attributes so that checkpoints name them
     ``deform5.weight`` / ``deform5.bias`` as the original does.
     """
 
-    def __init__(self, channels, in_channels, use_bias=True, border_strips=False, **kwargs):
+    def __init__(self, channels, in_channels, use_bias=True, border_strips=False,
+                 forward_only=False, **kwargs):
         super().__init__(**kwargs)
         self._channels = channels
         self._border_strips = border_strips
+        self._forward_only = forward_only
         with self.name_scope():
             self.weight = self.params.get('weight', shape=(channels, in_channels, 3, 3))
             self.bias = self.params.get('bias', shape=(channels,), init='zeros') if use_bias else None
 
     def hybrid_forward(self, F, x, flow_yx, weight, bias=None):
-        out = flow_shifted_conv(F, x, flow_yx, weight, self._channels, self._border_strips)
+        out = flow_shifted_conv(F, x, flow_yx, weight, self._channels, self._border_strips,
+                                self._forward_only)
         if bias is not None:
             out = F.broadcast_add(out, F.reshape(bias, (1, -1, 1, 1)))
         return out
 
 
-def flow_shifted_conv(F, x, flow_yx, weight, channels, border_strips=False):
+def flow_shifted_conv(F, x, flow_yx, weight, channels, border_strips=False, forward_only=False):
     """sum over taps d of weight[:, :, d] . x(p + d + flow(p)), no bias, sampled by MXNet's rules.
 
     MXNet's deformable convolution reads a tap at t = (h, w) as zero unless 0 <= h < H and
@@ -256,9 +277,12 @@ def flow_shifted_conv(F, x, flow_yx, weight, channels, border_strips=False):
     The tables come from one convolution of the four shifted copies of x, or, with
     ``border_strips`` (inputs of 4 x 4 and more), from one convolution of x and of thin strips
     at its borders: away from the borders, high is x one line on, and so is its table.
+    ``forward_only``: for a graph that never runs backward (see ``concat``).
     """
-    corner_tables = (_corner_tables_by_strips if border_strips else _corner_tables)(
-        F, x, weight, channels)
+    if border_strips:
+        corner_tables = _corner_tables_by_strips(F, x, weight, channels, forward_only)
+    else:
+        corner_tables = _corner_tables(F, x, weight, channels)
 
     rows = F.reshape(F.contrib.arange_like(flow_yx, axis=2), (1, 1, -1, 1))
     cols = F.reshape(F.contrib.arange_like(flow_yx, axis=3), (1, 1, 1, -1))
@@ -297,12 +321,12 @@ def _corner_tables(F, x, weight, channels):
     """The tables of (low, low), (low, high), (high, low), (high, high) (rows, columns): one
     convolution call on the four copies stacked on the batch axis."""
     high_rows = _next_line(F, x, axis=2)
-    stacked = F.concat(x, _next_line(F, x, axis=3), high_rows, _next_line(F, high_rows, axis=3),
-                       dim=0)
+    stacked = concat(F, x, _next_line(F, x, axis=3), high_rows, _next_line(F, high_rows, axis=3),
+                     axis=0)
     return _unstack(F, _table(F, stacked, weight, channels), 4)
 
 
-def _corner_tables_by_strips(F, x, weight, channels):
+def _corner_tables_by_strips(F, x, weight, channels, forward_only=False):
     """The tables of _corner_tables from x's table and strips at the borders (H, W >= 4).
 
     Per axis, high's table at k is low's at k + 1 for 1 <= k <= H - 3: there every tap of
@@ -316,20 +340,21 @@ def _corner_tables_by_strips(F, x, weight, channels):
     first_high = lambda axis: F.slice_axis(x, axis=axis, begin=1, end=4)       # high 0..2
     last_high = lambda axis: _next_line(F, F.slice_axis(x, axis=axis, begin=-3, end=None),
                                         axis)                                  # high H-3..H-1
-    col_strips = _unstack(F, _table(F, F.concat(first_high(3), last_high(3), dim=0),
+    col_strips = _unstack(F, _table(F, concat(F, first_high(3), last_high(3), axis=0),
                                     weight, channels), 2)                # N, H+2, 5, C each
     first_rows, last_rows = first_high(2), last_high(2)
-    row_strips = _unstack(F, _table(F, F.concat(first_rows, last_rows, _next_line(F, first_rows, 3),
-                                                _next_line(F, last_rows, 3), dim=0),
+    row_strips = _unstack(F, _table(F, concat(F, first_rows, last_rows, _next_line(F, first_rows, 3),
+                                              _next_line(F, last_rows, 3), axis=0),
                                     weight, channels), 4)                # N, 5, W+2, C each
 
     def assemble(first, middle_of, last, axis):
         """k -1, 0 from the first strip, 1..H-3 from ``middle_of`` at k + 1, H-2..H from the
         last strip (table row r holds k = r - 1; a strip's output row s holds k = s - 1 from
         its first line)."""
-        return F.concat(F.slice_axis(first, axis=axis, begin=0, end=2),
-                        F.slice_axis(middle_of, axis=axis, begin=3, end=-2),
-                        F.slice_axis(last, axis=axis, begin=2, end=5), dim=axis)
+        return concat(F, F.slice_axis(first, axis=axis, begin=0, end=2),
+                      F.slice_axis(middle_of, axis=axis, begin=3, end=-2),
+                      F.slice_axis(last, axis=axis, begin=2, end=5), axis=axis,
+                      onednn=forward_only)
 
     low_high = assemble(col_strips[0], low_low, col_strips[1], axis=2)
     high_low = assemble(row_strips[0], low_low, row_strips[1], axis=1)

@@ -31,7 +31,8 @@ class _PyramidFlowNet(nn.HybridBlock):
     """Layer factories and forward pieces shared by both networks."""
 
     def __init__(self, max_displacement, flow_multiplier=1.0, deform_bias=True,
-                 upfeat_ch=(16, 16, 16, 16), channel_align=CHANNEL_ALIGN, **kwargs):
+                 upfeat_ch=(16, 16, 16, 16), channel_align=CHANNEL_ALIGN, forward_only=False,
+                 **kwargs):
         super().__init__(**kwargs)
         self.md = max_displacement
         self.scale = 20. * flow_multiplier
@@ -46,6 +47,8 @@ class _PyramidFlowNet(nn.HybridBlock):
         # channel_align (the dense channels are multiples of 16 already): see
         # layers.CHANNEL_ALIGN and INFERENCE_CHANNEL_ALIGN. Parameters do not depend on it.
         self.channel_align = channel_align
+        # A graph that never runs backward concatenates with oneDNN's kernel (layers.concat).
+        self.forward_only = forward_only
         self.decoder_padding = {}
         self.dense_channels = {}   # real (unpadded) channels of each decoder's dense features
 
@@ -91,7 +94,7 @@ class _PyramidFlowNet(nn.HybridBlock):
         # 64 x 64), so level L is at least 64 / 2^L = 4 lines there.
         setattr(self, 'deform%d' % level,
                 DeformableConv2D(channels, channels, use_bias=self.deform_bias,
-                                 border_strips=level <= 4))
+                                 border_strips=level <= 4, forward_only=self.forward_only))
 
     # --- forward pieces -----------------------------------------------------------------
 
@@ -107,9 +110,12 @@ class _PyramidFlowNet(nn.HybridBlock):
             feats.append(x)
         return feats
 
+    def _concat_channels(self, F, *parts, padding=0):
+        return concat_aligned(F, *parts, padding=padding, onednn=self.forward_only)
+
     def _dense(self, F, level, x):
         for i in range(len(DENSE_CHANNELS)):
-            x = F.concat(self._layer('conv%d_%d' % (level, i))(x), x, dim=1)
+            x = self._concat_channels(F, self._layer('conv%d_%d' % (level, i))(x), x)
         return x
 
     def _context(self, x):
@@ -133,7 +139,7 @@ class _PyramidFlowNet(nn.HybridBlock):
     def _corr(self, F, level, feat1, feat2):
         tile = CORRELATION_TILE.get(level)
         return F.LeakyReLU(correlation(F, feat1, feat2, self.md, PYRAMID_CHANNELS[level - 1],
-                                       tile), slope=0.1)
+                                       tile, self.forward_only), slope=0.1)
 
 
 class MaskFlownet_S(_PyramidFlowNet):
@@ -175,7 +181,8 @@ class MaskFlownet_S(_PyramidFlowNet):
             f1, f2 = c1[level - 1], c2[level - 1]
             pad = self.decoder_padding[level]
             if level == 6:
-                x = self._dense(F, level, concat_aligned(F, self._corr(F, level, f1, f2), padding=pad))
+                x = self._dense(F, level, self._concat_channels(F, self._corr(F, level, f1, f2),
+                                                                padding=pad))
             else:
                 feat = self._upfeat(F, level, x)
                 flow = self.upsample2(flow)
@@ -185,7 +192,8 @@ class MaskFlownet_S(_PyramidFlowNet):
                 # learnable occlusion mask, and completed by a trade-off term.
                 warped = F.broadcast_mul(warped, F.sigmoid(mask)) + self._layer('conv%df' % level)(feat)
                 warped = F.LeakyReLU(warped, slope=0.1)
-                x = concat_aligned(F, self._corr(F, level, f1, warped), f1, feat, flow, padding=pad)
+                x = self._concat_channels(F, self._corr(F, level, f1, warped), f1, feat, flow,
+                                          padding=pad)
                 x = self._dense(F, level, x)
             residual = self._layer('pred_flow%d' % level)(x)
             flow = residual if level == 6 else flow + residual
@@ -200,8 +208,9 @@ class MaskFlownet_S(_PyramidFlowNet):
         if not self.cascade:
             return predictions, occlusion_masks, []
         mask_full = F.sigmoid(self.upsample4(mask)) - 0.5
-        stage2_input1 = F.concat(im1, F.zeros_like(mask_full), dim=1)
-        stage2_input2 = F.concat(self.warp(im2, self.upsample4(flow) * self.scale), mask_full, dim=1)
+        stage2_input1 = self._concat_channels(F, im1, F.zeros_like(mask_full))
+        stage2_input2 = self._concat_channels(
+            F, self.warp(im2, self.upsample4(flow) * self.scale), mask_full)
         # The original's feature mix-up, kept for compatibility with its MaskFlownet checkpoints
         # (its cascade learned with it): the cascade warps image 1's features at levels 2 and 3.
         c2_for_cascade = [c2[0], c1[1], c1[2], c2[3], c2[4], c2[5]]
@@ -250,11 +259,11 @@ class MaskFlownet(_PyramidFlowNet):
             corr_v = self._corr(F, level, c3[level - 1], c4[level - 1])
             pad = self.decoder_padding[level]
             if level == 6:
-                x = concat_aligned(F, corr_u, corr_v, flow, padding=pad)
+                x = self._concat_channels(F, corr_u, corr_v, flow, padding=pad)
             else:
                 feat = self._upfeat(F, level, x)
-                x = concat_aligned(F, c1[level - 1], feat, corr_u, corr_v, flow, head_flow,
-                                   padding=pad)
+                x = self._concat_channels(F, c1[level - 1], feat, corr_u, corr_v, flow,
+                                          head_flow, padding=pad)
             x = self._dense(F, level, x)
             flow = flow + self._layer('pred_flow%d' % level)(x)
             if level == 2:

@@ -25,8 +25,9 @@ NETWORKS = {'MaskFlownet_S': MaskFlownet_S, 'MaskFlownet': MaskFlownet}
 KEEP_GRAPH_MEMORY = True
 
 
-def build_network(config, channel_align=CHANNEL_ALIGN, **block_kwargs):
-    """The config's network; ``block_kwargs`` (prefix, params) go to Gluon's Block."""
+def build_network(config, channel_align=CHANNEL_ALIGN, forward_only=False, **block_kwargs):
+    """The config's network; ``block_kwargs`` (prefix, params) go to Gluon's Block.
+    ``forward_only``: a graph that will never run backward (see layers.concat)."""
     network = config.network
     positive_int = lambda v: isinstance(v, int) and not isinstance(v, bool) and v > 0
     return NETWORKS[config.network_class](
@@ -37,7 +38,7 @@ def build_network(config, channel_align=CHANNEL_ALIGN, **block_kwargs):
         upfeat_ch=network.upfeat_ch.checked([16, 16, 16, 16],
                                             lambda v: is_number_list(v, 4, positive_int),
                                             'a list of 4 positive integers'),
-        channel_align=channel_align, **block_kwargs)
+        channel_align=channel_align, forward_only=forward_only, **block_kwargs)
 
 
 class Pipeline:
@@ -52,7 +53,7 @@ class Pipeline:
         # that only runs forward plans less memory. It holds the very Parameter objects of
         # the training graph, so loading, training and saving the one is the other. Both keep
         # their memory (KEEP_GRAPH_MEMORY; a new input size makes a new plan).
-        self.inference_network = build_network(config, INFERENCE_CHANNEL_ALIGN,
+        self.inference_network = build_network(config, INFERENCE_CHANNEL_ALIGN, forward_only=True,
                                                prefix=self.network.prefix,
                                                params=self.network.collect_params())
         self.release_graph_memory()

@@ -295,13 +295,21 @@ class FlowTrainer:
         self.trainer._optimizer.wd = self.weight_decay
 
 
+# multi_all_finite takes at most this many arrays a call: MXNet copies their addresses into a
+# fixed table of 200 (MultiAllFiniteKernelParam) and writes past it for more, a crash (bus
+# error) at MaskFlownet's 270 parameters.
+ALL_FINITE_MAX_ARRAYS = 200
+
+
 def all_finite(arrays):
     """Whether every value of the NDArrays (on any devices) is finite."""
     by_device = {}
     for array in arrays:
         by_device.setdefault(array.context, []).append(array)
+    groups = [group[start:start + ALL_FINITE_MAX_ARRAYS] for group in by_device.values()
+              for start in range(0, len(group), ALL_FINITE_MAX_ARRAYS)]
     return all(mx.nd.multi_all_finite(*group, num_arrays=len(group)).asscalar() == 1
-               for group in by_device.values())
+               for group in groups)
 
 
 def prune_checkpoints(run_id, weights_dir, keep=KEEP_CHECKPOINTS):
