@@ -105,16 +105,18 @@ def predict_conv(channels, in_channels, pad_in=0):
 
 
 def concat(F, *parts, axis, ndim=4, onednn=False):
-    """``parts`` (``ndim`` axes each) concatenated on ``axis``.
+    """``parts`` (``ndim`` axes each) concatenated on ``axis`` (0 <= axis < ndim).
 
-    MXNet 1.9 sends a concatenation on a positive axis to oneDNN, whose backward pass leaks
-    about 0.9 KB per part and call (mkldnn_concat.cc allocates a memory object per part with
-    ``new`` and never frees it): ~190 KB a MaskFlownet-S training step, for as long as the run
-    lasts. The axis counted from the end takes MXNet's own kernels, forward and backward.
-    ``onednn``: keep oneDNN's, for a graph that never runs backward; they concatenate
-    oneDNN's blocked layouts as they are, where MXNet's first converts every part (the
-    inference graph is 5-10 % faster with them, its peak memory 15-20 % lower).
+    MXNet 1.9 sends a Concat whose ``dim`` is above 0 to oneDNN (2-d and 4-d float parts),
+    whose backward pass leaks about 0.9 KB per part and call (mkldnn_concat.cc allocates a
+    memory object per part with ``new`` and never frees it): ~190 KB a MaskFlownet-S training
+    step, for as long as the run lasts. The axis counted from the end takes MXNet's own
+    kernels, forward and backward. ``onednn``: keep oneDNN's, for a graph that never runs
+    backward; they concatenate oneDNN's blocked layouts as they are, where MXNet's first
+    converts every part (prediction took 5-10 % longer with MXNet's, its peak memory was 17-21 %
+    higher). Small or rare concatenations (weights, 5-d parts) are left to MXNet's either way.
     """
+    assert 0 <= axis < ndim, (axis, ndim)
     return F.concat(*parts, dim=axis if onednn else axis - ndim)
 
 
@@ -343,9 +345,9 @@ def _corner_tables_by_strips(F, x, weight, channels, forward_only=False):
     col_strips = _unstack(F, _table(F, concat(F, first_high(3), last_high(3), axis=0),
                                     weight, channels), 2)                # N, H+2, 5, C each
     first_rows, last_rows = first_high(2), last_high(2)
-    row_strips = _unstack(F, _table(F, concat(F, first_rows, last_rows, _next_line(F, first_rows, 3),
-                                              _next_line(F, last_rows, 3), axis=0),
-                                    weight, channels), 4)                # N, 5, W+2, C each
+    rows = concat(F, first_rows, last_rows, _next_line(F, first_rows, 3),
+                  _next_line(F, last_rows, 3), axis=0)
+    row_strips = _unstack(F, _table(F, rows, weight, channels), 4)       # N, 5, W+2, C each
 
     def assemble(first, middle_of, last, axis):
         """k -1, 0 from the first strip, 1..H-3 from ``middle_of`` at k + 1, H-2..H from the

@@ -56,7 +56,7 @@ class Pipeline:
         self.inference_network = build_network(config, INFERENCE_CHANNEL_ALIGN, forward_only=True,
                                                prefix=self.network.prefix,
                                                params=self.network.collect_params())
-        self.release_graph_memory()
+        self._hybridize_graphs()
         self.strides = self.network.strides
 
         self.upsampler = Upsample(self.strides[-1])
@@ -108,9 +108,12 @@ class Pipeline:
         """Free the memory the two graphs keep between calls; the next call of each plans
         anew. Training calls it before and after validating, so that only the graph at work
         holds its memory."""
+        self._hybridize_graphs()   # drops each graph's CachedOp, and its memory with it
+
+    def _hybridize_graphs(self):
         keep = KEEP_GRAPH_MEMORY
         for network in (self.network, self.inference_network):
-            network.hybridize(static_alloc=keep, static_shape=keep)   # drops the CachedOp
+            network.hybridize(static_alloc=keep, static_shape=keep)
 
     # --- losses --------------------------------------------------------------------------
 

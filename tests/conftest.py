@@ -20,6 +20,12 @@ from network import pipeline
 # as long as it lives (0.9 GB more at the suite's peak). test_pipeline turns it on.
 pipeline.KEEP_GRAPH_MEMORY = False
 
+
+@pytest.fixture
+def kept_graph_memory(monkeypatch):
+    """The pipelines' default (each graph keeps its memory), which the rest of the suite lacks."""
+    monkeypatch.setattr(pipeline, 'KEEP_GRAPH_MEMORY', True)
+
 DATA = Path(__file__).resolve().parent / 'data'
 PARITY = DATA / 'parity'
 NETWORKS = ('MaskFlownet_S', 'MaskFlownet')

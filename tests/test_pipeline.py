@@ -1,4 +1,6 @@
 """Pipeline: the inference graph beside the training graph (network/pipeline.py)."""
+import json
+
 import mxnet as mx
 import numpy as np
 import pytest
@@ -9,12 +11,6 @@ from network.config import Config
 from network.pipeline import Pipeline
 
 from conftest import NETWORKS
-
-
-@pytest.fixture
-def kept_graph_memory(monkeypatch):
-    """The pipelines' default, which conftest turns off for the rest of the suite."""
-    monkeypatch.setattr(pipeline, 'KEEP_GRAPH_MEMORY', True)
 
 
 def test_inference_channel_padding_is_dropped_only_where_onednn_has_its_brgemm_kernels():
@@ -65,3 +61,23 @@ def test_released_graph_memory_is_planned_anew_with_the_same_results(kept_graph_
     assert pipe.network._cached_op is None and pipe.inference_network._cached_op is None
     np.testing.assert_array_equal(pipe.run_network(img1, img2)[0][-1].asnumpy(), before)
     np.testing.assert_array_equal(pipe.network(img1, img2)[0][-1].asnumpy(), before_training)
+
+
+def concat_axes(network):
+    """The ``dim`` of every Concat in the network's graph."""
+    def symbols(out):
+        return [s for o in out for s in symbols(o)] if isinstance(out, (list, tuple)) else [out]
+    graph = mx.sym.Group(symbols(network(mx.sym.var('img1'), mx.sym.var('img2'))))
+    return [int(node['attrs'].get('dim', 1)) for node in json.loads(graph.tojson())['nodes']
+            if node['op'] == 'Concat']
+
+
+@pytest.mark.parametrize('network', NETWORKS)
+def test_only_the_inference_graph_concatenates_with_onednn(network):
+    # MXNet hands a Concat to oneDNN when its dim is positive, and oneDNN's backward pass leaks
+    # (layers.concat): the training graph must have none; the inference graph, which never
+    # runs backward, keeps oneDNN's faster kernel for its channel concatenations.
+    pipe = Pipeline(Config({'network': {'class': network}}))
+    training, inference = concat_axes(pipe.network), concat_axes(pipe.inference_network)
+    assert training and max(training) < 0
+    assert inference.count(1) >= 60
