@@ -19,9 +19,9 @@ from .models import MaskFlownet, MaskFlownet_S
 
 NETWORKS = {'MaskFlownet_S': MaskFlownet_S, 'MaskFlownet': MaskFlownet}
 # Each graph keeps its memory and execution plan from call to call (static_alloc,
-# static_shape): inference 3 % faster, a training step 5 % faster, and training memory flat
-# over a long run (freed and re-taken arrays of every size, step after step, fragment the
-# heap: ~12 MB more resident memory a step). Off where many pipelines live at once (the tests).
+# static_shape): inference 3 % faster, and training memory flat over a long run (arrays of
+# every size freed and taken again, step after step, fragmented the heap: resident memory grew
+# by megabytes a step). Off where many pipelines live at once (the tests).
 KEEP_GRAPH_MEMORY = True
 
 
