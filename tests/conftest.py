@@ -17,7 +17,8 @@ import pytest
 from network import pipeline
 
 # Dozens of pipelines live at once in one test process: each would keep its graphs' memory for
-# as long as it lives (0.9 GB more at the suite's peak). test_pipeline turns it on.
+# as long as it lives (0.9 GB more at the suite's peak). The kept_graph_memory fixture turns it
+# on.
 pipeline.KEEP_GRAPH_MEMORY = False
 
 
