@@ -23,11 +23,7 @@ import sys
 
 from common.cli import run
 from common.devices import prepare_process
-
-# Video frame pairs per network call (two batches are held in memory): the original's 8 on
-# GPUs; on the CPU 2, as fast per pair there (bench/bench_video.py) with 1.1 instead of 2.8 GB
-# at 436 x 1024.
-DEFAULT_VIDEO_BATCH = {'gpu': 8, 'cpu': 2}
+from common.options import DEFAULT_VIDEO_BATCH
 
 
 def parse_args(argv=None):
@@ -65,9 +61,7 @@ def parse_args(argv=None):
             parser.error('give either --image_1/--image_2 or --video_filepath, not both')
         if args.occ_mask is not None:
             parser.error('--occ_mask is for an image pair; use --side_by_side to see the mask in a video')
-        if args.batch is None:
-            args.batch = DEFAULT_VIDEO_BATCH['gpu' if args.gpu_device.strip() else 'cpu']
-        if args.batch < 1:
+        if args.batch is not None and args.batch < 1:
             parser.error('--batch %d: expected a positive number of frame pairs' % args.batch)
     else:
         if all(image is None for image in images):

@@ -71,8 +71,11 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     parser.add_argument('--network', default='MaskFlownet_S')
     parser.add_argument('--lengths', type=int, nargs='+', default=[5, 17], help='frames per video')
-    parser.add_argument('--batch', type=int, default=2,
-                        help="pairs per forward pass (default 2, the CLI's default on the CPU)")
+    sys.path.insert(0, str(REPO))
+    from common.options import DEFAULT_VIDEO_BATCH
+    parser.add_argument('--batch', type=int, default=DEFAULT_VIDEO_BATCH['cpu'],
+                        help="pairs per forward pass (default %d, the CLI's default on the CPU)"
+                             % DEFAULT_VIDEO_BATCH['cpu'])
     parser.add_argument('--threads', type=int, default=len(os.sched_getaffinity(0)))
     parser.add_argument('--child', nargs=2, metavar=('KIND', 'LENGTH'), help=argparse.SUPPRESS)
     args = parser.parse_args()

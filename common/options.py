@@ -5,6 +5,10 @@ SIZE_MULTIPLE = 64   # network inputs must be a multiple of the coarsest stride 
 # MXNet 1.9's BilinearResize2D keeps sizes in 16 bits: 32768 fails and 70000 silently becomes
 # 4464. The largest multiple of 64 below 32768 bounds --resize, images and video frames.
 MAX_SIDE_PX = (2 ** 15 - 1) // SIZE_MULTIPLE * SIZE_MULTIPLE   # 32704
+# Video frame pairs per network call by device type (two batches are held in memory): the
+# original's 8 on GPUs; on the CPU 2, as fast per pair there (bench/bench_video.py) with 1.1
+# instead of 2.8 GB at 436 x 1024.
+DEFAULT_VIDEO_BATCH = {'gpu': 8, 'cpu': 2}
 
 
 def parse_resize(spec):

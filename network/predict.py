@@ -15,7 +15,7 @@ from tqdm import tqdm
 from common import files
 from common.devices import parse_devices
 from common.errors import UserError
-from common.options import MAX_SIDE_PX, parse_resize
+from common.options import DEFAULT_VIDEO_BATCH, MAX_SIDE_PX, parse_resize
 from reader import flowio, video
 
 from .checkpoint import find_checkpoint, find_or_download
@@ -26,7 +26,7 @@ from .pipeline import Pipeline
 
 
 def predict_files(out, config, checkpoint, image_1=None, image_2=None, video_path=None,
-                  devices='', resize='', occ_mask=None, batch=8, side_by_side=False,
+                  devices='', resize='', occ_mask=None, batch=None, side_by_side=False,
                   download=False):
     """``predict_new_data.py``: check every input and output, then write the flow of an image
     pair (or of a video's consecutive frames) to ``out``; returns the line to print.
@@ -164,15 +164,19 @@ def render_video_frame(frame_bgr, flow, occ_mask, side_by_side=False):
     return np.concatenate([frame_bgr[..., ::-1], colours, mask], axis=1)
 
 
-def predict_video(pipe, video_path, out_path, batch=8, resize=None, side_by_side=False):
+def predict_video(pipe, video_path, out_path, batch=None, resize=None, side_by_side=False):
     """Write the flow between consecutive frames of ``video_path`` as a video; return its frames.
 
     Frame k of the output shows the flow from input frame k to k+1, in flow_vis colours, at the
-    input's frame rate. Frames are streamed: at most two batches of pairs are in memory at a time.
-    The output appears only when complete (written beside it, then renamed).
+    input's frame rate. Frames are streamed, ``batch`` pairs a network call (by default
+    options.DEFAULT_VIDEO_BATCH for the pipeline's device type): at most two batches of pairs
+    are in memory at a time. The output appears only when complete (written beside it, then
+    renamed).
     """
     ext = video.check_video_output_path(out_path)
     files.check_output_paths([out_path], inputs=[video_path])
+    if batch is None:
+        batch = DEFAULT_VIDEO_BATCH[pipe.ctx[0].device_type]
     if batch < 1:
         raise UserError('--batch %d: expected a positive number of frame pairs' % batch)
     video_path = os.fspath(video_path)
