@@ -18,7 +18,8 @@ CHANNEL_ALIGN = 16
 # convolutions with its brgemm kernels on channel-last data, which take any input channel count
 # at full speed (the padded decoder channels were 2-10 % more multiply-adds for nothing, and
 # their zeros and slices cost copies). Its training kernels are the blocked ones above. The
-# predictions' 1 and 2 output channels stay padded: those still fall back to the GEMM kernel.
+# predictions' 1 and 2 output channels would still fall back to the GEMM kernel: inference
+# computes them tap by tap instead (_conv3x3_by_taps).
 INFERENCE_CHANNEL_ALIGN = (1 if {'avx512f', 'avx512bw', 'avx512vl', 'avx512dq'} <= cpu_flags()
                            else CHANNEL_ALIGN)
 # oneDNN's AVX2 direct kernels accept a border of at most a couple of pixels; wider borders
@@ -40,12 +41,17 @@ class AlignedConv2D(nn.Conv2D):
     and columns of the weight are added on the fly, so the result equals the unpadded
     convolution's up to float summation order, and gradients reach only the real weights."""
 
-    def __init__(self, channels, kernel_size, in_channels, pad_in=0, pad_out=0, **kwargs):
+    def __init__(self, channels, kernel_size, in_channels, pad_in=0, pad_out=0, by_taps=False,
+                 **kwargs):
         super().__init__(channels, kernel_size, in_channels=in_channels, **kwargs)
         self._channels = channels
         self._pad_in = pad_in
-        self._pad_out = pad_out
-        self._kwargs['num_filter'] = channels + pad_out   # the weight's shape is already set
+        self._pad_out = 0 if by_taps else pad_out
+        self._by_taps = by_taps
+        if by_taps:
+            assert (self._kwargs['kernel'], self._kwargs['stride'], self._kwargs['dilate'],
+                    self._kwargs['pad']) == ((3, 3), (1, 1), (1, 1), (1, 1)), self._kwargs
+        self._kwargs['num_filter'] = channels + self._pad_out   # the weight's shape is set
         # The context convolutions with dilation and padding 4, 8 and 16 fell to GEMM +
         # im2col (1.2-1.6x slower forward) until their zero border became a separate Pad.
         self._explicit_pad = None
@@ -64,6 +70,11 @@ class AlignedConv2D(nn.Conv2D):
             if bias is not None:
                 zeros = F.zeros_like(F.slice_axis(bias, axis=0, begin=0, end=1))
                 bias = concat(F, bias, F.repeat(zeros, self._pad_out, axis=0), axis=0, ndim=1)
+        if self._by_taps:
+            out = _conv3x3_by_taps(F, x, weight, self._channels)
+            if bias is not None:
+                out = F.broadcast_add(out, F.reshape(bias, (1, -1, 1, 1)))
+            return out if self.act is None else self.act(out)
         if self._explicit_pad:
             x = F.pad(x, mode='constant', pad_width=self._explicit_pad)
         args = (x, weight) if bias is None else (x, weight, bias)
@@ -88,20 +99,95 @@ def conv_block(channels, in_channels, kernel_size=3, stride=1, padding=1, dilati
     return block
 
 
-def deconv_block(channels, in_channels):
-    """Conv2DTranspose 4x4 stride 2 (+ LeakyReLU 0.1): the ``upfeat`` feature upsampler."""
+def deconv_block(channels, in_channels, by_phases=False):
+    """Conv2DTranspose 4x4 stride 2 (+ LeakyReLU 0.1): the ``upfeat`` feature upsampler;
+    ``by_phases``: computed as PhaseConv2DTranspose."""
     block = nn.HybridSequential()
     with block.name_scope():
-        block.add(nn.Conv2DTranspose(channels, 4, strides=2, padding=1, in_channels=in_channels))
+        layer = PhaseConv2DTranspose if by_phases else nn.Conv2DTranspose
+        block.add(layer(channels, 4, strides=2, padding=1, in_channels=in_channels))
         block.add(nn.LeakyReLU(0.1))
     return block
 
 
-def predict_conv(channels, in_channels, pad_in=0):
+class PhaseConv2DTranspose(nn.Conv2DTranspose):
+    """The 4x4 stride-2 transposed convolution (border 1) as one 2x2 convolution to its four
+    output phases, interleaved. Same parameters and numbers (up to float summation order).
+
+    Output line 2m + a reads input lines m - 1 and m (a = 0: kernel lines 3 and 1) or m and
+    m + 1 (a = 1: kernel lines 2 and 0): a 2x2 convolution with border 1 gives every phase at
+    once, each shifted by a. oneDNN runs the transposed convolution with its GEMM kernel on
+    another layout than the dense features' (a reorder of their ~600 channels first); the
+    convolution runs with its direct kernel: ~30 ms less per MaskFlownet pair at 436 x 1024
+    (1.4 %).
+    """
+
+    def __init__(self, channels, kernel_size, strides, padding, in_channels, **kwargs):
+        assert (kernel_size, strides, padding) == (4, 2, 1), (kernel_size, strides, padding)
+        super().__init__(channels, kernel_size, strides=strides, padding=padding,
+                         in_channels=in_channels, **kwargs)
+        self._channels = channels
+
+    def hybrid_forward(self, F, x, weight, bias=None):
+        oc = self._channels
+        weight = _phase_taps(F, _phase_taps(F, weight, axis=2), axis=3)   # ic, oc, (a t), (b u)
+        weight = F.reshape(weight, (0, 0, 2, 2, 2, 2))                    # ic, oc, a, t, b, u
+        weight = F.reshape(F.transpose(weight, (2, 4, 1, 0, 3, 5)), (-1, 0, 2, 2), reverse=True)
+        args = (x, weight) if bias is None else (x, weight, F.tile(bias, 4))
+        phases = F.Convolution(*args, kernel=(2, 2), pad=(1, 1), num_filter=4 * oc,
+                               no_bias=bias is None)
+        phase = lambda a, b: F.slice(phases, begin=(None, (2 * a + b) * oc, a, b),
+                                     end=(None, (2 * a + b + 1) * oc, (a - 1) or None,
+                                          (b - 1) or None))
+        rows = [F.reshape(F.stack(phase(a, 0), phase(a, 1), axis=4), (0, 0, 0, -3))
+                for a in (0, 1)]
+        out = F.reshape(F.stack(*rows, axis=3), (0, 0, -3, 0))
+        return out if self.act is None else self.act(out)
+
+
+def _phase_taps(F, weight, axis):
+    """The kernel lines of a 4-line transposed-convolution ``axis`` in the order
+    (phase 0: lines 3, 1; phase 1: lines 2, 0)."""
+    step = [None] * 4
+    step[axis] = -2
+    begin = lambda line: tuple(line if i == axis else None for i in range(4))
+    return concat(F, *(F.slice(weight, begin=begin(line), end=(None,) * 4, step=tuple(step))
+                       for line in (3, 2)), axis=axis)
+
+
+def predict_conv(channels, in_channels, pad_in=0, by_taps=False):
     """Plain 3x3 Conv2D with no wrapper (``pred_flow*``, ``pred_mask*``, ``dc_conv7``), its
-    few output channels computed as CHANNEL_ALIGN."""
+    few output channels computed as CHANNEL_ALIGN, or with ``by_taps`` tap by tap (see
+    _conv3x3_by_taps)."""
     return AlignedConv2D(channels, 3, in_channels, pad_in=pad_in,
-                         pad_out=alignment_padding(channels), padding=1)
+                         pad_out=alignment_padding(channels), padding=1, by_taps=by_taps)
+
+
+def _conv3x3_by_taps(F, x, weight, channels):
+    """A 3x3 convolution (stride 1, border 1, no bias) with few output ``channels``, as one
+    1x1 convolution to each tap's outputs (9 x ``channels``) and a sum of shifted slices.
+
+    Run directly, oneDNN computes such a convolution on 16 output channels (its block), 8-16x
+    the multiply-adds: the 2-channel flow prediction from 579 channels at 112 x 256 took
+    ~24 ms, its 1x1 convolution here ~7 ms; ~35 ms less per MaskFlownet pair at 436 x 1024
+    (1.7 %). Same numbers up to float summation order.
+    """
+    taps = F.transpose(weight, (2, 3, 0, 1))                       # 3, 3, channels, C
+    taps = F.reshape(F.reshape(F.reshape(taps, (-3, -2)), (-3, -2)), (0, 0, 1, 1))
+    # oneDNN's channel-last 1x1 kernel needs whole blocks of 16 outputs; with 9 or 18 it
+    # takes a GEMM kernel on another layout (a reorder of all 579 input channels).
+    extra = alignment_padding(9 * channels)
+    if extra:
+        zeros = F.zeros_like(F.slice_axis(taps, axis=0, begin=0, end=1))
+        taps = concat(F, taps, F.repeat(zeros, extra, axis=0), axis=0)
+    planes = F.Convolution(x, taps, kernel=(1, 1), num_filter=9 * channels + extra, no_bias=True)
+    # The 3x3 convolution's zero border, added to the few planes (a border on the 1x1
+    # convolution itself also sends it to the GEMM kernel).
+    planes = F.pad(planes, mode='constant', pad_width=(0, 0, 0, 0, 1, 1, 1, 1))
+    shifted = [F.slice(planes, begin=(None, (3 * ky + kx) * channels, ky, kx),
+                       end=(None, (3 * ky + kx + 1) * channels, (ky - 2) or None, (kx - 2) or None))
+               for ky in range(3) for kx in range(3)]
+    return F.add_n(*shifted)
 
 
 def concat(F, *parts, axis, ndim=4, onednn=False):

@@ -72,10 +72,12 @@ class _PyramidFlowNet(nn.HybridBlock):
         for i, channels in enumerate(DENSE_CHANNELS):
             setattr(self, 'conv%d_%d' % (level, i), conv_block(channels, in_channels, pad_in=pad))
             in_channels += channels
-        setattr(self, 'pred_flow%d' % level, predict_conv(2, in_channels, pad_in=pad))
+        setattr(self, 'pred_flow%d' % level, predict_conv(2, in_channels, pad_in=pad,
+                                                             by_taps=self.forward_only))
         if level > 2:   # reads the dense features without their padding (see _upfeat)
             setattr(self, 'upfeat%d' % (level - 1),
-                    deconv_block(self.upfeat_ch[level - 1], in_channels))
+                    deconv_block(self.upfeat_ch[level - 1], in_channels,
+                                 by_phases=self.forward_only))
         self.dense_channels[level] = in_channels
         return in_channels
 
@@ -86,7 +88,7 @@ class _PyramidFlowNet(nn.HybridBlock):
             setattr(self, 'dc_conv%d' % i, conv_block(channels, in_channels, padding=dilation,
                                                       dilation=dilation, pad_in=pad))
             in_channels, pad = channels, 0
-        self.dc_conv7 = predict_conv(2, in_channels)
+        self.dc_conv7 = predict_conv(2, in_channels, by_taps=self.forward_only)
 
     def _add_deform(self, level):
         channels = PYRAMID_CHANNELS[level - 1]
@@ -168,7 +170,8 @@ class MaskFlownet_S(_PyramidFlowNet):
                 out_channels = self._add_decoder(level, in_channels)
                 if level > 2:
                     setattr(self, 'pred_mask%d' % level,
-                            predict_conv(1, out_channels, pad_in=self.decoder_padding[level]))
+                            predict_conv(1, out_channels, pad_in=self.decoder_padding[level],
+                                         by_taps=self.forward_only))
             self._add_context(out_channels)
             self.warp = Warp()
 

@@ -8,8 +8,8 @@ from mxnet import autograd, gluon
 
 from common.devices import cpu_flags
 from network import layers
-from network.layers import (AlignedConv2D, DeformableConv2D, alignment_padding,
-                            concat_aligned, correlation)
+from network.layers import (AlignedConv2D, DeformableConv2D, PhaseConv2DTranspose,
+                            alignment_padding, concat_aligned, correlation)
 
 
 def test_alignment_padding_reaches_the_next_multiple_of_16():
@@ -23,7 +23,11 @@ def test_alignment_padding_reaches_the_next_multiple_of_16():
              gluon.nn.Conv2D(8, 3, padding=2, dilation=2, in_channels=21)),
     lambda: (AlignedConv2D(8, 3, 21, pad_in=11, padding=4, dilation=4),
              gluon.nn.Conv2D(8, 3, padding=4, dilation=4, in_channels=21)),
-], ids=['prediction', 'dilated', 'dilated-wide-border'])
+    lambda: (AlignedConv2D(2, 3, 21, pad_in=11, padding=1, by_taps=True),
+             gluon.nn.Conv2D(2, 3, padding=1, in_channels=21)),
+    lambda: (AlignedConv2D(1, 3, 21, pad_in=11, padding=1, by_taps=True),
+             gluon.nn.Conv2D(1, 3, padding=1, in_channels=21)),
+], ids=['prediction', 'dilated', 'dilated-wide-border', 'flow-by-taps', 'mask-by-taps'])
 @pytest.mark.parametrize('explicit_pad_above', [2, None], ids=['pad-op', 'inline-pad'])
 def test_aligned_convolution_equals_the_plain_one(make_pair, explicit_pad_above, monkeypatch):
     monkeypatch.setattr(layers, 'EXPLICIT_PAD_ABOVE', explicit_pad_above)
@@ -51,6 +55,33 @@ def test_aligned_convolution_equals_the_plain_one(make_pair, explicit_pad_above,
     np.testing.assert_allclose(outputs[0], outputs[1], rtol=1e-5, atol=1e-5)
     for g_aligned, g_plain in zip(*grads):
         np.testing.assert_allclose(g_aligned, g_plain, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize('hybridize', [False, True])
+@pytest.mark.parametrize('shape', [(2, 21, 5, 7), (1, 21, 1, 1)])
+def test_transposed_convolution_by_phases_equals_mxnets(shape, hybridize):
+    phases = PhaseConv2DTranspose(6, 4, strides=2, padding=1, in_channels=21)
+    plain = gluon.nn.Conv2DTranspose(6, 4, strides=2, padding=1, in_channels=21)
+    for block in (phases, plain):
+        block.initialize(mx.init.Normal(0.1))
+        if hybridize:
+            block.hybridize()
+    phases.weight.set_data(plain.weight.data())
+    phases.bias.set_data(mx.nd.random.normal(shape=(6,)))
+    plain.bias.set_data(phases.bias.data())
+    x = mx.nd.random.normal(shape=shape)
+    outputs, grads = [], []
+    for block in (phases, plain):
+        with autograd.record():
+            y = block(x)
+            loss = (y * mx.nd.arange(y.size).reshape(y.shape)).sum()   # every position its own
+        loss.backward()
+        outputs.append(y.asnumpy())
+        grads.append([block.weight.grad().asnumpy(), block.bias.grad().asnumpy()])
+    assert outputs[0].shape == (shape[0], 6, 2 * shape[2], 2 * shape[3])
+    np.testing.assert_allclose(outputs[0], outputs[1], rtol=1e-5, atol=1e-5)
+    for g_phases, g_plain in zip(*grads):
+        np.testing.assert_allclose(g_phases, g_plain, rtol=1e-4, atol=1e-3)
 
 
 def test_wide_borders_become_a_separate_pad_below_avx512(monkeypatch):

@@ -81,3 +81,26 @@ def test_only_the_inference_graph_concatenates_with_onednn(network):
     training, inference = concat_axes(pipe.network), concat_axes(pipe.inference_network)
     assert training and max(training) < 0
     assert inference.count(1) >= 60
+
+
+def named_blocks(block, prefix=''):
+    """(attribute path, block) of every block under ``block``."""
+    for name, child in block._children.items():
+        yield prefix + name, child
+        yield from named_blocks(child, prefix + name + '.')
+
+
+@pytest.mark.parametrize('network', NETWORKS)
+def test_only_the_inference_graph_predicts_by_taps_and_upsamples_features_by_phases(network):
+    # Both compute the plain layers' numbers faster where no backward pass is needed
+    # (layers._conv3x3_by_taps, PhaseConv2DTranspose); training keeps MXNet's own operators.
+    pipe = Pipeline(Config({'network': {'class': network}}))
+    for graph, expected in ((pipe.network, False), (pipe.inference_network, True)):
+        blocks = dict(named_blocks(graph))
+        predictions = [b for name, b in blocks.items()
+                       if name.rsplit('.', 1)[-1].startswith(('pred_flow', 'pred_mask', 'dc_conv7'))]
+        upfeats = [b[0] for name, b in blocks.items() if name.rsplit('.', 1)[-1].startswith('upfeat')]
+        assert len(predictions) == {'MaskFlownet_S': 10, 'MaskFlownet': 16}[network]
+        assert len(upfeats) == {'MaskFlownet_S': 4, 'MaskFlownet': 8}[network]
+        assert all(b._by_taps == expected for b in predictions)
+        assert all(isinstance(b, layers.PhaseConv2DTranspose) == expected for b in upfeats)
