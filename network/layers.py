@@ -99,60 +99,13 @@ def conv_block(channels, in_channels, kernel_size=3, stride=1, padding=1, dilati
     return block
 
 
-def deconv_block(channels, in_channels, by_phases=False):
-    """Conv2DTranspose 4x4 stride 2 (+ LeakyReLU 0.1): the ``upfeat`` feature upsampler;
-    ``by_phases``: computed as PhaseConv2DTranspose."""
+def deconv_block(channels, in_channels):
+    """Conv2DTranspose 4x4 stride 2 (+ LeakyReLU 0.1): the ``upfeat`` feature upsampler."""
     block = nn.HybridSequential()
     with block.name_scope():
-        layer = PhaseConv2DTranspose if by_phases else nn.Conv2DTranspose
-        block.add(layer(channels, 4, strides=2, padding=1, in_channels=in_channels))
+        block.add(nn.Conv2DTranspose(channels, 4, strides=2, padding=1, in_channels=in_channels))
         block.add(nn.LeakyReLU(0.1))
     return block
-
-
-class PhaseConv2DTranspose(nn.Conv2DTranspose):
-    """The 4x4 stride-2 transposed convolution (border 1) as one 2x2 convolution to its four
-    output phases, interleaved. Same parameters and numbers (up to float summation order).
-
-    Output line 2m + a reads input lines m - 1 and m (a = 0: kernel lines 3 and 1) or m and
-    m + 1 (a = 1: kernel lines 2 and 0): a 2x2 convolution with border 1 gives every phase at
-    once, each shifted by a. oneDNN runs the transposed convolution with its GEMM kernel on
-    another layout than the dense features' (a reorder of their ~600 channels first); the
-    convolution runs with its direct kernel: ~30 ms less per MaskFlownet pair at 436 x 1024
-    (1.4 %).
-    """
-
-    def __init__(self, channels, kernel_size, strides, padding, in_channels, **kwargs):
-        assert (kernel_size, strides, padding) == (4, 2, 1), (kernel_size, strides, padding)
-        super().__init__(channels, kernel_size, strides=strides, padding=padding,
-                         in_channels=in_channels, **kwargs)
-        self._channels = channels
-
-    def hybrid_forward(self, F, x, weight, bias=None):
-        oc = self._channels
-        weight = _phase_taps(F, _phase_taps(F, weight, axis=2), axis=3)   # ic, oc, (a t), (b u)
-        weight = F.reshape(weight, (0, 0, 2, 2, 2, 2))                    # ic, oc, a, t, b, u
-        weight = F.reshape(F.transpose(weight, (2, 4, 1, 0, 3, 5)), (-1, 0, 2, 2), reverse=True)
-        args = (x, weight) if bias is None else (x, weight, F.tile(bias, 4))
-        phases = F.Convolution(*args, kernel=(2, 2), pad=(1, 1), num_filter=4 * oc,
-                               no_bias=bias is None)
-        phase = lambda a, b: F.slice(phases, begin=(None, (2 * a + b) * oc, a, b),
-                                     end=(None, (2 * a + b + 1) * oc, (a - 1) or None,
-                                          (b - 1) or None))
-        rows = [F.reshape(F.stack(phase(a, 0), phase(a, 1), axis=4), (0, 0, 0, -3))
-                for a in (0, 1)]
-        out = F.reshape(F.stack(*rows, axis=3), (0, 0, -3, 0))
-        return out if self.act is None else self.act(out)
-
-
-def _phase_taps(F, weight, axis):
-    """The kernel lines of a 4-line transposed-convolution ``axis`` in the order
-    (phase 0: lines 3, 1; phase 1: lines 2, 0)."""
-    step = [None] * 4
-    step[axis] = -2
-    begin = lambda line: tuple(line if i == axis else None for i in range(4))
-    return concat(F, *(F.slice(weight, begin=begin(line), end=(None,) * 4, step=tuple(step))
-                       for line in (3, 2)), axis=axis)
 
 
 def predict_conv(channels, in_channels, pad_in=0, by_taps=False):
@@ -169,8 +122,9 @@ def _conv3x3_by_taps(F, x, weight, channels):
 
     Run directly, oneDNN computes such a convolution on 16 output channels (its block), 8-16x
     the multiply-adds: the 2-channel flow prediction from 579 channels at 112 x 256 took
-    ~24 ms, its 1x1 convolution here ~7 ms; ~35 ms less per MaskFlownet pair at 436 x 1024
-    (1.7 %). Same numbers up to float summation order.
+    30 ms, 15 ms this way (an isolated A/B on channel-last features, as the decoders leave
+    them); ~35 ms less per MaskFlownet pair at 436 x 1024 (1.7 % in an in-process A/B).
+    Same numbers up to float summation order.
     """
     taps = F.transpose(weight, (2, 3, 0, 1))                       # 3, 3, channels, C
     taps = F.reshape(F.reshape(F.reshape(taps, (-3, -2)), (-3, -2)), (0, 0, 1, 1))

@@ -76,8 +76,7 @@ class _PyramidFlowNet(nn.HybridBlock):
                                                              by_taps=self.forward_only))
         if level > 2:   # reads the dense features without their padding (see _upfeat)
             setattr(self, 'upfeat%d' % (level - 1),
-                    deconv_block(self.upfeat_ch[level - 1], in_channels,
-                                 by_phases=self.forward_only))
+                    deconv_block(self.upfeat_ch[level - 1], in_channels))
         self.dense_channels[level] = in_channels
         return in_channels
 

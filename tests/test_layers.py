@@ -8,8 +8,8 @@ from mxnet import autograd, gluon
 
 from common.devices import cpu_flags
 from network import layers
-from network.layers import (AlignedConv2D, DeformableConv2D, PhaseConv2DTranspose,
-                            alignment_padding, concat_aligned, correlation)
+from network.layers import (AlignedConv2D, DeformableConv2D, alignment_padding,
+                            concat_aligned, correlation)
 
 
 def test_alignment_padding_reaches_the_next_multiple_of_16():
@@ -55,33 +55,6 @@ def test_aligned_convolution_equals_the_plain_one(make_pair, explicit_pad_above,
     np.testing.assert_allclose(outputs[0], outputs[1], rtol=1e-5, atol=1e-5)
     for g_aligned, g_plain in zip(*grads):
         np.testing.assert_allclose(g_aligned, g_plain, rtol=1e-4, atol=1e-4)
-
-
-@pytest.mark.parametrize('hybridize', [False, True])
-@pytest.mark.parametrize('shape', [(2, 21, 5, 7), (1, 21, 1, 1)])
-def test_transposed_convolution_by_phases_equals_mxnets(shape, hybridize):
-    phases = PhaseConv2DTranspose(6, 4, strides=2, padding=1, in_channels=21)
-    plain = gluon.nn.Conv2DTranspose(6, 4, strides=2, padding=1, in_channels=21)
-    for block in (phases, plain):
-        block.initialize(mx.init.Normal(0.1))
-        if hybridize:
-            block.hybridize()
-    phases.weight.set_data(plain.weight.data())
-    phases.bias.set_data(mx.nd.random.normal(shape=(6,)))
-    plain.bias.set_data(phases.bias.data())
-    x = mx.nd.random.normal(shape=shape)
-    outputs, grads = [], []
-    for block in (phases, plain):
-        with autograd.record():
-            y = block(x)
-            loss = (y * mx.nd.arange(y.size).reshape(y.shape)).sum()   # every position its own
-        loss.backward()
-        outputs.append(y.asnumpy())
-        grads.append([block.weight.grad().asnumpy(), block.bias.grad().asnumpy()])
-    assert outputs[0].shape == (shape[0], 6, 2 * shape[2], 2 * shape[3])
-    np.testing.assert_allclose(outputs[0], outputs[1], rtol=1e-5, atol=1e-5)
-    for g_phases, g_plain in zip(*grads):
-        np.testing.assert_allclose(g_phases, g_plain, rtol=1e-4, atol=1e-3)
 
 
 def test_wide_borders_become_a_separate_pad_below_avx512(monkeypatch):

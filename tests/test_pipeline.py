@@ -91,16 +91,12 @@ def named_blocks(block, prefix=''):
 
 
 @pytest.mark.parametrize('network', NETWORKS)
-def test_only_the_inference_graph_predicts_by_taps_and_upsamples_features_by_phases(network):
-    # Both compute the plain layers' numbers faster where no backward pass is needed
-    # (layers._conv3x3_by_taps, PhaseConv2DTranspose); training keeps MXNet's own operators.
+def test_only_the_inference_graph_predicts_by_taps(network):
+    # The 1- and 2-channel predictions by taps (layers._conv3x3_by_taps) compute the plain
+    # convolution's numbers faster where no backward pass is needed; training keeps MXNet's.
     pipe = Pipeline(Config({'network': {'class': network}}))
     for graph, expected in ((pipe.network, False), (pipe.inference_network, True)):
-        blocks = dict(named_blocks(graph))
-        predictions = [b for name, b in blocks.items()
-                       if name.rsplit('.', 1)[-1].startswith(('pred_flow', 'pred_mask', 'dc_conv7'))]
-        upfeats = [b[0] for name, b in blocks.items() if name.rsplit('.', 1)[-1].startswith('upfeat')]
+        predictions = [block for name, block in named_blocks(graph) if name.rsplit('.', 1)[-1]
+                       .startswith(('pred_flow', 'pred_mask', 'dc_conv7'))]
         assert len(predictions) == {'MaskFlownet_S': 10, 'MaskFlownet': 16}[network]
-        assert len(upfeats) == {'MaskFlownet_S': 4, 'MaskFlownet': 8}[network]
-        assert all(b._by_taps == expected for b in predictions)
-        assert all(isinstance(b, layers.PhaseConv2DTranspose) == expected for b in upfeats)
+        assert all(block._by_taps == expected for block in predictions)
