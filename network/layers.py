@@ -46,12 +46,13 @@ class AlignedConv2D(nn.Conv2D):
         super().__init__(channels, kernel_size, in_channels=in_channels, **kwargs)
         self._channels = channels
         self._pad_in = pad_in
-        self._pad_out = 0 if by_taps else pad_out
+        self._pad_out = pad_out
         self._by_taps = by_taps
-        if by_taps:
-            assert (self._kwargs['kernel'], self._kwargs['stride'], self._kwargs['dilate'],
-                    self._kwargs['pad']) == ((3, 3), (1, 1), (1, 1), (1, 1)), self._kwargs
-        self._kwargs['num_filter'] = channels + self._pad_out   # the weight's shape is set
+        if by_taps:   # see _conv3x3_by_taps: computes the real outputs only
+            assert pad_out == 0 and (self._kwargs['kernel'], self._kwargs['stride'],
+                                     self._kwargs['dilate'], self._kwargs['pad']) == \
+                ((3, 3), (1, 1), (1, 1), (1, 1)), (pad_out, self._kwargs)
+        self._kwargs['num_filter'] = channels + pad_out   # the weight's shape is already set
         # The context convolutions with dilation and padding 4, 8 and 16 fell to GEMM +
         # im2col (1.2-1.6x slower forward) until their zero border became a separate Pad.
         self._explicit_pad = None
@@ -62,14 +63,11 @@ class AlignedConv2D(nn.Conv2D):
 
     def hybrid_forward(self, F, x, weight, bias=None):
         if self._pad_in:
-            zeros = F.zeros_like(F.slice_axis(weight, axis=1, begin=0, end=1))
-            weight = concat(F, weight, F.repeat(zeros, self._pad_in, axis=1), axis=1)
+            weight = _append_zeros(F, weight, self._pad_in, axis=1)
         if self._pad_out:
-            zeros = F.zeros_like(F.slice_axis(weight, axis=0, begin=0, end=1))
-            weight = concat(F, weight, F.repeat(zeros, self._pad_out, axis=0), axis=0)
+            weight = _append_zeros(F, weight, self._pad_out, axis=0)
             if bias is not None:
-                zeros = F.zeros_like(F.slice_axis(bias, axis=0, begin=0, end=1))
-                bias = concat(F, bias, F.repeat(zeros, self._pad_out, axis=0), axis=0, ndim=1)
+                bias = _append_zeros(F, bias, self._pad_out, axis=0, ndim=1)
         if self._by_taps:
             out = _conv3x3_by_taps(F, x, weight, self._channels)
             if bias is not None:
@@ -113,7 +111,8 @@ def predict_conv(channels, in_channels, pad_in=0, by_taps=False):
     few output channels computed as CHANNEL_ALIGN, or with ``by_taps`` tap by tap (see
     _conv3x3_by_taps)."""
     return AlignedConv2D(channels, 3, in_channels, pad_in=pad_in,
-                         pad_out=alignment_padding(channels), padding=1, by_taps=by_taps)
+                         pad_out=0 if by_taps else alignment_padding(channels), padding=1,
+                         by_taps=by_taps)
 
 
 def _conv3x3_by_taps(F, x, weight, channels):
@@ -132,8 +131,7 @@ def _conv3x3_by_taps(F, x, weight, channels):
     # takes a GEMM kernel on another layout (a reorder of all 579 input channels).
     extra = alignment_padding(9 * channels)
     if extra:
-        zeros = F.zeros_like(F.slice_axis(taps, axis=0, begin=0, end=1))
-        taps = concat(F, taps, F.repeat(zeros, extra, axis=0), axis=0)
+        taps = _append_zeros(F, taps, extra, axis=0)
     planes = F.Convolution(x, taps, kernel=(1, 1), num_filter=9 * channels + extra, no_bias=True)
     # The 3x3 convolution's zero border, added to the few planes (a border on the 1x1
     # convolution itself also sends it to the GEMM kernel).
@@ -163,9 +161,18 @@ def concat(F, *parts, axis, ndim=4, onednn=False):
 def concat_aligned(F, *parts, padding=0, onednn=False):
     """``parts`` concatenated on the channel axis (NCHW), with ``padding`` zero channels after."""
     if padding:
-        zeros = F.zeros_like(F.slice_axis(parts[0], axis=1, begin=0, end=1))
-        parts = parts + (F.repeat(zeros, padding, axis=1),)
+        parts = parts + (_zero_lines(F, parts[0], padding, axis=1),)
     return concat(F, *parts, axis=1, onednn=onednn) if len(parts) > 1 else parts[0]
+
+
+def _zero_lines(F, array, count, axis):
+    """``count`` zero lines shaped like ``array``'s along ``axis``."""
+    return F.repeat(F.zeros_like(F.slice_axis(array, axis=axis, begin=0, end=1)), count, axis=axis)
+
+
+def _append_zeros(F, array, count, axis, ndim=4):
+    """``array`` with ``count`` zero lines appended along ``axis`` (weights, biases)."""
+    return concat(F, array, _zero_lines(F, array, count, axis), axis=axis, ndim=ndim)
 
 
 def _merge_channels(F, img):

@@ -104,7 +104,9 @@ def test_cli_writes_the_flow_of_each_consecutive_pair(clip, pipe, golden_checkpo
     assert all(mean_diff(shown, other) > expected + 5 for other in others)
 
 
-def test_side_by_side_streams_batches_of_pairs(clip, pipe, tmp_path, monkeypatch):
+@pytest.fixture
+def predict_calls(monkeypatch):
+    """(pairs, batch_size) of every Pipeline.predict call the test makes."""
     calls = []
     original = Pipeline.predict
 
@@ -112,10 +114,14 @@ def test_side_by_side_streams_batches_of_pairs(clip, pipe, tmp_path, monkeypatch
         calls.append((len(img1s), batch_size))
         return original(self, img1s, img2s, batch_size=batch_size, resize=resize, warped=warped)
     monkeypatch.setattr(Pipeline, 'predict', spy)
+    return calls
+
+
+def test_side_by_side_streams_batches_of_pairs(clip, pipe, tmp_path, predict_calls):
 
     out = tmp_path / 'side.mkv'
     assert predict.predict_video(pipe, clip, out, batch=4, side_by_side=True) == FRAMES - 1
-    assert calls == [(4, 4), (1, 4)]
+    assert predict_calls == [(4, 4), (1, 4)]
     written = read_video(out)
     assert len(written) == FRAMES - 1 and written[0].shape == (HEIGHT, 3 * WIDTH, 3)
     frames = read_video(clip)
@@ -164,20 +170,13 @@ def test_image_pair_and_video_options_exclude_each_other(clip, capsys):
         assert message in capsys.readouterr().err
 
 
-def test_video_batch_defaults_to_2_pairs_a_call_on_the_cpu(clip, pipe, tmp_path, monkeypatch):
+def test_video_batch_defaults_to_2_pairs_a_call_on_the_cpu(clip, pipe, tmp_path, predict_calls):
     # On the CPU a batch of 2 is as fast per pair as the original's 8 (kept for GPUs), with 1.1
     # instead of 2.8 GB at 436 x 1024.
     from common.options import DEFAULT_VIDEO_BATCH
     assert DEFAULT_VIDEO_BATCH == {'cpu': 2, 'gpu': 8}
-    calls = []
-    original = Pipeline.predict
-
-    def spy(self, img1s, img2s, batch_size=1, resize=None, warped=False):
-        calls.append((len(img1s), batch_size))
-        return original(self, img1s, img2s, batch_size=batch_size, resize=resize, warped=warped)
-    monkeypatch.setattr(Pipeline, 'predict', spy)
     assert predict.predict_video(pipe, clip, tmp_path / 'flow.mp4') == FRAMES - 1
-    assert calls == [(2, 2), (2, 2), (1, 2)]
+    assert predict_calls == [(2, 2), (2, 2), (1, 2)]
 
 
 def test_interrupted_run_leaves_no_output(clip, pipe, tmp_path, monkeypatch):
