@@ -121,9 +121,9 @@ def _conv3x3_by_taps(F, x, weight, channels):
 
     Run directly, oneDNN computes such a convolution on 16 output channels (its block), 8-16x
     the multiply-adds: the 2-channel flow prediction from 579 channels at 112 x 256 took
-    30 ms, 15 ms this way (an isolated A/B on channel-last features, as the decoders leave
-    them); ~35 ms less per MaskFlownet pair at 436 x 1024 (1.7 % in an in-process A/B).
-    Same numbers up to float summation order.
+    30 ms, 15 ms this way (bench/ab_by_taps.py, on channel-last features as the decoders
+    leave them); a MaskFlownet pair at 436 x 1024 0.8-1.7 % faster. Same numbers up to float
+    summation order.
     """
     taps = F.transpose(weight, (2, 3, 0, 1))                       # 3, 3, channels, C
     taps = F.reshape(F.reshape(F.reshape(taps, (-3, -2)), (-3, -2)), (0, 0, 1, 1))
