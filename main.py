@@ -9,10 +9,9 @@ CONFIG is a network config in config/ (e.g. MaskFlownet_S.yaml), D a dataset con
 import argparse
 import sys
 
-from common.errors import UserError
 from common.cli import run
 from common.devices import prepare_process
-
+from engine.distributed import KVSTORES
 
 
 def parse_args(argv=None):
@@ -21,7 +20,7 @@ def parse_args(argv=None):
     parser.add_argument('--dataset_cfg', default='chairs.yaml', help='dataset config (chairs.yaml)')
     parser.add_argument('-g', '--gpu_device', default='', help='GPU ids, e.g. 0,1; CPU if omitted')
     parser.add_argument('--kvstore', default='device',
-                        choices=('device', 'local', 'dist_sync', 'dist_device_sync', 'dist_async'),
+                        choices=KVSTORES,
                         help='how gradients are summed: over the devices of this process '
                              '(device, local) or over the workers of a job that launch.py '
                              'started (dist_*); see README')
@@ -55,57 +54,14 @@ def parse_args(argv=None):
     return parser.parse_args(argv)
 
 
-def run_training(args, config, dataset_cfg, ctx):
-    from network.training import run_training as train
-    result = train(config, dataset_cfg, ctx, checkpoint_spec=args.checkpoint,
-                   clear_steps=args.clear_steps, debug=args.debug, max_steps=args.max_steps,
-                   seed=args.seed, use_wd=args.use_wd, shard=args.shard,
-                   validation_batch=args.batch, log_args=vars(args), kvstore=args.kvstore,
-                   tensorboard=not args.no_tensorboard)
-    if result.worker:
-        print('worker %d stopped at step %d' % (result.worker, result.steps))
-    elif result.newest is None:
-        print('run %s stopped at step %d; no checkpoint written yet' % (result.run_id, result.steps))
-    else:
-        print('run %s stopped at step %d; newest checkpoint %s; resume with: python main.py %s '
-              '--dataset_cfg %s -c %s%s' % (result.run_id, result.steps, result.newest, args.config,
-                                            args.dataset_cfg, result.run_id,
-                                            ' --debug' if args.debug else ''))
-
-
-def run_inference(args, config, ctx, resize):
-    """--valid and --predict: evaluate or write benchmark submissions for one checkpoint."""
-    from network.evaluate import run_benchmarks
-    print(run_benchmarks(config, args.checkpoint, ctx, predict=args.predict,
-                         batch_size=args.batch, resize=resize, occ_mask=args.occ_mask))
-
-
 def main(argv=None):
     args = parse_args(argv)
     prepare_process()
-    return run(lambda: dispatch(args))
 
-
-def dispatch(args):
-    from common.devices import parse_devices
-    from common.options import parse_resize
-    from network.config import load_config
-    if args.batch < 1:
-        raise UserError('--batch %d: must be 1 or more' % args.batch)
-    config = load_config(args.config)
-    dataset_cfg = load_config(args.dataset_cfg)
-    resize = parse_resize(args.resize)
-    ctx = parse_devices(args.gpu_device)
-    if args.download:
-        from network.checkpoint import find_or_download
-        if args.checkpoint is None:
-            raise UserError('--download: name the published checkpoint with -c (e.g. -c 5adNov03)')
-        find_or_download(args.checkpoint, config.network_class, config_source=config.source,
-                         training=not (args.valid or args.predict))
-    if args.valid or args.predict:
-        run_inference(args, config, ctx, resize)
-    else:
-        run_training(args, config, dataset_cfg, ctx)
+    def body():
+        from engine.commands import main as work   # here: --help answers without MXNet
+        print(work(args))
+    return run(body)
 
 
 if __name__ == '__main__':

@@ -30,7 +30,7 @@ def main(argv=None):
     args = parse_args(argv)
 
     def body():
-        from network.curves import plot_logs   # here: --help answers without matplotlib
+        from tracking.curves import plot_logs   # here: --help answers without matplotlib
         print('\n'.join(plot_logs(args.out, args.logs, args.tensorboard, args.smoothing)))
     return run(body)
 

@@ -80,7 +80,7 @@ def main(argv=None):
     os.environ.setdefault('OPENCV_FFMPEG_LOGLEVEL', '-8')   # AV_LOG_QUIET
 
     def body():
-        from network.predict import predict_files   # here: --help answers without MXNet
+        from engine.predict import predict_files   # here: --help answers without MXNet
         print(predict_files(args.out, args.config, args.checkpoint, image_1=args.image_1,
                             image_2=args.image_2, video_path=args.video_filepath,
                             devices=args.gpu_device, resize=args.resize, occ_mask=args.occ_mask,

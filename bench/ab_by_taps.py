@@ -69,7 +69,7 @@ def layer_ab(rounds):
 def network_ab(rounds):
     import mxnet as mx
     from network import layers, models
-    from network.config import Config
+    from common.config import Config
     from network.pipeline import Pipeline
     from reader.flowio import read_image_rgb
 

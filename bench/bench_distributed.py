@@ -27,9 +27,11 @@ def worker(out_path, steps, kvstore):
     sys.path.insert(0, str(REPO))
     import mxnet as mx   # servers and the scheduler run their loop inside this import
     from network.augmentation import make_augmentations
-    from network.config import Config
+    from common.config import Config
     from network.pipeline import Pipeline
-    from network.training import FlowTrainer, make_stream, open_kvstore, seed_augmentation
+    from engine.distributed import open_kvstore, seed_augmentation
+    from engine.train import make_stream
+    from engine.trainer import FlowTrainer
     from reader.mixes import shrink_for_debug, training_data
     from reader.roots import Roots, SAMPLE_ROOTS_FILE
 

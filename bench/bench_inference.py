@@ -24,7 +24,7 @@ def measure(network, gpu, runs):
     sys.path.insert(0, str(REPO))
     from common.devices import prepare_process
     prepare_process()   # as the command-line tools do
-    from network.config import Config
+    from common.config import Config
     from common.devices import parse_devices
     from network.pipeline import Pipeline
     from reader.flowio import read_image_rgb

@@ -42,7 +42,7 @@ def chairs_config():
     384 x 512, 1.37 times the pixels: the figures this benchmark printed before it read the file
     were taken at that size.)"""
     sys.path.insert(0, str(REPO))
-    from network.config import load_config
+    from common.config import load_config
     return load_config('chairs.yaml')
 
 
@@ -50,12 +50,12 @@ def measure(size, steps, batch, gpu):
     sys.path.insert(0, str(REPO))
     from common.devices import prepare_process
     prepare_process()
-    from network.config import Config
+    from common.config import Config
     from common.devices import parse_devices
     from network.pipeline import Pipeline
-    from network.training import make_stream
+    from engine.train import make_stream
     from reader.mixes import training_data
-    from network.training import FlowTrainer
+    from engine.trainer import FlowTrainer
     from network.augmentation import make_augmentations
 
     with tempfile.TemporaryDirectory() as tmp:

@@ -4,7 +4,7 @@
 
 A video of each length is made from the bundled 436 x 1024 Sintel frames (alternating, each
 frame shifted a few pixels so consecutive pairs differ) and turned into a flow video by
-``network.predict.predict_video`` in a fresh process, as ``predict_new_data.py`` does; the
+``engine.predict.predict_video`` in a fresh process, as ``predict_new_data.py`` does; the
 single-pair rate is ``Pipeline.predict_pair`` on one pair after a warm-up. Between consecutive
 lengths it also prints the marginal rate (extra pairs over extra seconds), the streaming rate
 without the start that every video pays once. Streaming should keep the peak memory flat in
@@ -45,9 +45,9 @@ def child(kind, network, length, batch):
     from common.devices import prepare_process
     prepare_process()   # as the command-line tools do
     import mxnet as mx
-    from network.config import Config
+    from common.config import Config
     from network.pipeline import Pipeline
-    from network.predict import predict_video
+    from engine.predict import predict_video
     pipe = Pipeline(Config({'network': {'class': network}}), [mx.cpu()])
     if kind == 'pair':
         img1, img2 = (f[..., ::-1] for f in frames())

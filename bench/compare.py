@@ -22,8 +22,9 @@ know the CPU and runs its generic kernels, the GEMM is measured again with the k
 CPU's instruction set (OPENBLAS_CORETYPE), and the faster rate is the reference.
 
 Weights are random: speed does not depend on them. A revision is checked out with
-``git archive`` into a temporary folder; it must have ``network.pipeline.Pipeline`` and
-``network.training.FlowTrainer`` (any revision since the one that added this file).
+``git archive`` into a temporary folder; it must have ``network.pipeline.Pipeline`` and a
+``FlowTrainer`` (``engine.trainer``, or ``network.training`` before the packages were split):
+any revision since the one that added this file.
 """
 import argparse
 import json
@@ -115,6 +116,17 @@ def conv_flops(block, shape):
     return total
 
 
+def project_classes():
+    """(Config, FlowTrainer) of this project at any revision: the packages were split later."""
+    try:
+        from common.config import Config
+        from engine.trainer import FlowTrainer
+    except ImportError:
+        from network.config import Config
+        from network.training import FlowTrainer
+    return Config, FlowTrainer
+
+
 def child(side, code, task, runs, steps):
     sys.path.insert(0, code)
     if side != 'original':   # the process set-up of this project's command-line tools
@@ -132,7 +144,7 @@ def child(side, code, task, runs, steps):
                 [mx.cpu()], original_config.Reader({'network': {'class': network}}))
             run = lambda: next(pipe.predict([img1], [img2], batch_size=1))
         else:
-            from network.config import Config
+            Config, _ = project_classes()
             from network.pipeline import Pipeline
             pipe = Pipeline(Config({'network': {'class': network}}), [mx.cpu()])
             run = lambda: pipe.predict_pair(img1, img2)
@@ -168,9 +180,8 @@ def child(side, code, task, runs, steps):
             step = lambda: pipe.train_batch(img1, img2, flow, geo, color)
         else:
             from network.augmentation import make_augmentations
-            from network.config import Config
             from network.pipeline import Pipeline
-            from network.training import FlowTrainer
+            Config, FlowTrainer = project_classes()
             pipe = Pipeline(Config({'network': {'class': network}}), [mx.cpu()])
             trainer = FlowTrainer(pipe, [[10 ** 9, 1e-4]])
             trainer.set_learning_rate(1)

@@ -33,8 +33,7 @@ def keep_freed_memory():
 
     MXNet takes every CPU array from malloc, and glibc serves large blocks by mapping fresh
     pages and unmapping them on free (per thread arena, too): each forward pass touches all of
-    its arrays as new memory, ~32,000 page faults per MaskFlownet prediction at 436 x 1024,
-    3-5 % of its time. One arena, no mapped blocks and no trimming keep freed blocks in the
+    its arrays as new memory (docs/performance.md, "Process set-up"). One arena, no mapped blocks and no trimming keep freed blocks in the
     heap for the next pass; the process's memory stays at its peak instead of falling back.
     Call it before MXNet starts its threads (each thread would take its own arena). Returns
     whether the C library took the settings (glibc does; elsewhere it is a no-op).

@@ -212,10 +212,10 @@ def check_output_paths(outputs, inputs=()):
     for k, path in enumerate(outputs):
         _check_writable(path)
         for source in map(os.fspath, inputs):
-            if _same_file(path, source):
+            if same_file(path, source):
                 raise UserError(f'{path}: is the input {source}; write the output elsewhere')
         for other in outputs[:k]:
-            if _same_file(path, other):
+            if same_file(path, other):
                 raise UserError(f'{path}: is also the output {other}; give two different paths')
 
 
@@ -233,7 +233,9 @@ def _check_writable(path):
         raise UserError(f'{path}: cannot write (the folder {folder} is not writable)')
 
 
-def _same_file(a, b):
+def same_file(a, b):
+    """Whether the two paths name one file (also under another spelling or through a link);
+    for a path that does not exist (yet), whether the two lead to the same place."""
     try:
         return os.path.samefile(a, b)
     except OSError:  # one does not exist (yet): compare where the two names lead

@@ -5,9 +5,9 @@ SIZE_MULTIPLE = 64   # network inputs must be a multiple of the coarsest stride 
 # MXNet 1.9's BilinearResize2D keeps sizes in 16 bits: 32768 fails and 70000 silently becomes
 # 4464. The largest multiple of 64 below 32768 bounds --resize, images and video frames.
 MAX_SIDE_PX = (2 ** 15 - 1) // SIZE_MULTIPLE * SIZE_MULTIPLE   # 32704
-# Video frame pairs per network call by device type (two batches are held in memory): the
-# original's 8 on GPUs; on the CPU 2, as fast per pair there (bench/bench_video.py) with 1.1
-# instead of 2.8 GB at 436 x 1024.
+# The default of predict_new_data.py's --batch (video frame pairs per network call) by device
+# type: the original's 8 on GPUs, 2 on the CPU (see docs/performance.md, "Video batch"). Here
+# so that --help can show it without loading MXNet.
 DEFAULT_VIDEO_BATCH = {'gpu': 8, 'cpu': 2}
 
 
@@ -23,7 +23,14 @@ def parse_resize(spec):
     if len(size) != 2 or any(v <= 0 or v % SIZE_MULTIPLE for v in size):
         raise UserError('--resize %s: expected H,W with both positive multiples of %d, e.g. 448,1024'
                         % (given, SIZE_MULTIPLE))
-    if max(size) > MAX_SIDE_PX:
-        raise UserError('--resize %s: at most %d px per side (MXNet cannot resize to 32768 or more)'
-                        % (given, MAX_SIDE_PX))
+    check_side('--resize %s' % given, size)
     return size
+
+
+def check_side(what, shape):
+    """Raise UserError unless ``shape`` (H, W, ...) of ``what`` (an image, a frame, --resize)
+    is small enough for the network."""
+    height, width = shape[:2]
+    if max(height, width) > MAX_SIDE_PX:
+        raise UserError('%s: %dx%d is too large: at most %d px per side (MXNet cannot resize to '
+                        '32768 or more)' % (what, width, height, MAX_SIDE_PX))

@@ -5,16 +5,12 @@ parameter names (``conv1a.0.weight``, ``MaskFlownet_S.deform5.bias``) to float32
 original MaskFlownet checkpoints are in this format, so these names and shapes are a contract.
 """
 import os
-import re
 
 import numpy as np
 import mxnet as mx
 
-from common.files import atomic_output
-
 from common.errors import UserError
-
-from . import published
+from common.files import atomic_output
 
 HEAD_PREFIX = 'MaskFlownet_S.'
 _SHOWN = 3   # mismatches listed per kind in an error message
@@ -54,6 +50,17 @@ def guess_network(names):
     return None
 
 
+class CheckpointMismatch(UserError):
+    """A checkpoint whose names or shapes do not fit the network; ``guess`` is the network
+    that saved it (or None), ``problem`` the message without the hint, so that a caller who
+    knows the file better (a published checkpoint) can give a better one."""
+
+    def __init__(self, message, path, guess, problem, network_name):
+        super().__init__(message)
+        self.path, self.guess, self.problem = path, guess, problem
+        self.network_name = network_name
+
+
 def check_compatible(arrays, block, path, network_name):
     """Raise one UserError listing the first mismatches if ``arrays`` do not fit ``block``."""
     expected = expected_shapes(block)
@@ -70,12 +77,10 @@ def check_compatible(arrays, block, path, network_name):
             problems.append('%d %s: %s%s' % (len(items), label, ', '.join(items[:_SHOWN]), more))
     message = 'checkpoint %s does not fit %s: %s' % (path, network_name, '; '.join(problems))
     guess = guess_network(arrays)
-    entry = published.by_file(path)
-    if entry is not None and guess == entry.network_class != network_name:
-        message += ' (it is %s: use %s)' % (published.describe(entry), entry.config)
-    elif guess and guess != network_name:
-        message += ' (it looks like a %s checkpoint: use a %s config)' % (guess, guess)
-    raise UserError(message)
+    hint = ''
+    if guess and guess != network_name:
+        hint = ' (it looks like a %s checkpoint: use a %s config)' % (guess, guess)
+    raise CheckpointMismatch(message + hint, path, guess, message, network_name)
 
 
 def _non_finite_message(named_arrays):
@@ -129,80 +134,3 @@ def mxnet_error_reason(error):
     if 'Write incomplete' in reason:
         reason += ': disk full?'
     return reason
-
-
-# Relative to the working directory, as in the original: run the tools from the repo root.
-WEIGHTS_DIR = 'weights'
-_CHECKPOINT_NAME = re.compile(r'^(?P<run>.+)_(?P<steps>\d+)\.params$')
-
-
-def list_checkpoints(weights_dir=WEIGHTS_DIR):
-    """[(run_id, steps, path)] for every ``{run_id}_{steps}.params`` in ``weights_dir``, sorted."""
-    if not os.path.isdir(weights_dir):
-        return []
-    found = []
-    for name in sorted(os.listdir(weights_dir)):
-        match = _CHECKPOINT_NAME.match(name)
-        if match:
-            found.append((match['run'], int(match['steps']), os.path.join(weights_dir, name)))
-    return sorted(found, key=lambda t: (t[0], t[1]))
-
-
-def find_checkpoint(spec, weights_dir=WEIGHTS_DIR):
-    """Resolve ``-c``: a .params path, or ``RUN[:STEPS]`` with RUN a run-id prefix in weights/.
-
-    Returns (path, run_id, steps); without STEPS the newest checkpoint of the run is taken.
-    No log file is needed, so published checkpoints work on their own.
-    """
-    if not spec:
-        raise UserError('-c: empty; give RUN[:STEPS] or a .params file')
-    if os.path.isdir(spec):
-        raise UserError('-c %s: is a directory; give RUN[:STEPS] or a .params file' % spec)
-    if os.path.isfile(spec) or spec.endswith('.params'):
-        if not os.path.isfile(spec):
-            raise UserError('checkpoint %s: no such file' % spec)
-        match = _CHECKPOINT_NAME.match(os.path.basename(spec))
-        return spec, (match['run'] if match else None), (int(match['steps']) if match else 0)
-    prefix, _, steps = spec.partition(':')
-    if steps and not steps.isdigit():
-        raise UserError('-c %s: STEPS after the colon must be a number' % spec)
-    candidates = [c for c in list_checkpoints(weights_dir) if c[0].startswith(prefix)]
-    if any(c[0] == prefix for c in candidates):   # an exact run id wins over longer ones
-        candidates = [c for c in candidates if c[0] == prefix]
-    runs = sorted({c[0] for c in candidates})
-    if not runs:
-        known = sorted({c[0] for c in list_checkpoints(weights_dir)})
-        entry = published.lookup(spec)
-        hint = ('; it is %s: add --download to fetch %s' % (published.describe(entry), entry.file)
-                if entry else '')
-        raise UserError('-c %s: no checkpoint %s*_STEPS.params in %s (runs there: %s)%s'
-                        % (spec, prefix, weights_dir, ', '.join(known) or 'none', hint))
-    if len(runs) > 1:
-        raise UserError('-c %s: ambiguous, matches runs %s; give more of the run id'
-                        % (spec, ', '.join(runs)))
-    if steps:
-        chosen = [c for c in candidates if c[1] == int(steps)]
-        if not chosen:
-            raise UserError('-c %s: run %s has no checkpoint at %s steps (it has: %s)'
-                            % (spec, runs[0], steps, ', '.join(str(c[1]) for c in candidates)))
-        candidates = chosen
-    run_id, found_steps, path = candidates[-1]
-    return path, run_id, found_steps
-
-
-def find_or_download(spec, network_class=None, weights_dir=WEIGHTS_DIR, config_source=None,
-                     training=False, progress=True):
-    """find_checkpoint for ``--download``: a published checkpoint of the original that ``-c``
-    names and ``weights_dir`` lacks is downloaded first (after checking that it fits
-    ``network_class``, the config's network; see published.check_network for ``training``)."""
-    try:
-        return find_checkpoint(spec, weights_dir)
-    except UserError:
-        entry = published.lookup(spec)
-        if entry is None or os.path.exists(os.path.join(weights_dir, entry.file)):
-            raise
-    if network_class is not None:
-        published.check_network(entry, network_class, config_source, training)
-    path = published.download(entry, weights_dir, progress)
-    print('%s: downloaded, git blob id %s verified' % (path, entry.blob_id), flush=True)
-    return find_checkpoint(spec, weights_dir)

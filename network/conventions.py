@@ -8,7 +8,8 @@ trained and published with exactly these inputs:
   padded, and the flow is resized back with its vectors rescaled;
 * flows are (y, x) inside the network, the order of MXNet's deformable-convolution offsets;
   files, labels and outputs are (x, y);
-* valid masks are uint8 0/255 on disk and weights in [0, 1] in the loss.
+* valid masks are uint8 0/255 on disk and weights in [0, 1] in the loss;
+* the occlusion mask leaves as a grayscale image, white = visible in both frames.
 """
 import numpy as np
 from mxnet import nd
@@ -45,7 +46,7 @@ def flow_xy_images(flow_yx_nchw):
 
 def centralize(img1, img2):
     """Subtract the per-sample, per-channel mean of both images together."""
-    # Row means first (a pooling: oneDNN's, fast), then their mean: 5x faster than one mean
+    # Row means first (a pooling: oneDNN's, fast), then their mean: much faster than one mean
     # over both axes, which MXNet reduces on one thread, and as exact.
     width = img1.shape[3]
     row_means = [nd.Pooling(img, kernel=(1, width), stride=(1, width), pool_type='avg')
@@ -77,3 +78,8 @@ def resize_flow(flow, size):
         return flow
     factors = nd.array([height / net_height, width / net_width], ctx=flow.context)
     return nd.contrib.BilinearResize2D(flow, height=height, width=width) * factors.reshape((1, 2, 1, 1))
+
+
+def occ_mask_image(occ_mask):
+    """(H, W, 1) mask in [0, 1] -> (H, W) uint8 grayscale, white = visible in both images."""
+    return np.round(np.clip(occ_mask[..., 0], 0, 1) * 255).astype(np.uint8)

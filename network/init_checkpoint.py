@@ -20,7 +20,7 @@ def main(argv=None):
 
     def body():
         import mxnet as mx
-        from .config import load_config
+        from common.config import load_config
         from .pipeline import Pipeline
         mx.random.seed(args.seed)
         pipe = Pipeline(load_config(args.config))

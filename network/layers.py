@@ -9,23 +9,22 @@ from common.devices import cpu_flags
 
 
 # oneDNN's direct convolution kernels on CPUs (AVX2, AVX-512) work on blocks of 8 or 16 channels;
-# a convolution with another input or output channel count falls back to a GEMM-based kernel
-# that runs 1.4x (wide outputs) to 10x (1-3 outputs) slower per multiply-add. The decoders'
-# dense inputs (579, 387, ... channels) and flow/mask predictions (2 and 1 channels) are all of
-# that kind, so they run on channel counts padded with zeros to multiples of CHANNEL_ALIGN.
+# a convolution with another input or output channel count falls back to a slower GEMM-based
+# kernel. The decoders' dense inputs (579, 387, ... channels) and flow/mask predictions (2 and
+# 1 channels) are all of that kind, so they run on channel counts padded with zeros to
+# multiples of CHANNEL_ALIGN (docs/performance.md, "Channel alignment").
 CHANNEL_ALIGN = 16
 # Inference is another matter on AVX-512 CPUs: there oneDNN (2.4, in mxnet 1.9) runs inference
 # convolutions with its brgemm kernels on channel-last data, which take any input channel count
-# at full speed (the padded decoder channels were 2-10 % more multiply-adds for nothing, and
-# their zeros and slices cost copies). Its training kernels are the blocked ones above. The
-# predictions' 1 and 2 output channels would still fall back to the GEMM kernel: inference
-# computes them tap by tap instead (_conv3x3_by_taps).
+# at full speed. Its training kernels are the blocked ones above. The predictions' 1 and 2
+# output channels would still fall back to the GEMM kernel: inference computes them tap by tap
+# instead (_conv3x3_by_taps).
 INFERENCE_CHANNEL_ALIGN = (1 if {'avx512f', 'avx512bw', 'avx512vl', 'avx512dq'} <= cpu_flags()
                            else CHANNEL_ALIGN)
 # oneDNN's AVX2 direct kernels accept a border of at most a couple of pixels; wider borders
 # (the context network's dilations 4, 8 and 16) are added by a Pad before the convolution.
 # Its AVX-512 kernels take any border, and there the Pad (with the layout changes around it)
-# made the context network 1.4x slower: no limit.
+# slowed the context network down: no limit.
 EXPLICIT_PAD_ABOVE = None if 'avx512f' in cpu_flags() else 2
 
 
@@ -54,7 +53,7 @@ class AlignedConv2D(nn.Conv2D):
                 ((3, 3), (1, 1), (1, 1), (1, 1)), (pad_out, self._kwargs)
         self._kwargs['num_filter'] = channels + pad_out   # the weight's shape is already set
         # The context convolutions with dilation and padding 4, 8 and 16 fell to GEMM +
-        # im2col (1.2-1.6x slower forward) until their zero border became a separate Pad.
+        # im2col until their zero border became a separate Pad.
         self._explicit_pad = None
         if EXPLICIT_PAD_ABOVE is not None and max(self._kwargs['pad']) > EXPLICIT_PAD_ABOVE:
             ph, pw = self._kwargs['pad']
@@ -120,10 +119,8 @@ def _conv3x3_by_taps(F, x, weight, channels):
     1x1 convolution to each tap's outputs (9 x ``channels``) and a sum of shifted slices.
 
     Run directly, oneDNN computes such a convolution on 16 output channels (its block), 8-16x
-    the multiply-adds: the 2-channel flow prediction from 579 channels at 112 x 256 took
-    30 ms, 15 ms this way (bench/ab_by_taps.py, on channel-last features as the decoders
-    leave them); a MaskFlownet pair at 436 x 1024 0.8-1.7 % faster. Same numbers up to float
-    summation order.
+    the multiply-adds (docs/performance.md, "Predictions by taps"; bench/ab_by_taps.py).
+    Same numbers up to float summation order.
     """
     taps = F.transpose(weight, (2, 3, 0, 1))                       # 3, 3, channels, C
     taps = F.reshape(F.reshape(F.reshape(taps, (-3, -2)), (-3, -2)), (0, 0, 1, 1))
@@ -235,7 +232,7 @@ def correlation(F, feat1, feat2, max_displacement, channels=None, tile=None, for
 def tiled_correlation(F, feat1, feat2, md, channels, tile, forward_only=False):
     """The correlation of ``correlation`` as batched matrix products over tiles of ``tile``
     pixels of a row, so that its backward pass is matrix products too (MXNet's Correlation
-    has a single-threaded backward, 5x slower).
+    has a single-threaded backward; docs/performance.md, "Tiled correlation").
 
     For each tile and each row offset dy, the tile's features of image 1 (tile x C) are
     multiplied with the window of image 2 it can reach ((tile + 2md) x C: the tile's columns
@@ -279,9 +276,9 @@ class DeformableConv2D(nn.HybridBlock):
     """3x3 deformable convolution (padding 1) whose nine taps all move by one flow per pixel:
     ``forward(x, flow_yx)`` with the flow in pixels of ``x``, (y, x). It computes what MXNet's
     DeformableConvolution computes with that offset repeated for every tap, in values and
-    gradients, as a plain convolution followed by a gather (``flow_shifted_conv``): 3-4x faster
-    forward than MXNet's kernel, whose im2col is single-threaded and whose matrix product runs
-    on the BLAS (which does not know recent CPUs), and fast in training too.
+    gradients, as a plain convolution followed by a gather (``flow_shifted_conv``): faster
+    than MXNet's kernel, whose im2col is single-threaded and whose matrix product runs on the
+    BLAS (docs/performance.md, "Deformable convolution").
 
     ``border_strips``: compute it with border strips (see flow_shifted_conv); only for inputs of
     at least 4 x 4 (the finer levels: level L of a network input is at least 64 / 2^L wide).

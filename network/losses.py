@@ -76,16 +76,6 @@ def kitti_outliers(F, flow, label, mask, eps=1e-8):
     return F.sum(outlier, axis=0, exclude=True), F.sum(mask, axis=0, exclude=True)
 
 
-def kitti_fl(F, flow, label, mask, eps=1e-8):
-    """Per-sample Fl: the outlier share of that sample's valid pixels, as the original computed.
-
-    Its mean over samples is not the benchmark's Fl-all, which pools the pixels of all
-    samples first (``pooled_fl``).
-    """
-    outliers, valid = kitti_outliers(F, flow, label, mask, eps)
-    return outliers / valid
-
-
 def pooled_fl(outliers, valid):
     """KITTI's Fl-all: the outlier share of all valid pixels of all samples (NaN for none).
 

@@ -1,28 +1,25 @@
 """Build a network from a config and run it the way the original MaskFlownet does.
 
 ``Pipeline`` owns the network, its devices, checkpoint loading/saving, the multi-scale loss,
-and the inference path (``do_batch`` / ``predict`` / ``validate``). Images come in as uint8
-H x W x 3 arrays; flows go out as float32 H x W x 2 in (x, y) pixels.
+and inference: ``predict`` (the entry for images) and ``labelled_batches`` (for metrics) over
+``do_batch``. Images come in as uint8 H x W x 3 arrays; flows go out as float32 H x W x 2 in
+(x, y) pixels.
 """
 import numpy as np
 import mxnet as mx
 from mxnet import gluon
 
+from common.config import is_number, is_number_list
+from common.errors import UserError
+
 from . import checkpoint
 from .conventions import (centralize, flow_xy_images, flow_yx, full_mask, mask_weights,
                           network_size, resize_flow, resize_images, unit_images)
-from .config import is_number, is_number_list
-from common.errors import UserError
 from .layers import CHANNEL_ALIGN, INFERENCE_CHANNEL_ALIGN, Upsample, Warp
 from .losses import MULTISCALE_WEIGHTS, EpeLossWithMask, MultiscaleEpe
 from .models import MaskFlownet, MaskFlownet_S
 
 NETWORKS = {'MaskFlownet_S': MaskFlownet_S, 'MaskFlownet': MaskFlownet}
-# Each graph keeps its memory and execution plan from call to call (static_alloc,
-# static_shape): inference 3 % faster, and, with layers.concat, training memory flat over a
-# long run (arrays of every size freed and taken again, step after step, fragmented the heap:
-# resident memory grew by megabytes a step). Off where many pipelines live at once (the tests).
-KEEP_GRAPH_MEMORY = True
 
 
 def build_network(config, channel_align=CHANNEL_ALIGN, forward_only=False, **block_kwargs):
@@ -42,8 +39,17 @@ def build_network(config, channel_align=CHANNEL_ALIGN, forward_only=False, **blo
 
 
 class Pipeline:
-    def __init__(self, config, ctx=None):
+    """A config's network on its devices, ready to train, predict and save.
+
+    ``keep_graph_memory``: each graph keeps its memory and execution plan from call to call
+    (static_alloc, static_shape): faster inference, and flat training memory over a long run
+    (see docs/performance.md, "Inference graph" and "Concatenation and training memory").
+    Turn it off where many pipelines live at once.
+    """
+
+    def __init__(self, config, ctx=None, keep_graph_memory=True):
         self.config = config
+        self.keep_graph_memory = keep_graph_memory
         self.ctx = list(ctx) if ctx else [mx.cpu()]
         self.network_class = config.network_class
         self.network = build_network(config)
@@ -52,7 +58,7 @@ class Pipeline:
         # padding than its training kernels (layers.INFERENCE_CHANNEL_ALIGN), and a graph
         # that only runs forward plans less memory. It holds the very Parameter objects of
         # the training graph, so loading, training and saving the one is the other. Both keep
-        # their memory (KEEP_GRAPH_MEMORY; a new input size makes a new plan).
+        # their memory (keep_graph_memory; a new input size makes a new plan).
         self.inference_network = build_network(config, INFERENCE_CHANNEL_ALIGN, forward_only=True,
                                                prefix=self.network.prefix,
                                                params=self.network.collect_params())
@@ -111,7 +117,7 @@ class Pipeline:
         self._hybridize_graphs()   # drops each graph's CachedOp, and its memory with it
 
     def _hybridize_graphs(self):
-        keep = KEEP_GRAPH_MEMORY
+        keep = self.keep_graph_memory
         for network in (self.network, self.inference_network):
             network.hybridize(static_alloc=keep, static_shape=keep)
 
@@ -168,19 +174,6 @@ class Pipeline:
 
     def predict_pair(self, img1, img2, resize=None, warped=False):
         return next(self.predict([img1], [img2], batch_size=1, resize=resize, warped=warped))
-
-    def validate(self, img1s, img2s, labels, masks=None, batch_size=1, resize=None,
-                 return_type='epe'):
-        """Mean over samples of the per-sample EPE (or KITTI Fl with ``return_type='kitti'``).
-
-        Labels are (H, W, 2) x-y flows; masks are (H, W, 1) uint8 with 255 = valid. Without
-        masks every pixel counts and the EPE is a per-pixel mean (the original summed over the
-        pixels there, a bug fixed here: the sum grows with the image size).
-        """
-        from .evaluate import per_sample_metrics   # evaluation builds on this module
-        values = per_sample_metrics(self, img1s, img2s, labels, masks, batch_size, resize,
-                                    (return_type,))
-        return float(np.mean(values[return_type]))
 
     def labelled_batches(self, img1s, img2s, labels, masks=None, batch_size=1, resize=None):
         """Yield (flow, label, mask, epe) NDArrays per device batch, for the metrics of

@@ -91,9 +91,8 @@ class StreamingVideoWriter:
         width, height = size
         self.size = (width + width % 2, height + height % 2)
         # Default codec libx264, yuv420p at these even sizes, at -r fps rounded to 0.01. x264's
-        # 'veryfast' preset instead of moviepy's 'medium': ffmpeg then takes 7.8 instead of
-        # 17.8 ms of CPU per 1024 x 436 flow frame, on the cores the network runs on, and the
-        # file came out smaller (24 against 30 KB for 40 frames of Sintel flow).
+        # 'veryfast' preset instead of moviepy's 'medium': less than half the CPU per flow frame,
+        # on the cores the network runs on, and smaller files (docs/performance.md, "Video batch").
         self.writer = FFMPEG_VideoWriter(os.fspath(path), self.size, fps, preset='veryfast')
 
     def write(self, frame_rgb):

@@ -14,18 +14,6 @@ import numpy as np
 import mxnet as mx
 import pytest
 
-from network import pipeline
-
-# Dozens of pipelines live at once in one test process: each would keep its graphs' memory for
-# as long as it lives (0.9 GB more at the suite's peak). The kept_graph_memory fixture turns it
-# on.
-pipeline.KEEP_GRAPH_MEMORY = False
-
-
-@pytest.fixture
-def kept_graph_memory(monkeypatch):
-    """The pipelines' default (each graph keeps its memory), which the rest of the suite lacks."""
-    monkeypatch.setattr(pipeline, 'KEEP_GRAPH_MEMORY', True)
 
 DATA = Path(__file__).resolve().parent / 'data'
 PARITY = DATA / 'parity'
@@ -78,13 +66,14 @@ def golden():
 @pytest.fixture(scope='session')
 def pipelines(golden_checkpoint):
     """network name -> a CPU Pipeline with the deterministic golden weights loaded (cached)."""
-    from network.config import Config
+    from common.config import Config
     from network.pipeline import Pipeline
     cache = {}
 
     def get(network):
         if network not in cache:
-            pipe = Pipeline(Config({'network': {'class': network}}))
+            # Cached for the whole session: its graphs do not keep their memory between calls.
+            pipe = Pipeline(Config({'network': {'class': network}}), keep_graph_memory=False)
             pipe.load(golden_checkpoint(network))
             cache[network] = pipe
         return cache[network]

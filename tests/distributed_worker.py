@@ -3,7 +3,7 @@
     python tests/distributed_worker.py ROOTS_FILE OUT_DIR SEED
 
 A worker trains three dist_sync steps on its part of each batch of the small chairs data, with
-the network-side augmentation off, as ``network.training`` does it (same seeding, same stream,
+the network-side augmentation off, as ``engine.train`` does it (same seeding, same stream,
 same trainer); worker 0 then saves the weights. Every worker also saves its first draw of the
 network-side augmentation. Servers and the scheduler run their loop inside ``import mxnet``.
 """
@@ -16,9 +16,11 @@ import numpy as np
 import mxnet as mx
 
 from network.augmentation import make_augmentations
-from network.config import Config
+from common.config import Config
 from network.pipeline import Pipeline
-from network.training import FlowTrainer, make_stream, open_kvstore, seed_augmentation
+from engine.distributed import open_kvstore, seed_augmentation
+from engine.train import make_stream
+from engine.trainer import FlowTrainer
 from reader.mixes import shrink_for_debug, training_data
 from reader.roots import Roots
 

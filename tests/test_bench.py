@@ -2,7 +2,7 @@
 import importlib.util
 from pathlib import Path
 
-from network.config import load_config
+from common.config import load_config
 from reader.mixes import training_data
 
 REPO = Path(__file__).resolve().parent.parent

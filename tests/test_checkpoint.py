@@ -6,7 +6,7 @@ import pytest
 
 from conftest import NETWORKS, manifest
 from network.checkpoint import expected_shapes, save_checkpoint
-from network.config import Config
+from common.config import Config
 from common.errors import UserError
 from network.pipeline import Pipeline
 
@@ -195,7 +195,7 @@ def test_a_disk_full_inside_mxnets_writer_is_one_line(tmp_path, monkeypatch):
 
 
 def test_an_exact_run_id_wins_over_longer_ones(tmp_path):
-    from network.checkpoint import find_checkpoint
+    from engine.runs import find_checkpoint
     for name in ('untrained_0', 'untrainedfull_0', 'untrainedfull_5'):
         (tmp_path / (name + '.params')).write_bytes(b'')
     assert find_checkpoint('untrained', str(tmp_path))[:2] == (str(tmp_path / 'untrained_0.params'),

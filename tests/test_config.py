@@ -2,7 +2,8 @@
 
 import pytest
 
-from network.config import CONFIG_DIR, Config, learning_rate_at, load_config, resolve_config_path
+from common.config import CONFIG_DIR, Config, load_config, resolve_config_path
+from engine.schedule import learning_rate_at
 from common.errors import UserError
 
 NETWORK_CONFIGS = {

@@ -20,9 +20,9 @@ import pytest
 import launch
 import main as main_cli
 from common.errors import UserError
-from network.config import Config
+from common.config import Config
 from network.pipeline import Pipeline
-from network.training import FlowTrainer, check_batch_split
+from engine.trainer import FlowTrainer, check_batch_split
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import distributed_worker   # noqa: E402  (the equivalence job's worker, beside this file)

@@ -4,12 +4,13 @@ import http.server
 import os
 import subprocess
 import threading
+from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
 
-from network import published
+from engine import published
 
 from conftest import expect_cli_error, run_predict_cli, write_deterministic_checkpoint
 
@@ -154,3 +155,14 @@ def test_the_published_table_and_its_urls(monkeypatch):
     assert published.lookup('771Sep25:1000') is None and published.lookup('zzz') is None
     monkeypatch.setenv(published.URL_VARIABLE, 'http://mirror.example/w/')
     assert published.url(entry).startswith('http://mirror.example/w/5cba1277')
+
+
+def test_weights_readme_shows_the_published_table_of_the_code():
+    """weights/README.md's table is generated from PUBLISHED (they had drifted apart before)."""
+    text = (Path(__file__).resolve().parent.parent / 'weights' / 'README.md').read_text()
+    start = text.index('-->\n', text.index('<!-- published table')) + len('-->\n')
+    end = text.index('\n<!-- end of published table')
+    assert text[start:end] == published.markdown_table(), (
+        'regenerate the table in weights/README.md from engine.published.markdown_table()')
+    for entry in published.PUBLISHED:   # every published config exists
+        assert (Path(__file__).resolve().parent.parent / 'config' / entry.config).is_file()

@@ -10,8 +10,10 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 
 import main
 import plot_logs
-from network import curves
-from network.runlog import RunLog, events_folder, read_log
+from tracking import curves
+from tracking.logformat import read_log
+from tracking.events import EventSink
+from tracking.runlog import RunLog, events_folder
 
 from conftest import DATA
 from test_training import SAMPLE, write_small_chairs_config
@@ -28,14 +30,15 @@ def steps_and_values(reader, tag):
 
 
 def test_a_debug_training_run_writes_events_that_tensorboard_reads(tmp_path, capsys):
-    from network.config import load_config
-    from network.training import run_training
+    from common.config import load_config
+    from engine.train import RunOptions, run_training
     write_small_chairs_config(tmp_path)
     roots = tmp_path / 'roots.yaml'
     roots.write_text('chairs: %s\n' % (SAMPLE / 'FlyingChairs_release'))
     result = run_training(load_config('MaskFlownet_S.yaml'), load_config(tmp_path / 'small.yaml'),
-                          [mx.cpu()], max_steps=2, roots_file=roots, debug=True, seed=1,
-                          weights_dir=str(tmp_path / 'w'), logs_dir=str(tmp_path / 'l'))
+                          [mx.cpu()], RunOptions(max_steps=2, roots_file=roots, debug=True, seed=1,
+                                                 weights_dir=str(tmp_path / 'w'),
+                                                 logs_dir=str(tmp_path / 'l')))
     log = tmp_path / 'l' / 'debug' / ('%s.log' % result.run_id)
     folder = tmp_path / 'l' / 'debug' / 'tensorboard' / result.run_id
     assert Path(events_folder(str(log))) == folder
@@ -73,7 +76,7 @@ def test_a_debug_training_run_writes_events_that_tensorboard_reads(tmp_path, cap
 
 
 def write_run(log_path, start, steps_and_epe):
-    log = RunLog(str(log_path), events=True)
+    log = RunLog(str(log_path), sinks=[EventSink(events_folder(str(log_path)))])
     log.log('start=%d, train=8, val=1, host=h, batch=1' % start)
     log.log("seed=1")
     for steps, epe in steps_and_epe:
@@ -95,7 +98,7 @@ def test_a_resume_hides_the_steps_it_redoes_as_the_log_reader_drops_them(tmp_pat
 def test_events_that_cannot_be_written_warn_once_and_the_log_goes_on(tmp_path, capsys):
     log_path = tmp_path / 'run.log'
     (tmp_path / 'tensorboard').write_text('a file where the events folder would go')
-    log = RunLog(str(log_path), events=True)
+    log = RunLog(str(log_path), sinks=[EventSink(events_folder(str(log_path)))])
     log.log('start=0, train=1, val=1, host=h, batch=1')
     log.log('steps=1, epe=2.5, total_time=0.00')
     log.learning_rate(1, 1e-4)
@@ -106,7 +109,7 @@ def test_events_that_cannot_be_written_warn_once_and_the_log_goes_on(tmp_path, c
 
 
 def test_a_failing_image_prediction_warns_and_training_goes_on(tmp_path, capsys):
-    log = RunLog(str(tmp_path / 'run.log'), events=True)
+    log = RunLog(str(tmp_path / 'run.log'), sinks=[EventSink(str(tmp_path / 'tensorboard' / 'run'))])
     log.log('steps=1, chairs=3.5')
 
     def broken():
@@ -120,24 +123,24 @@ def test_a_failing_image_prediction_warns_and_training_goes_on(tmp_path, capsys)
 
 
 def test_no_tensorboard_switch_reaches_the_run_and_writes_no_events(tmp_path, monkeypatch):
-    import network.training
+    import engine.commands
     from common.errors import UserError
     calls = []
 
-    def run_training(*args, **options):
+    def run_training(config, dataset_cfg, ctx, options):
         calls.append(options)
         raise UserError('stopped by the test')   # whatever the run would return
-    monkeypatch.setattr(network.training, 'run_training', run_training)
+    monkeypatch.setattr(engine.commands, 'run_training', run_training)
     for argv, expected in (([], True), (['--no_tensorboard'], False)):
         assert main.main(['MaskFlownet_S.yaml'] + argv) == 2
-        assert calls[-1]['tensorboard'] is expected
-    RunLog(str(tmp_path / 'run.log'), events=False).close()
+        assert calls[-1].tensorboard is expected
+    RunLog(str(tmp_path / 'run.log')).close()
     assert not (tmp_path / 'tensorboard').exists()
 
 
 def test_tag_names_of_valid_logs_and_duplicates():
     runs = curves.read_runs([str(DATA / 'runlogs' / 'original_restarts.log')])
     assert 'val/kitti.12_2' in runs[0].series
-    from network.runlog import line_scalars, parse_pairs
+    from tracking.logformat import line_scalars, parse_pairs
     assert line_scalars(parse_pairs('steps=5, kitti.2015:fl_all=0.25')) == (
         5, [('val/kitti.2015/fl_all', 0.25)])

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from common.errors import UserError
-from network.augmentation import random_crop_and_flip
+from reader.crop import random_crop_and_flip
 from reader.loader import BatchStream
 
 

@@ -7,7 +7,7 @@ import pytest
 
 from common.devices import cpu_flags
 from network import layers, pipeline
-from network.config import Config
+from common.config import Config
 from network.pipeline import Pipeline
 
 from conftest import NETWORKS
@@ -20,7 +20,7 @@ def test_inference_channel_padding_is_dropped_only_where_onednn_has_its_brgemm_k
 
 @pytest.mark.parametrize('network', NETWORKS)
 def test_the_inference_graph_shares_the_parameters_and_computes_what_training_computes(
-        network, monkeypatch, kept_graph_memory):
+        network, monkeypatch):
     # Unpadded inference on every machine, whatever its CPU: the graphs then differ.
     monkeypatch.setattr(pipeline, 'INFERENCE_CHANNEL_ALIGN', 1)
     mx.random.seed(3)
@@ -48,7 +48,7 @@ def test_the_inference_graph_shares_the_parameters_and_computes_what_training_co
     np.testing.assert_array_equal(first.asnumpy(), first_values)
 
 
-def test_released_graph_memory_is_planned_anew_with_the_same_results(kept_graph_memory):
+def test_released_graph_memory_is_planned_anew_with_the_same_results():
     pipe = Pipeline(Config({'network': {'class': 'MaskFlownet_S'}}))
     img1, img2 = (mx.nd.array(np.random.default_rng(k).uniform(0, 1, (1, 3, 128, 192)))
                   for k in (1, 2))

@@ -6,8 +6,8 @@ import cv2
 import pytest
 
 import plot_logs
-from network import curves
-from network.runlog import read_log
+from tracking import curves
+from tracking.logformat import read_log
 
 from conftest import DATA
 

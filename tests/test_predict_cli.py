@@ -12,7 +12,7 @@ import pytest
 
 from conftest import expect_cli_error as expect_error, run_predict_cli as run_cli
 from conftest import assert_close
-from network.checkpoint import find_checkpoint
+from engine.runs import find_checkpoint
 from common.errors import UserError
 from common.options import parse_resize
 from reader.flowio import read_flo
@@ -139,7 +139,7 @@ def test_checkpoint_lookup_by_run_id(tmp_path):
 @pytest.fixture
 def no_network(monkeypatch):
     """Fail the test if the network is loaded: the checks must come before it."""
-    from network import predict
+    from engine import predict
 
     def load_pipeline(*args, **kwargs):
         pytest.fail('the network was loaded before the inputs and outputs were checked')

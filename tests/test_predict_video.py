@@ -11,7 +11,7 @@ from moviepy.video.io.ffmpeg_writer import FFMPEG_VideoWriter
 from moviepy.video.io.VideoFileClip import VideoFileClip
 
 from conftest import expect_cli_error as expect_error, run_predict_cli as run_cli
-from network import predict
+from engine import predict
 from common.errors import UserError
 from network.pipeline import Pipeline
 

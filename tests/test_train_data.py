@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from network.config import load_config
+from common.config import load_config
 from common.errors import UserError
 from reader.mixes import shrink_for_debug, training_data
 from reader import roots

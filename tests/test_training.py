@@ -11,14 +11,14 @@ import mxnet as mx
 import pytest
 
 import main as main_cli
-from network.config import Config
+from common.config import Config
 from network.conventions import centralize
-from network import pipeline as pipeline_module
 from network.pipeline import Pipeline
-from network.training import FlowTrainer, all_finite, prune_checkpoints
+from engine.runs import prune_checkpoints
+from engine.trainer import FlowTrainer, all_finite
 from reader import chairs
 from reader.flowio import read_flo, write_flo
-from network.augmentation import random_crop_and_flip
+from reader.crop import random_crop_and_flip
 from reader.sample import load_sample
 
 REPO = Path(__file__).resolve().parent.parent
@@ -27,9 +27,9 @@ SCHEDULE = [[100, 1e-4], [200, 5e-5]]
 OVERFIT_SCHEDULE = [[100, 4e-4]]
 
 
-def pipeline(network='MaskFlownet_S', ctx=None, seed=0):
+def pipeline(network='MaskFlownet_S', ctx=None, seed=0, keep_graph_memory=False):
     mx.random.seed(seed)
-    return Pipeline(Config({'network': {'class': network}}), ctx)
+    return Pipeline(Config({'network': {'class': network}}), ctx, keep_graph_memory)
 
 
 @pytest.fixture(scope='module')
@@ -83,8 +83,7 @@ def test_a_training_graph_that_keeps_its_memory_trains_exactly_as_one_that_does_
     another's values. Three steps on two contexts, then a step at another crop size."""
     runs = []
     for keep in (False, True):
-        monkeypatch.setattr(pipeline_module, 'KEEP_GRAPH_MEMORY', keep)
-        pipe = pipeline(ctx=[mx.cpu(0), mx.cpu(1)])
+        pipe = pipeline(ctx=[mx.cpu(0), mx.cpu(1)], keep_graph_memory=keep)
         assert dict(pipe.network._flags)['static_alloc'] == keep
         trainer = FlowTrainer(pipe, OVERFIT_SCHEDULE)
         batches = [chairs_batch] * 3 + [[a[..., 32:96, 32:160] for a in chairs_batch]]
@@ -109,9 +108,9 @@ sys.path.insert(0, %r)
 from common.devices import prepare_process
 prepare_process()
 import numpy as np
-from network.config import Config
+from common.config import Config
 from network.pipeline import Pipeline
-from network.training import FlowTrainer
+from engine.trainer import FlowTrainer
 FIELDS = 'arena ordblks smblks hblks hblkhd usmblks fsmblks uordblks fordblks keepcost'
 class MallInfo2(ctypes.Structure):
     _fields_ = [(name, ctypes.c_size_t) for name in FIELDS.split()]
@@ -147,11 +146,11 @@ def test_training_steps_do_not_leak_memory(network, steps):
 def test_all_finite_checks_more_arrays_than_one_mxnet_call_takes(monkeypatch):
     # MaskFlownet trained whole has 270 gradients; one multi_all_finite call takes 200 (more
     # overflow MXNet's table and crash the process: checked here, before MXNet is called).
-    from network import training
+    from engine import trainer
     multi_all_finite = mx.nd.multi_all_finite
 
     def checked(*arrays, num_arrays):
-        assert len(arrays) == num_arrays <= training.ALL_FINITE_MAX_ARRAYS
+        assert len(arrays) == num_arrays <= trainer.ALL_FINITE_MAX_ARRAYS
         return multi_all_finite(*arrays, num_arrays=num_arrays)
     monkeypatch.setattr(mx.nd, 'multi_all_finite', checked)
     arrays = [mx.nd.ones((3,), ctx=mx.cpu(k // 225)) for k in range(450)]   # 225 per device
@@ -222,8 +221,8 @@ def test_prune_keeps_the_newest_three_of_the_run(tmp_path):
     assert left == sorted([n + e for n in names[2:] for e in ('.params', '.states')] + orphans[1:])
 
 
-def test_fixed_head_does_not_change_while_stage_two_trains(chairs_batch, kept_graph_memory):
-    pipe = pipeline('MaskFlownet')
+def test_fixed_head_does_not_change_while_stage_two_trains(chairs_batch):
+    pipe = pipeline('MaskFlownet', keep_graph_memory=True)
     pipe.fix_head()
     trainer = FlowTrainer(pipe, SCHEDULE)
     before = weights(pipe)
@@ -275,11 +274,11 @@ def log_lines(path):
             for line in Path(path).read_text().splitlines()]
 
 
-def test_two_steps_then_a_resume_through_the_library(tmp_path, monkeypatch, kept_graph_memory):
+def test_two_steps_then_a_resume_through_the_library(tmp_path, monkeypatch):
     """run_training, called directly: log lines, checkpoints, then an exact continuation; the
     graphs' memory is released before and after each validation."""
-    from network.config import load_config
-    from network.training import run_training
+    from common.config import load_config
+    from engine.train import RunOptions, run_training
     released = []   # which graph held a plan (and its memory) when released
     release = Pipeline.release_graph_memory
     monkeypatch.setattr(Pipeline, 'release_graph_memory', lambda pipe: (
@@ -291,7 +290,8 @@ def test_two_steps_then_a_resume_through_the_library(tmp_path, monkeypatch, kept
     options = dict(roots_file=roots, weights_dir=str(tmp_path / 'w'), logs_dir=str(tmp_path / 'l'),
                    debug=True, seed=1)
     config, small = load_config('MaskFlownet_S.yaml'), load_config(tmp_path / 'small.yaml')
-    first = run_training(config, small, [mx.cpu()], max_steps=2, log_args={'seed': 1}, **options)
+    first = run_training(config, small, [mx.cpu()],
+                         RunOptions(max_steps=2, log_args={'seed': 1}, **options))
     run_id = first.run_id
     assert re.fullmatch(r'[0-9a-f]{3}[A-Z][a-z]{2}\d\d-\d{4}', run_id) and first.steps == 2
     log = tmp_path / 'l' / 'debug' / ('%s.log' % run_id)
@@ -305,7 +305,8 @@ def test_two_steps_then_a_resume_through_the_library(tmp_path, monkeypatch, kept
     # inference graph after.
     assert released == [(True, False), (False, True)] * 2
 
-    second = run_training(config, small, [mx.cpu()], checkpoint_spec=run_id, max_steps=2, **options)
+    second = run_training(config, small, [mx.cpu()],
+                          RunOptions(checkpoint=run_id, max_steps=2, **options))
     assert (second.run_id, second.steps, second.started_from) == (run_id, 4, first.newest)
     assert 'start=2, train=1, val=1' in '\n'.join(log_lines(log))
     assert sorted(p.name for p in (tmp_path / 'w').glob('*.params')) == \
@@ -350,7 +351,7 @@ def test_debug_uses_the_bundled_samples_whatever_dataset_variables_say(tmp_path,
 # --------------------------------------------------------------- failures and resume semantics
 
 def test_a_non_finite_loss_stops_the_step_before_the_weights_change(chairs_batch):
-    from network.training import NonFiniteStep
+    from engine.trainer import NonFiniteStep
     pipe = pipeline()
     trainer = FlowTrainer(pipe, SCHEDULE)
     before = weights(pipe)
@@ -381,7 +382,7 @@ def test_weight_decay_is_the_runs_own_also_after_loading_states(tmp_path, chairs
 
 
 def test_plan_start_continues_only_from_the_newest_checkpoint(tmp_path):
-    from network.training import RunStart, plan_start
+    from engine.runs import RunStart, plan_start
     older, newest = tmp_path / 'R_12.params', tmp_path / 'R_16.params'
     for path in (older, newest):
         path.write_bytes(b'')
@@ -456,7 +457,7 @@ def test_branching_resume_nan_stop_and_stale_files(tmp_path, monkeypatch, capsys
 
 
 def test_a_non_finite_gradient_with_a_finite_loss_is_caught(chairs_batch, monkeypatch):
-    from network.training import NonFiniteStep
+    from engine.trainer import NonFiniteStep
     pipe = pipeline()
     trainer = FlowTrainer(pipe, SCHEDULE)
     loss = pipe.loss

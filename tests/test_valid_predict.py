@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 import main as main_cli
-from network.config import Config
-from network.evaluate import validate_checkpoint, validate_sets
+from common.config import Config
+from engine.evaluate import validate_checkpoint, validate_sets
 from network.pipeline import Pipeline
 from reader import flowio
 from reader.sample import load_sample

@@ -1,7 +1,7 @@
 """Prediction for new data: load a network for a config and checkpoint, run it on an image pair
 or on the consecutive frames of a video.
 
-``predict_new_data.py`` is a thin command line over these functions.
+``predict_new_data.py`` is a thin command line over ``predict_files``.
 """
 import itertools
 import os
@@ -13,16 +13,16 @@ import numpy as np
 from tqdm import tqdm
 
 from common import files
+from common.config import load_config
 from common.devices import parse_devices
 from common.errors import UserError
-from common.options import DEFAULT_VIDEO_BATCH, MAX_SIDE_PX, parse_resize
+from common.options import DEFAULT_VIDEO_BATCH, check_side, parse_resize
+from network.conventions import occ_mask_image
+from network.pipeline import Pipeline
 from reader import flowio, video
 
-from .checkpoint import find_checkpoint, find_or_download
-from .config import load_config
-from .evaluate import occ_mask_image
-from .pipeline import Pipeline
-
+from . import published
+from .runs import find_checkpoint, find_or_download
 
 
 def predict_files(out, config, checkpoint, image_1=None, image_2=None, video_path=None,
@@ -66,16 +66,9 @@ def load_pipeline(config_name, checkpoint_spec, ctx=None, download=False):
     else:
         path, _, _ = find_checkpoint(checkpoint_spec)
     pipe = Pipeline(config, ctx)
-    pipe.load(path)
+    with published.config_hints():
+        pipe.load(path)
     return pipe, path
-
-
-def check_size(path, shape):
-    """Raise UserError unless an image or frame of ``shape`` is small enough for the network."""
-    height, width = shape[:2]
-    if max(height, width) > MAX_SIDE_PX:
-        raise UserError('%s: %dx%d is too large: at most %d px per side (MXNet cannot resize to '
-                        '32768 or more)' % (path, width, height, MAX_SIDE_PX))
 
 
 def read_pair(path1, path2):
@@ -83,7 +76,7 @@ def read_pair(path1, path2):
     # Fed in OpenCV's BGR order as the original's predict_new_data.py did, so a checkpoint gives
     # the same flow as there (the Chairs and Sintel training readers give RGB).
     img1, img2 = flowio.read_image(path1), flowio.read_image(path2)
-    check_size(path1, img1.shape)
+    check_side(path1, img1.shape)
     if img1.shape != img2.shape:
         raise UserError('%s is %dx%d but %s is %dx%d: the two images must have the same size'
                         % (path1, img1.shape[1], img1.shape[0], path2, img2.shape[1], img2.shape[0]))
@@ -96,8 +89,8 @@ def pair_outputs(out_path, occ_mask_path=None):
 
 
 def check_image_pair(image_1, image_2, out_path, occ_mask_path=None):
-    """Raise UserError now, before the network loads, for a bad input or output of
-    predict_image_pair; return the two images."""
+    """Raise UserError now, before the network loads, for a bad input or output of an image
+    pair; return the two images."""
     flowio.check_flow_output_path(out_path)
     if occ_mask_path:
         flowio.check_image_output_path(occ_mask_path)
@@ -105,18 +98,13 @@ def check_image_pair(image_1, image_2, out_path, occ_mask_path=None):
     return read_pair(image_1, image_2)
 
 
-def predict_image_pair(pipe, image_1, image_2, out_path, occ_mask_path=None, resize=None):
-    """Write the flow from image_1 to image_2 to ``out_path`` (kind by extension); return it.
+def write_pair_flow(pipe, img1, img2, out_path, occ_mask_path=None, resize=None):
+    """Write the flow from ``img1`` to ``img2`` (read and checked by ``check_image_pair``) to
+    ``out_path`` (kind by extension); return (flow, occlusion mask).
 
     With ``occ_mask_path`` the occlusion mask is written too: both files or neither, and a
     failure leaves the files that were at these paths before as they were.
     """
-    img1, img2 = check_image_pair(image_1, image_2, out_path, occ_mask_path)
-    return write_pair_flow(pipe, img1, img2, out_path, occ_mask_path, resize)
-
-
-def write_pair_flow(pipe, img1, img2, out_path, occ_mask_path=None, resize=None):
-    """predict_image_pair for images already read and checked (``check_image_pair``)."""
     flow, occ_mask, _ = pipe.predict_pair(img1, img2, resize=resize)
     with files.atomic_outputs(*pair_outputs(out_path, occ_mask_path)) as tmps:
         flowio.write_flow(tmps[0], flow)
@@ -130,7 +118,7 @@ def write_pair_flow(pipe, img1, img2, out_path, occ_mask_path=None, resize=None)
 def check_video_input(path):
     """Raise UserError now, before the network loads, unless ``path`` decodes two frames."""
     with video.open_video(path) as capture:
-        check_size(path, video.first_two_frames(video.read_frames(capture, path), path)[0].shape)
+        check_side(path, video.first_two_frames(video.read_frames(capture, path), path)[0].shape)
 
 
 def check_video(video_path, out_path):
@@ -169,7 +157,7 @@ def predict_video(pipe, video_path, out_path, batch=None, resize=None, side_by_s
 
     Frame k of the output shows the flow from input frame k to k+1, in flow_vis colours, at the
     input's frame rate. Frames are streamed, ``batch`` pairs a network call (by default
-    options.DEFAULT_VIDEO_BATCH for the pipeline's device type): at most two batches of pairs
+    DEFAULT_VIDEO_BATCH for the pipeline's device type): at most two batches of pairs
     are in memory at a time. The output appears only when complete (written beside it, then
     renamed).
     """
@@ -187,7 +175,7 @@ def predict_video(pipe, video_path, out_path, batch=None, resize=None, side_by_s
         # Frames are fed in OpenCV's BGR order as the original's predict_new_data.py did, so a
         # checkpoint gives the same flow as there.
         first_two = video.first_two_frames(frames, video_path)
-        check_size(video_path, first_two[0].shape)
+        check_side(video_path, first_two[0].shape)
         height, width = first_two[0].shape[:2]
         size = (width * (3 if side_by_side else 1), height)
         written = 0

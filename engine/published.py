@@ -4,6 +4,7 @@ verified against the git blob id its tree records for the file.
 
 Nothing here reaches the network unless ``download`` is called, which only ``--download`` does.
 """
+import contextlib
 import hashlib
 import http.client
 import os
@@ -57,6 +58,14 @@ PUBLISHED = (
 )
 
 
+def markdown_table():
+    """The table of ``PUBLISHED`` that weights/README.md shows (a test keeps the two equal)."""
+    rows = ['| `-c` | file | network | config | trained on |', '|---|---|---|---|---|']
+    rows += ['| `%s` | `%s` | %s | `%s` | %s |' % (p.run_id, p.file, p.network_class.replace('_S', '-S'),
+                                               p.config, p.training) for p in PUBLISHED]
+    return '\n'.join(rows)
+
+
 def lookup(spec):
     """The published checkpoint ``-c RUN[:STEPS]`` names (RUN a prefix of its run id), or None."""
     prefix, _, steps = spec.partition(':')
@@ -89,6 +98,21 @@ def check_network(entry, network_class, config_source=None, training=False):
     if network_class != entry.network_class and not head:
         raise UserError('%s: is %s, config %s builds %s: use %s' % (
             entry.run_id, describe(entry), config_source or 'CONFIG', network_class, entry.config))
+
+
+@contextlib.contextmanager
+def config_hints():
+    """A published checkpoint loaded with the config of the other network is refused with the
+    config that fits it (``5adNov03``: ``MaskFlownet_sintel.yaml``)."""
+    from network.checkpoint import CheckpointMismatch   # here: launch.py reads this module without MXNet
+    try:
+        yield
+    except CheckpointMismatch as error:
+        entry = by_file(error.path)
+        if entry is not None and error.guess == entry.network_class != error.network_name:
+            raise UserError('%s (it is %s: use %s)' % (error.problem, describe(entry),
+                                                       entry.config)) from None
+        raise
 
 
 def url(entry):

@@ -1,9 +1,7 @@
-"""Run logs in the original's format: ``logs/{run_id}.log``, one
-``[YYYY/MM/DD HH:MM:SS] key=value, ...`` line per event (training and validation alike).
-
-The same module reads them back (``read_log``), for this project's logs and the original's
-published ones alike, and names what a line holds as TensorBoard tags (``line_scalars``), so
-that live training and a converted log show under the same names.
+"""The run log's line format, in the original's form: ``[YYYY/MM/DD HH:MM:SS] key=value, ...``,
+one line per event; the TensorBoard tags each kind of line maps to; reading logs back
+(``read_log``), for this project's logs and the original's published ones alike; and the
+moving average that training lines report.
 """
 import datetime
 import os
@@ -16,8 +14,8 @@ TIME_FORMAT = '%Y/%m/%d %H:%M:%S'
 _LINE = re.compile(r'^\[(?P<time>\d{4}/\d\d/\d\d \d\d:\d\d:\d\d)\] (?P<body>.*)$')
 _NOT_IN_TAGS = re.compile(r'[^-/\w.]')   # what TensorBoard writers replace by '_'
 
-# TensorBoard tags; the events-only ones (no log line holds them) are written by RunLog's
-# learning_rate and validation_images.
+# TensorBoard tags; the events-only ones (no log line holds them) are written by the run's
+# learning-rate and validation-image events (see tracking.events).
 TRAIN_PREFIX = 'train/'           # + a training line's metric: train/epe
 STEP_TIME_TAG = 'train/seconds_per_step'   # a training line's total_time (a moving average)
 VALIDATION_PREFIX = 'val/'        # + a validation line's key: val/sintel.clean
@@ -27,61 +25,6 @@ OCC_MASK_IMAGE_TAG = 'val/occ_mask'
 START_TEXT_TAG = 'run/start'      # the header line of each start: start=, train=, batch=, ...
 OPTIONS_TEXT_TAG = 'run/options'  # the line after it: the command's options or config
 NOTE_TEXT_TAG = 'run/note'        # any other line: branched_from=..., stopped=...
-
-
-class RunLog:
-    """``logs/{run_id}.log``: one ``[YYYY/MM/DD HH:MM:SS] key=value, ...`` line per event.
-
-    ``events``: also write TensorBoard events to ``tensorboard/{run_id}/`` beside the log
-    (see ``network.events``); failing to write them never stops the caller.
-    """
-
-    def __init__(self, path, echo=False, events=False):
-        self.path = path
-        self.echo = echo
-        try:
-            os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-            self._file = open(path, 'a')
-        except OSError as error:
-            raise UserError('%s: cannot write the log (%s)' % (path, error.strerror or error)) from None
-        self.events = None
-        if events:
-            from .events import EventSink
-            self.events = EventSink(events_folder(path))
-
-    def log(self, message):
-        now = datetime.datetime.now()
-        line = now.strftime('[%s] ' % TIME_FORMAT) + message
-        self._file.write(line + '\n')
-        self._file.flush()
-        if self.echo:
-            print(line, flush=True)
-        if self.events is not None:
-            self.events.add_line(message, now.timestamp())
-
-    def learning_rate(self, steps, lr):
-        """Events only: the learning rate at ``steps`` (the log lines do not hold it)."""
-        if self.events is not None and lr is not None:
-            self.events.add_scalar(LEARNING_RATE_TAG, lr, steps)
-
-    def validation_images(self, steps, predict):
-        """Events only: ``predict()`` -> (flow (H, W, 2) in (x, y) px, occlusion mask
-        (H, W, 1) in [0, 1]) of one validation pair, or None; called only when events are on."""
-        if self.events is not None:
-            self.events.add_validation_images(steps, predict)
-
-    def close(self):
-        self._file.close()
-        if self.events is not None:
-            self.events.close()
-
-
-def events_folder(log_path):
-    """Where the events of the run logged at ``log_path`` go: ``tensorboard/{run_id}/`` beside
-    the log."""
-    folder, name = os.path.split(log_path)
-    run_id = name[:-len('.log')] if name.endswith('.log') else name
-    return os.path.join(folder, 'tensorboard', run_id)
 
 
 def format_pairs(pairs):
@@ -238,3 +181,21 @@ def _drop_after(parsed, steps):
         dropped += len(points) - len(kept)
         parsed.series[tag] = kept
     return dropped
+
+
+class MovingAverage:
+    """Exponential moving average with bias correction, as the original's training log reports
+    (``epe`` and ``total_time`` of a training line); ``curves.smooth`` draws with it too."""
+
+    def __init__(self, ratio=0.95):
+        self.ratio = ratio
+        self.total = 0.
+        self.weight = 1e-8
+
+    def update(self, value):
+        self.total = self.total * self.ratio + value
+        self.weight = self.weight * self.ratio + 1
+
+    @property
+    def average(self):
+        return self.total / self.weight

@@ -1,6 +1,6 @@
-"""TensorBoard event files: written live during training (``EventSink``, owned by a RunLog)
-and converted from run logs (``write_log_events``), under the same tag names (see
-``network.runlog``).
+"""TensorBoard event files: written live during training (``EventSink``, a sink of the run's
+``RunLog``) and converted from run logs (``write_log_events``), under the same tag names (see
+``tracking.logformat``).
 
 Written with tensorboardX (pure Python); ``tensorboard --logdir logs/tensorboard`` shows them.
 Events are a view of the run, not its record: the text log is. So an EventSink that cannot
@@ -12,7 +12,7 @@ import sys
 
 import numpy as np
 
-from .runlog import (FLOW_IMAGE_TAG, OCC_MASK_IMAGE_TAG, line_scalars, parse_pairs,
+from .logformat import (FLOW_IMAGE_TAG, OCC_MASK_IMAGE_TAG, line_scalars, parse_pairs,
                      text_tag)
 
 FLUSH_SECONDS = 30
@@ -75,16 +75,15 @@ class EventSink:
         self._guarded(lambda writer: writer.add_scalar(tag, float(value), steps))
 
     def add_validation_images(self, steps, predict):
-        """The flow colours and occlusion mask that ``predict()`` gives (or None: no images)."""
+        """The flow colours and occlusion mask that ``predict()`` gives: (flow (H, W, 2) in
+        (x, y) px, mask image (H, W) uint8), or None: no images."""
         def write(writer):
             result = predict()
             if result is None:
                 return
-            flow, occ_mask = result
-            from .evaluate import occ_mask_image
+            flow, occ_mask_image = result
             writer.add_image(FLOW_IMAGE_TAG, flow_colours(flow), steps, dataformats='HWC')
-            writer.add_image(OCC_MASK_IMAGE_TAG, occ_mask_image(occ_mask), steps,
-                             dataformats='HW')
+            writer.add_image(OCC_MASK_IMAGE_TAG, occ_mask_image, steps, dataformats='HW')
         self._guarded(write)
 
     def close(self):
@@ -120,7 +119,7 @@ def _start_steps(message):
 
 
 def write_log_events(parsed, folder):
-    """Write a ParsedLog (``runlog.read_log``) as events in ``folder``; returns the count.
+    """Write a ParsedLog (``logformat.read_log``) as events in ``folder``; returns the count.
 
     Wall times are the log's time stamps. The new event file hides every earlier one in
     ``folder`` (purge from step 0), so converting a log again replaces what TensorBoard shows

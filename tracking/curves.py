@@ -2,7 +2,7 @@
 conversion to TensorBoard events, so that a reproduction and the authors' published runs
 can be compared.
 
-Reads this project's logs and the original's alike (``runlog.read_log``): the training EPE
+Reads this project's logs and the original's alike (``logformat.read_log``): the training EPE
 (the log's moving average, smoothed once more for the eye) and every validation metric
 against steps, one panel each, one colour per run.
 """
@@ -15,7 +15,7 @@ import numpy as np
 from common import files
 from common.errors import UserError
 
-from .runlog import TRAIN_PREFIX, VALIDATION_PREFIX, read_log
+from .logformat import TRAIN_PREFIX, VALIDATION_PREFIX, MovingAverage, read_log
 
 FORMATS = ('.png', '.svg')
 TRAINING_TAG = TRAIN_PREFIX + 'epe'
@@ -25,12 +25,11 @@ _COLUMNS = 3
 
 
 def smooth(values, weight):
-    """Exponential moving average with TensorBoard's bias correction (weight 0: unchanged)."""
-    out, total, norm = [], 0.0, 0.0
+    """Exponential moving average with bias correction, as the log's own (weight 0: unchanged)."""
+    average, out = MovingAverage(weight), []
     for value in values:
-        total = total * weight + (1 - weight) * value
-        norm = norm * weight + (1 - weight)
-        out.append(total / norm if norm else value)
+        average.update(value)
+        out.append(average.average)
     return np.array(out)
 
 

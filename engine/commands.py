@@ -1,0 +1,82 @@
+"""What ``main.py`` does, as one library call: ``main(args)`` checks the options, then trains,
+validates (``--valid``) or writes benchmark submissions (``--predict``)."""
+import os
+
+from common.config import load_config
+from common.devices import parse_devices
+from common.errors import UserError
+from common.options import parse_resize
+from network.pipeline import Pipeline
+from tracking.runlog import RunLog
+
+from . import published
+from .evaluate import format_report, validate_checkpoint
+from .runs import find_checkpoint, find_or_download
+from .submission import predict_submissions
+from .train import RunOptions, run_training
+
+
+def main(args):
+    """``main.py``'s work for parsed arguments ``args``; returns the text to print."""
+    if args.batch < 1:
+        raise UserError('--batch %d: must be 1 or more' % args.batch)
+    config = load_config(args.config)
+    dataset_cfg = load_config(args.dataset_cfg)
+    resize = parse_resize(args.resize)
+    ctx = parse_devices(args.gpu_device)
+    if args.download:
+        if args.checkpoint is None:
+            raise UserError('--download: name the published checkpoint with -c (e.g. -c 5adNov03)')
+        find_or_download(args.checkpoint, config.network_class, config_source=config.source,
+                         training=not (args.valid or args.predict))
+    if args.valid or args.predict:
+        return run_benchmarks(config, args.checkpoint, ctx, predict=args.predict,
+                              batch_size=args.batch, resize=resize, occ_mask=args.occ_mask)
+    return train(args, config, dataset_cfg, ctx)
+
+
+def train(args, config, dataset_cfg, ctx):
+    options = RunOptions(checkpoint=args.checkpoint, clear_steps=args.clear_steps,
+                         debug=args.debug, max_steps=args.max_steps, seed=args.seed,
+                         use_wd=args.use_wd, shard=args.shard, validation_batch=args.batch,
+                         kvstore=args.kvstore, tensorboard=not args.no_tensorboard,
+                         log_args=vars(args))
+    result = run_training(config, dataset_cfg, ctx, options)
+    if result.worker:
+        return 'worker %d stopped at step %d' % (result.worker, result.steps)
+    if result.newest is None:
+        return 'run %s stopped at step %d; no checkpoint written yet' % (result.run_id, result.steps)
+    return ('run %s stopped at step %d; newest checkpoint %s; resume with: python main.py %s '
+            '--dataset_cfg %s -c %s%s' % (result.run_id, result.steps, result.newest, args.config,
+                                          args.dataset_cfg, result.run_id,
+                                          ' --debug' if args.debug else ''))
+
+
+def run_benchmarks(config, checkpoint_spec, ctx=None, predict=False, batch_size=1, resize=None,
+                   occ_mask=False):
+    """``main.py --valid`` (``predict=False``) or ``--predict`` for the checkpoint ``-c`` names
+    (``RUN[:STEPS]`` or a .params path); returns the report to print.
+
+    ``--valid`` logs to ``logs/val/RUN.val.log``; ``--predict`` writes under ``flows/``.
+    """
+    if checkpoint_spec is None:
+        raise UserError('--valid and --predict need a checkpoint: -c RUN[:STEPS] or -c FILE.params')
+    path, run_id, steps = find_checkpoint(checkpoint_spec)
+    pipe = Pipeline(config, ctx)
+    with published.config_hints():
+        pipe.load(path)
+    name = os.path.basename(path)[:-len('.params')]
+    if predict:
+        prefix = os.path.join('flows', name)
+        report = predict_submissions(pipe, prefix, batch_size, resize, occ_mask)
+        lines = ['%-10s %s' % (what, note if isinstance(note, str) else
+                               '%d written, %d already there' % (written, note))
+                 for what, written, note in report]
+        return '\n'.join(lines + ['submissions under %s_sintel and %s_kitti' % (prefix, prefix)])
+    log = RunLog(os.path.join('logs', 'val', '%s.val.log' % (run_id or name)))
+    try:
+        report = validate_checkpoint(pipe, log, steps, batch_size, resize)
+    finally:
+        log.close()
+    return '\n'.join(['checkpoint %s (steps=%d)' % (path, steps), format_report(report),
+                      'logged to %s' % log.path])

@@ -1,0 +1,62 @@
+"""Training as one of several worker processes of MXNet's parameter-server kvstore
+(``--kvstore dist_*``, started by ``launch.py``), or as one process (``device``, ``local``):
+which worker this process is, the kvstore it joins, and how its augmentation is seeded.
+"""
+import os
+from dataclasses import dataclass
+
+import numpy as np
+
+from common.errors import UserError
+
+KVSTORES = ('device', 'local', 'dist_sync', 'dist_device_sync', 'dist_async')
+
+
+@dataclass(frozen=True)
+class Workers:
+    """This process's place among the training processes: worker ``rank`` of ``count``."""
+    rank: int = 0
+    count: int = 1
+    kvstore: str = 'device'
+
+    @property
+    def lead(self):
+        """Worker 0 alone writes logs, validation results and checkpoints."""
+        return self.rank == 0
+
+    @property
+    def distributed(self):
+        return self.kvstore.startswith('dist')
+
+
+def open_kvstore(name='device'):
+    """(kvstore for gluon.Trainer, Workers) for ``--kvstore name``.
+
+    ``device`` and ``local`` stay in this process (Gluon creates them when there are several
+    devices). The ``dist_*`` kinds join the parameter-server job whose scheduler the DMLC_*
+    variables name (launch.py sets them); this blocks until every worker and server has joined.
+    """
+    if name not in KVSTORES:
+        raise UserError('--kvstore %s: expected one of %s' % (name, ', '.join(KVSTORES)))
+    if not name.startswith('dist'):
+        return name, Workers(kvstore=name)
+    if os.environ.get('DMLC_ROLE') != 'worker' or 'DMLC_PS_ROOT_URI' not in os.environ:
+        raise UserError('--kvstore %s: this process is not a worker of a distributed job; start '
+                        'it with launch.py (python launch.py -n WORKERS -s SERVERS --launcher '
+                        'local python main.py ...)' % name)
+    import mxnet as mx   # here: main.py reads KVSTORES before the process is set up for MXNet
+    kvstore = mx.kv.create(name)
+    return kvstore, Workers(kvstore.rank, kvstore.num_workers, name)
+
+
+def seed_augmentation(seed, workers):
+    """Give workers other than 0 their own draws of the network-side augmentation.
+
+    Every worker seeds MXNet alike before building the network (so all start from the same
+    weights); worker 0 then draws exactly as a single process would, the others from a seed of
+    their own, so that no two workers augment their samples identically.
+    """
+    if workers.rank:
+        import mxnet as mx
+        entropy = None if seed is None else [seed, workers.rank]
+        mx.random.seed(int(np.random.SeedSequence(entropy).generate_state(1)[0] % 2 ** 31))
