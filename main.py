@@ -23,7 +23,7 @@ def parse_args(argv=None):
                         choices=KVSTORES,
                         help='how gradients are summed: over the devices of this process '
                              '(device, local) or over the workers of a job that launch.py '
-                             'started (dist_*); see README')
+                             'started (dist_*); see docs/distributed.md')
     parser.add_argument('-c', '--checkpoint', default=None,
                         help='RUN[:STEPS] (a run id prefix in weights/) or a .params path')
     parser.add_argument('--download', action='store_true',

@@ -33,10 +33,11 @@ def keep_freed_memory():
 
     MXNet takes every CPU array from malloc, and glibc serves large blocks by mapping fresh
     pages and unmapping them on free (per thread arena, too): each forward pass touches all of
-    its arrays as new memory (docs/performance.md, "Process set-up"). One arena, no mapped blocks and no trimming keep freed blocks in the
-    heap for the next pass; the process's memory stays at its peak instead of falling back.
-    Call it before MXNet starts its threads (each thread would take its own arena). Returns
-    whether the C library took the settings (glibc does; elsewhere it is a no-op).
+    its arrays as new memory (docs/performance.md, "Process set-up"). One arena, no mapped
+    blocks and no trimming keep freed blocks in the heap for the next pass; the process's
+    memory stays at its peak instead of falling back. Call it before MXNet starts its threads
+    (each thread would take its own arena). Returns whether the C library took the settings
+    (glibc does; elsewhere it is a no-op).
     """
     try:
         mallopt = ctypes.CDLL(None).mallopt
@@ -75,6 +76,6 @@ def parse_devices(spec):
                         % spec)
     if mx.context.num_gpus() < max(ids) + 1:
         raise UserError('-g %s: this machine has %d usable GPU(s) in this MXNet build; '
-                        'install mxnet-cu112 (see README) or drop -g to run on the CPU'
+                        'install mxnet-cu112 (see docs/install_gpu.md) or drop -g to run on the CPU'
                         % (spec, mx.context.num_gpus()))
     return [mx.gpu(i) for i in ids]

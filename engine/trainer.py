@@ -69,7 +69,7 @@ class FlowTrainer:
             self.trainer.set_learning_rate(lr)
             if self.states_on_servers and self._weights_shared and self.workers.lead:
                 # The servers hold a copy of the optimizer; a new rate must be sent to them,
-                # and sending it restarts Adam's moments there (see README).
+                # and sending it restarts Adam's moments there (see docs/distributed.md).
                 self.trainer._kvstore.set_optimizer(self.trainer._optimizer)
         self.lr = lr
         return True
@@ -166,7 +166,7 @@ class FlowTrainer:
 
 # multi_all_finite takes at most this many arrays a call: MXNet copies their addresses into a
 # fixed table of 200 (MultiAllFiniteKernelParam) and writes past it for more, a crash (bus
-# error) at MaskFlownet's 270 parameters.
+# error) at MaskFlownet's 270 parameters (docs/guarantees.md, "NaN and infinity").
 ALL_FINITE_MAX_ARRAYS = 200
 
 
