@@ -13,6 +13,7 @@ import argparse
 import sys
 
 from common.cli import run
+from common.environment import check_environment
 from engine.launcher import LAUNCHERS, launch
 
 
@@ -45,7 +46,10 @@ def parse_args(argv=None):
 
 def main(argv=None):
     args = parse_args(argv)
-    return run(lambda: launch(args))
+    def body():
+        check_environment()
+        return launch(args)
+    return run(body)
 
 
 if __name__ == '__main__':

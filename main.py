@@ -11,7 +11,8 @@ import sys
 
 from common.cli import run
 from common.devices import prepare_process
-from engine.distributed import KVSTORES
+from common.environment import check_environment
+from engine.distributed import KVSTORES, check_launched
 
 
 def parse_args(argv=None):
@@ -59,6 +60,8 @@ def main(argv=None):
     prepare_process()
 
     def body():
+        check_environment()
+        check_launched(args.kvstore)   # before MXNet loads: a server process would start serving
         from engine.commands import main as work   # here: --help answers without MXNet
         print(work(args))
     return run(body)

@@ -13,6 +13,7 @@ import argparse
 import sys
 
 from common.cli import run
+from common.environment import check_environment
 
 
 def parse_args(argv=None):
@@ -30,6 +31,7 @@ def main(argv=None):
     args = parse_args(argv)
 
     def body():
+        check_environment()
         from tracking.curves import plot_logs   # here: --help answers without matplotlib
         print('\n'.join(plot_logs(args.out, args.logs, args.tensorboard, args.smoothing)))
     return run(body)

@@ -18,11 +18,11 @@ Outputs are checked before any work starts; a failed or interrupted run (Ctrl-C:
 leaves the files that were at the output paths before as they were.
 """
 import argparse
-import os
 import sys
 
 from common.cli import run
 from common.devices import prepare_process
+from common.environment import check_environment
 from common.options import DEFAULT_VIDEO_BATCH
 
 
@@ -53,6 +53,10 @@ def parse_args(argv=None):
                              '%(cpu)d on the CPU)' % DEFAULT_VIDEO_BATCH)
     parser.add_argument('--side_by_side', action='store_true',
                         help='video: each frame is [input frame | flow colours | occlusion mask]')
+    parser.add_argument('--accept_short_video', action='store_true',
+                        help='video: a video that ends before the frame count its container '
+                             'announces is not an error; the flow of the frames that decode is '
+                             'written, with a warning')
     args = parser.parse_args(argv)
 
     images = [args.image_1, args.image_2]
@@ -68,24 +72,24 @@ def parse_args(argv=None):
             parser.error('give an image pair (--image_1 and --image_2) or --video_filepath')
         if any(image is None for image in images):
             parser.error('--image_1 and --image_2 go together')
-        if args.batch is not None or args.side_by_side:
-            parser.error('--batch and --side_by_side are for --video_filepath')
+        if args.batch is not None or args.side_by_side or args.accept_short_video:
+            parser.error('--batch, --side_by_side and --accept_short_video are for '
+                         '--video_filepath')
     return args
 
 
 def main(argv=None):
     args = parse_args(argv)
     prepare_process()
-    # OpenCV's video decoder would print libav's own lines before our one-line errors.
-    os.environ.setdefault('OPENCV_FFMPEG_LOGLEVEL', '-8')   # AV_LOG_QUIET
 
     def body():
+        check_environment()
         from engine.predict import predict_files   # here: --help answers without MXNet
         print(predict_files(args.out, args.config, args.checkpoint, image_1=args.image_1,
                             image_2=args.image_2, video_path=args.video_filepath,
                             devices=args.gpu_device, resize=args.resize, occ_mask=args.occ_mask,
                             batch=args.batch, side_by_side=args.side_by_side,
-                            download=args.download))
+                            download=args.download, accept_short_video=args.accept_short_video))
     return run(body)
 
 

@@ -43,7 +43,7 @@ def chairs_config():
     were taken at that size.)"""
     sys.path.insert(0, str(REPO))
     from common.config import load_config
-    return load_config('chairs.yaml')
+    return load_config('chairs.yaml', 'dataset')
 
 
 def measure(size, steps, batch, gpu):

@@ -1,21 +1,21 @@
 """Reading the YAML configs in ``config/`` (network and dataset configs alike).
 
-A config is a nested mapping. ``Config`` wraps it so that ``cfg.optimizer.learning_rate.get(default)``
-reads a value or falls back to a default; missing keys never raise, and keys no code reads are
-ignored. Keys that are Python keywords or clash with a method name (``class``, ``get``,
-``value``) are read with ``getattr(node, 'class')`` or ``node['get']``.
+A config is a nested mapping. ``load_config(path, kind)`` checks it against the schema of its
+kind (``common.schema``) as a whole when it is read. ``Config`` wraps it so that
+``cfg.optimizer.learning_rate.get(default)`` reads a value or falls back to a default. Keys
+that are Python keywords or clash with a method name (``class``, ``get``, ``value``) are read
+with ``getattr(node, 'class')`` or ``node['get']``.
 """
-import math
 from pathlib import Path
 
 import yaml
 
 from common.errors import UserError
+from common.schema import NETWORK_CLASSES, check_config
 
 CONFIG_DIR = Path(__file__).resolve().parent.parent / 'config'
 
 _MISSING = object()
-NETWORK_CLASSES = ('MaskFlownet_S', 'MaskFlownet')
 
 
 class Config:
@@ -80,28 +80,9 @@ class Config:
         raise UserError(f'{where}: network.class {node.value!r} is not one of '
                         f'{", ".join(NETWORK_CLASSES)}')
 
-    def checked(self, default, valid, expected):
-        """The value (or ``default``), or a UserError naming the file and key unless ``valid(value)``."""
-        value = self.get(default)
-        if not valid(value):
-            raise UserError(f'{self._source or "config"}: {self._key} must be {expected}; '
-                            f'got {value!r}')
-        return value
-
     def __repr__(self):
         shown = repr(self._value) if self._present else '<absent>'
         return f'Config({self._key or "<root>"}={shown})'
-
-
-def is_number(value):
-    """A finite int or float from YAML (a bool is not a number here)."""
-    return (isinstance(value, (int, float)) and not isinstance(value, bool)
-            and math.isfinite(value))
-
-
-def is_number_list(value, length=None, check=is_number):
-    return (isinstance(value, list) and (length is None or len(value) == length)
-            and all(check(v) for v in value))
 
 
 def _available_names():
@@ -124,8 +105,9 @@ def resolve_config_path(name_or_path):
                     f'available configs: {", ".join(_available_names()) or "none"}')
 
 
-def load_config(name_or_path):
-    """Read a YAML config (by path or by name in ``config/``) into a ``Config``."""
+def load_config(name_or_path, kind=None):
+    """Read a YAML config (by path or by name in ``config/``) into a ``Config``; with ``kind``
+    ('network' or 'dataset') it is checked against that kind's schema first."""
     path = resolve_config_path(name_or_path)
     try:
         data = yaml.safe_load(path.read_text())
@@ -138,4 +120,6 @@ def load_config(name_or_path):
         data = {}
     if not isinstance(data, dict):
         raise UserError(f'{path}: top level of a config must be a mapping, got {type(data).__name__}')
+    if kind is not None:   # the checked values, with the schema's defaults filled in
+        data = check_config(data, kind, str(path)).model_dump(by_alias=True)
     return Config(data, source=str(path))

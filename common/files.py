@@ -240,3 +240,73 @@ def same_file(a, b):
         return os.path.samefile(a, b)
     except OSError:  # one does not exist (yet): compare where the two names lead
         return os.path.realpath(a) == os.path.realpath(b)
+
+
+def prove_writable(folder):
+    """Create ``folder`` (and its parents) if missing and prove that files can be written
+    there, by writing and removing a small file; UserError naming the folder otherwise."""
+    folder = os.fspath(folder)
+    try:
+        os.makedirs(folder, exist_ok=True)
+        probe = os.path.join(folder, '.write-test-%d' % os.getpid())
+        with open(probe, 'wb') as f:
+            f.write(b'.')
+        os.remove(probe)
+    except OSError as e:
+        raise UserError(f'{folder}: cannot write there ({e.strerror or e})') from None
+
+
+class OwnerLock:
+    """An exclusive lock on ``path`` held by this process while it lives (``fcntl.flock``): a
+    second process is refused with one line naming ``what`` and the owner's pid. The kernel
+    drops the lock when its process dies however it dies (kill -9, power cut), so a lock file a
+    dead process left behind is taken over without manual clean-up. Released by ``release``
+    (or leaving the ``with`` block), which also removes the file."""
+
+    def __init__(self, path, what):
+        self.path = os.fspath(path)
+        self.what = what
+        self._fd = None
+
+    def acquire(self):
+        import fcntl   # here: POSIX only
+        os.makedirs(os.path.dirname(os.path.abspath(self.path)), exist_ok=True)
+        while True:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                owner = os.read(fd, 200).decode(errors='replace').split()
+                os.close(fd)
+                raise UserError('%s is in use by another process (pid %s, lock file %s); wait '
+                                'for it to end or stop it' % (self.what, owner[0] if owner
+                                                              else 'unknown', self.path)) from None
+            except OSError:
+                os.close(fd)
+                raise
+            # The file may have been removed (a release) between our open and our lock: then
+            # the lock is on a file nobody else sees; take the one at the path instead.
+            try:
+                same = os.path.samestat(os.fstat(fd), os.stat(self.path))
+            except FileNotFoundError:
+                same = False
+            if same:
+                break
+            os.close(fd)
+        os.ftruncate(fd, 0)
+        os.write(fd, b'%d %s\n' % (os.getpid(), os.uname().nodename.encode()))
+        self._fd = fd
+        return self
+
+    def release(self):
+        if self._fd is not None:
+            with contextlib.suppress(OSError):
+                os.remove(self.path)   # while still holding it: see acquire
+            os.close(self._fd)
+            self._fd = None
+
+    def __enter__(self):
+        return self.acquire()
+
+    def __exit__(self, *exc):
+        self.release()

@@ -5,23 +5,37 @@ import os
 from common.config import load_config
 from common.devices import parse_devices
 from common.errors import UserError
+from common.files import prove_writable
 from common.options import parse_resize
 from network.pipeline import Pipeline
 from tracking.runlog import RunLog
 
 from . import published
 from .evaluate import format_report, validate_checkpoint
+from .failures import memory_guard
 from .runs import find_checkpoint, find_or_download
 from .submission import predict_submissions
 from .train import RunOptions, run_training
 
 
+MAX_SEED = 2 ** 31 - 1   # MXNet seeds with a C int
+
+
+def check_args(args):
+    """main.py's numbers, checked before any work (argparse only checks that they are ints)."""
+    for option, value in (('--batch', args.batch), ('--max_steps', args.max_steps),
+                          ('--shard', args.shard)):
+        if value is not None and value < 1:
+            raise UserError('%s %d: must be 1 or more' % (option, value))
+    if args.seed is not None and not 0 <= args.seed <= MAX_SEED:
+        raise UserError('--seed %d: must be from 0 to %d' % (args.seed, MAX_SEED))
+
+
 def main(args):
     """``main.py``'s work for parsed arguments ``args``; returns the text to print."""
-    if args.batch < 1:
-        raise UserError('--batch %d: must be 1 or more' % args.batch)
-    config = load_config(args.config)
-    dataset_cfg = load_config(args.dataset_cfg)
+    check_args(args)
+    config = load_config(args.config, 'network')
+    dataset_cfg = load_config(args.dataset_cfg, 'dataset')
     resize = parse_resize(args.resize)
     ctx = parse_devices(args.gpu_device)
     if args.download:
@@ -66,16 +80,21 @@ def run_benchmarks(config, checkpoint_spec, ctx=None, predict=False, batch_size=
     with published.config_hints():
         pipe.load(path)
     name = os.path.basename(path)[:-len('.params')]
+    reduce = '--batch or --resize' if resize else '--batch'
     if predict:
         prefix = os.path.join('flows', name)
-        report = predict_submissions(pipe, prefix, batch_size, resize, occ_mask)
+        with memory_guard('writing the submissions of %s' % path, reduce):
+            report = predict_submissions(pipe, prefix, batch_size, resize, occ_mask)
         lines = ['%-10s %s' % (what, note if isinstance(note, str) else
                                '%d written, %d already there' % (written, note))
                  for what, written, note in report]
         return '\n'.join(lines + ['submissions under %s_sintel and %s_kitti' % (prefix, prefix)])
-    log = RunLog(os.path.join('logs', 'val', '%s.val.log' % (run_id or name)))
+    log_path = os.path.join('logs', 'val', '%s.val.log' % (run_id or name))
+    prove_writable(os.path.dirname(log_path))
+    log = RunLog(log_path)
     try:
-        report = validate_checkpoint(pipe, log, steps, batch_size, resize)
+        with memory_guard('validating %s' % path, reduce):
+            report = validate_checkpoint(pipe, log, steps, batch_size, resize)
     finally:
         log.close()
     return '\n'.join(['checkpoint %s (steps=%d)' % (path, steps), format_report(report),

@@ -29,6 +29,18 @@ class Workers:
         return self.kvstore.startswith('dist')
 
 
+def check_launched(kvstore):
+    """A process that a launcher started as part of a job (DMLC_ROLE is set) must join it
+    through a distributed kvstore: otherwise every worker trains alone, and the servers and
+    the scheduler wait for workers that never come. Checked before MXNet loads (a server
+    process starts serving when it does)."""
+    role = os.environ.get('DMLC_ROLE')
+    if role and not kvstore.startswith('dist'):
+        raise UserError('--kvstore %s: this process was started by a launcher as a %s of a '
+                        'distributed job (DMLC_ROLE=%s); give --kvstore dist_sync, '
+                        'dist_device_sync or dist_async' % (kvstore, role, role))
+
+
 def open_kvstore(name='device'):
     """(kvstore for gluon.Trainer, Workers) for ``--kvstore name``.
 

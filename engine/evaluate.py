@@ -95,7 +95,9 @@ def stream_runs(pipe, samples, batch_size, on_run, description=None, progress=Tr
     Batches need one frame size; KITTI frames differ, Sintel's and Chairs' do not.
     """
     chunk = max(1, batch_size * len(pipe.ctx))
-    with tqdm(total=len(samples), desc=description, disable=not progress, leave=False) as bar:
+    # disable=None: a bar only on a terminal (a log file would get bar fragments before lines)
+    with tqdm(total=len(samples), desc=description, disable=None if progress else True,
+              leave=False) as bar:
         for start in range(0, len(samples), chunk):
             part = samples[start:start + chunk]
             done = 0
@@ -177,14 +179,16 @@ def example_prediction(pipe, validation):
 # --- --valid ------------------------------------------------------------------------------
 
 def validation_sets(benchmark, root):
-    """Yield (name, samples) of ``benchmark``'s validation splits, listing each when reached."""
+    """[(name, samples)] of ``benchmark``'s validation splits."""
+    sets = []
     for split in benchmark.valid_splits:
         samples = benchmark.lister(root, split)
         if benchmark.per_pass:
-            for pass_name, part in group_samples(samples).items():
-                yield '%s.%s.%s' % (benchmark.name, split, pass_name), part
+            sets += [('%s.%s.%s' % (benchmark.name, split, pass_name), part)
+                     for pass_name, part in group_samples(samples).items()]
         else:
-            yield benchmark.name, samples
+            sets.append((benchmark.name, samples))
+    return sets
 
 
 def validate_checkpoint(pipe, log, steps, batch_size=1, resize=None, progress=True):
@@ -195,13 +199,19 @@ def validate_checkpoint(pipe, log, steps, batch_size=1, resize=None, progress=Tr
     to the original's ``kitti.2015:kitti`` (the per-image mean of Fl). Returns
     ``[(name, value or None, note)]``; unconfigured datasets are skipped.
     """
-    report = []
+    # Every configured dataset is found and listed before the first is evaluated: a wrong
+    # root is reported at the start, not after the datasets before it.
+    plan = []   # (benchmark, [(name, samples)]) or (benchmark, None) when not configured
     for benchmark in BENCHMARKS:
         key = benchmark.root_key
-        if not roots.configured(key):
-            report.append((benchmark.name, None, roots.skip_note(key)))
+        plan.append((benchmark, validation_sets(benchmark, roots.dataset_root(key))
+                     if roots.configured(key) else None))
+    report = []
+    for benchmark, sets in plan:
+        if sets is None:
+            report.append((benchmark.name, None, roots.skip_note(benchmark.root_key)))
             continue
-        for name, samples in validation_sets(benchmark, roots.dataset_root(key)):
+        for name, samples in sets:
             result = evaluate_samples(pipe, samples, batch_size, resize or benchmark.valid_size,
                                       benchmark.metrics, description=name, progress=progress)
             for metric in benchmark.metrics:

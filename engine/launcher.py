@@ -221,6 +221,32 @@ def check_args(args):
         if not port_is_free(args.port):
             raise UserError('--port %d: already in use on this machine (pick another, or stop '
                             'what listens there)' % args.port)
+    if not (args.exit_timeout > 0 and args.exit_timeout < float('inf')):
+        raise UserError('--exit_timeout %g: must be a positive number of seconds'
+                        % args.exit_timeout)
+    check_command(args.command)
+
+
+def check_command(command):
+    """Refuse, before anything starts, a main.py command that cannot form one job: without a
+    distributed kvstore each worker would train alone (duplicate runs), and --valid or
+    --predict train nothing. Other commands (your own scripts) are started as given."""
+    if not any(os.path.basename(word) == 'main.py' for word in command):
+        return
+    kvstore = None
+    for k, word in enumerate(command):
+        if word == '--kvstore' and k + 1 < len(command):
+            kvstore = command[k + 1]
+        elif word.startswith('--kvstore='):
+            kvstore = word.partition('=')[2]
+    if kvstore is None or not kvstore.startswith('dist'):
+        raise UserError('the command runs main.py with --kvstore %s: its workers would train '
+                        'alone, not as one job; add --kvstore dist_sync (or dist_device_sync, '
+                        'dist_async)' % (kvstore or 'device (the default)'))
+    for mode in ('--valid', '--predict'):
+        if mode in command:
+            raise UserError('the command runs main.py %s, which trains nothing: launch.py '
+                            'starts training jobs' % mode)
 
 
 def watch(supervisor, submitting, failure, exit_timeout, record_path):

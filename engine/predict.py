@@ -5,9 +5,9 @@ or on the consecutive frames of a video.
 """
 import itertools
 import os
+import sys
 from concurrent.futures import ThreadPoolExecutor
 
-import cv2
 import flow_vis
 import numpy as np
 from tqdm import tqdm
@@ -17,17 +17,18 @@ from common.config import load_config
 from common.devices import parse_devices
 from common.errors import UserError
 from common.options import DEFAULT_VIDEO_BATCH, check_side, parse_resize
-from network.conventions import occ_mask_image
+from network.conventions import network_size, occ_mask_image
 from network.pipeline import Pipeline
 from reader import flowio, video
 
 from . import published
+from .failures import memory_guard
 from .runs import find_checkpoint, find_or_download
 
 
 def predict_files(out, config, checkpoint, image_1=None, image_2=None, video_path=None,
                   devices='', resize='', occ_mask=None, batch=None, side_by_side=False,
-                  download=False):
+                  download=False, accept_short_video=False):
     """``predict_new_data.py``: check every input and output, then write the flow of an image
     pair (or of a video's consecutive frames) to ``out``; returns the line to print.
 
@@ -46,7 +47,7 @@ def predict_files(out, config, checkpoint, image_1=None, image_2=None, video_pat
     pipe, checkpoint = load_pipeline(config, checkpoint, ctx, download)
     if video_path is not None:
         frames = predict_video(pipe, video_path, out, batch=batch, resize=resize,
-                               side_by_side=side_by_side)
+                               side_by_side=side_by_side, accept_short=accept_short_video)
         fps, width, height = video.video_format(out)
         return '%s: %d flow frames, %.2f fps, %dx%d, from %s' % (out, frames, fps, width, height,
                                                                  checkpoint)
@@ -59,7 +60,7 @@ def load_pipeline(config_name, checkpoint_spec, ctx=None, download=False):
     """Pipeline for ``config_name`` with the checkpoint ``-c`` names loaded; returns (pipe, path).
 
     ``download``: see predict_files."""
-    config = load_config(config_name)
+    config = load_config(config_name, 'network')
     if download:
         path, _, _ = find_or_download(checkpoint_spec, config.network_class,
                                       config_source=config.source)
@@ -105,7 +106,9 @@ def write_pair_flow(pipe, img1, img2, out_path, occ_mask_path=None, resize=None)
     With ``occ_mask_path`` the occlusion mask is written too: both files or neither, and a
     failure leaves the files that were at these paths before as they were.
     """
-    flow, occ_mask, _ = pipe.predict_pair(img1, img2, resize=resize)
+    network = 'x'.join(map(str, network_size(img1.shape[:2], resize)[::-1]))
+    with memory_guard('predicting the flow at network size %s' % network, '--resize'):
+        flow, occ_mask, _ = pipe.predict_pair(img1, img2, resize=resize)
     with files.atomic_outputs(*pair_outputs(out_path, occ_mask_path)) as tmps:
         flowio.write_flow(tmps[0], flow)
         if occ_mask_path:
@@ -152,14 +155,16 @@ def render_video_frame(frame_bgr, flow, occ_mask, side_by_side=False):
     return np.concatenate([frame_bgr[..., ::-1], colours, mask], axis=1)
 
 
-def predict_video(pipe, video_path, out_path, batch=None, resize=None, side_by_side=False):
+def predict_video(pipe, video_path, out_path, batch=None, resize=None, side_by_side=False,
+                  accept_short=False):
     """Write the flow between consecutive frames of ``video_path`` as a video; return its frames.
 
     Frame k of the output shows the flow from input frame k to k+1, in flow_vis colours, at the
     input's frame rate. Frames are streamed, ``batch`` pairs a network call (by default
     DEFAULT_VIDEO_BATCH for the pipeline's device type): at most two batches of pairs
     are in memory at a time. The output appears only when complete (written beside it, then
-    renamed).
+    renamed). A video that ends before the frame count its container announces is an error,
+    unless ``accept_short`` (then a line on standard error says so).
     """
     ext = video.check_video_output_path(out_path)
     files.check_output_paths([out_path], inputs=[video_path])
@@ -170,8 +175,8 @@ def predict_video(pipe, video_path, out_path, batch=None, resize=None, side_by_s
     video_path = os.fspath(video_path)
     with video.open_video(video_path) as capture:
         fps = video.video_fps(capture, video_path)
-        frame_count = int(capture.get(cv2.CAP_PROP_FRAME_COUNT))
-        frames = video.read_frames(capture, video_path)
+        frame_count = video.frames_announced(capture)
+        frames = video.read_frames(capture, video_path, stop_at_damage=accept_short)
         # Frames are fed in OpenCV's BGR order as the original's predict_new_data.py did, so a
         # checkpoint gives the same flow as there.
         first_two = video.first_two_frames(frames, video_path)
@@ -197,12 +202,29 @@ def predict_video(pipe, video_path, out_path, batch=None, resize=None, side_by_s
             # leaving the executor waits for the write under way before the output is dropped.
             with ThreadPoolExecutor(max_workers=1) as writing:
                 pending = writing.submit(lambda: None)
+                network = 'x'.join(map(str, network_size((height, width), resize)[::-1]))
                 for firsts, seconds in pair_batches(itertools.chain(first_two, frames), batch):
                     if pending.done():
                         pending.result()   # a failed write ends the run before another batch
-                    results = list(pipe.predict(firsts, seconds, batch_size=batch, resize=resize))
+                    with memory_guard('predicting %d frame pairs at network size %s'
+                                      % (len(firsts), network), '--batch or --resize'):
+                        results = list(pipe.predict(firsts, seconds, batch_size=batch,
+                                                    resize=resize))
                     pending.result()
                     pending = writing.submit(write, firsts, results)
                     written += len(firsts)
                 pending.result()
+                check_frame_count(video_path, written + 1, frame_count, accept_short)
     return written
+
+
+def check_frame_count(path, decoded, announced, accept_short=False):
+    """A video that decodes fewer frames than its container announces is damaged or cut: an
+    error, or with ``accept_short`` a line on standard error."""
+    if announced and decoded < announced:
+        message = ('%s: the video announces %d frames but only %d decode (damaged or cut short)'
+                   % (path, announced, decoded))
+        if not accept_short:
+            raise UserError(message + '; --accept_short_video writes the flow of the frames '
+                                      'that decode')
+        print('warning: %s; writing the flow of those %d' % (message, decoded), file=sys.stderr)

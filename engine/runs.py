@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Optional
 
 from common.errors import UserError
-from common.files import atomic_output, same_file
+from common.files import OwnerLock, atomic_output, same_file
 
 from . import published
 
@@ -172,6 +172,14 @@ def plan_start(path, run_id, steps, newest_of_run, clear_steps=False, head_only=
     if run_id is not None and newest_of_run is not None and same_file(path, newest_of_run):
         return RunStart(run_id, steps, True, None)
     return RunStart(None, steps, True, path)
+
+
+def own_run(run_id, weights_dir=WEIGHTS_DIR):
+    """The lock that makes this process the only writer of run ``run_id``: ``RUN.lock`` in
+    ``weights_dir``, held while the run trains (a ``with`` block). A second process that would
+    write the same run is refused with the owner's pid; a lock a dead process left is taken
+    over (common.files.OwnerLock)."""
+    return OwnerLock(os.path.join(weights_dir, '%s.lock' % run_id), 'run %s' % run_id)
 
 
 # --- the run record launch.py reads ---------------------------------------------------------

@@ -100,9 +100,12 @@ def _predict_to_files(pipe, jobs, write_flow, batch_size, resize, occ_mask, desc
         results = pipe.predict([e.img1 for e in run], [e.img2 for e in run],
                                batch_size=batch_size, resize=resize)
         for sample, (flow, mask, _) in zip(samples, results):
-            write_flow(paths[sample.name], flow)
-            if occ_mask:
-                flowio.write_image(_outputs(paths[sample.name], True)[1], occ_mask_image(mask))
+            # The flow and its mask together or neither: an interrupt between the two would
+            # leave a flow without its mask, which a restart would then skip.
+            with files.atomic_outputs(*_outputs(paths[sample.name], occ_mask)) as tmps:
+                write_flow(tmps[0], flow)
+                if occ_mask:
+                    flowio.write_image(tmps[1], occ_mask_image(mask))
 
     stream_runs(pipe, [s for s, _ in todo], batch_size, write, description)
     return len(todo), len(jobs) - len(todo)
@@ -150,6 +153,7 @@ def predict_submissions(pipe, out_prefix, batch_size=1, resize=None, occ_mask=Fa
         settings = json.loads(json.dumps(settings))   # compare as the record reads back
     for folder, folder_settings in settings.items():
         check_settings(folder, folder_settings)
+        files.prove_writable(folder)
 
     report = []
     for task in tasks:

@@ -16,7 +16,7 @@ from typing import Optional
 import mxnet as mx
 
 from common.errors import UserError
-from common.files import remove_stale_temporaries
+from common.files import prove_writable, remove_stale_temporaries
 from network.augmentation import make_augmentations
 from network.pipeline import Pipeline
 from reader import roots as dataset_roots
@@ -31,6 +31,7 @@ from tracking.runlog import RunLog, events_folder
 from . import published, runs
 from .distributed import Workers, open_kvstore, seed_augmentation
 from .evaluate import example_prediction, validate_sets
+from .failures import memory_guard
 from .trainer import FlowTrainer, NonFiniteStep, check_batch_split
 
 LOG_EVERY = 50           # after the first 20 steps, as the original
@@ -161,34 +162,56 @@ def prepare_run(config, dataset_cfg, ctx, options=RunOptions()):
 
 
 def run(prepared):
-    """Train a prepared run: worker 0 logs, validates and saves under a run id; returns a
-    RunResult."""
+    """Train a prepared run: worker 0 logs, validates and saves under a run id that it owns
+    (one process per run); returns a RunResult.
+
+    The folders the run writes are created and proven writable before the first step. The log
+    holds its lines until the first step has succeeded, so a run that fails before it started
+    leaves no log (and a resumed run's log unchanged); one that stops for any reason after
+    that ends its log with ``stopped=<why>``.
+    """
     p, options = prepared, prepared.options
     if not p.workers.lead:
         steps = train(p.pipe, p.trainer, p.data, None, p.start.steps, None, options.weights_dir,
                       p.loop, p.workers)
         return RunResult(None, steps, None, p.started_from, p.workers.rank)
     run_id = p.start.run_id or runs.new_run_id(p.device_desc)
-    if p.start.branched_from:
-        print('%s is not the newest checkpoint of its run: continuing its history as the new '
-              'run %s (the later checkpoints stay as they are)' % (p.started_from, run_id))
-    remove_stale_temporaries(options.weights_dir)
-    runs.record_run(run_id, options.weights_dir, p.started_from)
     log_path = os.path.join(options.logs_dir, 'debug' if options.debug else '', '%s.log' % run_id)
-    sinks = [EventSink(events_folder(log_path))] if options.tensorboard else []
-    log = RunLog(log_path, echo=True, sinks=sinks)
-    log_start(log, p.start.steps, p.data, options.log_args, p.start.branched_from, p.workers)
-    try:
-        steps = train(p.pipe, p.trainer, p.data, run_id, p.start.steps, log, options.weights_dir,
-                      p.loop, p.workers)
-    except NonFiniteStep as error:
-        newest = runs.newest_checkpoint(run_id, options.weights_dir)
-        raise NonFiniteStep('%s; newest checkpoint %s' % (
-            error, newest or 'none (it started from %s)' % p.started_from)) from None
-    finally:
-        log.close()
+    prove_writable(options.weights_dir)
+    prove_writable(os.path.dirname(os.path.abspath(log_path)))
+    with runs.own_run(run_id, options.weights_dir):
+        if p.start.branched_from:
+            print('%s is not the newest checkpoint of its run: continuing its history as the '
+                  'new run %s (the later checkpoints stay as they are)' % (p.started_from, run_id))
+        remove_stale_temporaries(options.weights_dir)
+        runs.record_run(run_id, options.weights_dir, p.started_from)
+        sinks = [EventSink(events_folder(log_path))] if options.tensorboard else []
+        log = RunLog(log_path, echo=True, sinks=sinks, hold=True)
+        log_start(log, p.start.steps, p.data, options.log_args, p.start.branched_from, p.workers)
+        try:
+            steps = train(p.pipe, p.trainer, p.data, run_id, p.start.steps, log,
+                          options.weights_dir, p.loop, p.workers)
+        except BaseException as error:
+            if log.released:
+                log.log('stopped=%s' % stop_reason(error))
+            if isinstance(error, NonFiniteStep):
+                newest = runs.newest_checkpoint(run_id, options.weights_dir)
+                raise NonFiniteStep('%s; newest checkpoint %s' % (
+                    error, newest or 'none (it started from %s)' % p.started_from)) from None
+            raise
+        finally:
+            log.close()
     return RunResult(run_id, steps, runs.newest_checkpoint(run_id, options.weights_dir),
                      p.started_from)
+
+
+def stop_reason(error):
+    """What the run log's last line says of an error that stopped a run."""
+    if isinstance(error, KeyboardInterrupt):
+        return 'interrupted (Ctrl-C or a termination signal)'
+    if isinstance(error, UserError):
+        return ' '.join(str(error).split())
+    return '%s: %s' % (type(error).__name__, ' '.join(str(error).split())[-300:])
 
 
 def run_training(config, dataset_cfg, ctx, options=RunOptions()):
@@ -236,16 +259,18 @@ def train(pipe, trainer, data, run_id, steps, log, weights_dir=runs.WEIGHTS_DIR,
             last = now
             batch = next(stream)
             try:
-                result = trainer.train_batch(batch.img1, batch.img2, batch.flow, batch.mask,
-                                             geo_aug=geo_aug, color_aug=color_aug)
+                with memory_guard('training step %d (a batch of %d at %dx%d)' % (
+                        steps, len(batch.names), *data.target_shape[::-1]),
+                        'the batch or the crop (target_shape) in the dataset config'):
+                    result = trainer.train_batch(batch.img1, batch.img2, batch.flow, batch.mask,
+                                                 geo_aug=geo_aug, color_aug=color_aug)
             except NonFiniteStep as error:
-                message = ('step %d: %s on samples %s; the weights were not updated and no '
-                           'checkpoint was written' % (steps, error, ', '.join(batch.names)))
-                if log is not None:
-                    log.log('stopped=%s' % message)
-                raise NonFiniteStep(message) from None
+                raise NonFiniteStep('step %d: %s on samples %s; the weights were not updated and '
+                                    'no checkpoint was written' % (steps, error,
+                                                                   ', '.join(batch.names))) from None
             if not workers.lead:
                 continue
+            log.release()   # the run has started: its log is written from here on
             if steps <= 20 or steps % LOG_EVERY == 0:
                 train_epe.update(result['epe'])
                 log.log('steps=%d, epe=%s, total_time=%.2f' % (steps, train_epe.average,
@@ -253,7 +278,8 @@ def train(pipe, trainer, data, run_id, steps, log, weights_dir=runs.WEIGHTS_DIR,
                 log.learning_rate(steps, trainer.lr)
             if steps % loop.validation_steps == 0 or steps <= 1:
                 pipe.release_graph_memory()   # each graph's memory, not both at once
-                results = validate_sets(pipe, data.validation, loop.validation_batch)
+                with memory_guard('validating at step %d' % steps, '--batch'):
+                    results = validate_sets(pipe, data.validation, loop.validation_batch)
                 if results:
                     log.log('steps=%d, %s' % (steps, format_pairs(results.items())))
                     log.validation_images(steps, lambda: example_prediction(pipe, data.validation))

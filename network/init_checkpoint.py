@@ -19,11 +19,13 @@ def main(argv=None):
     args = parser.parse_args(argv)
 
     def body():
+        from common.environment import check_environment
+        check_environment()   # before MXNet loads: it aborts on a malformed OMP_NUM_THREADS
         import mxnet as mx
         from common.config import load_config
         from .pipeline import Pipeline
         mx.random.seed(args.seed)
-        pipe = Pipeline(load_config(args.config))
+        pipe = Pipeline(load_config(args.config, 'network'))
         pipe.save(args.out)
         print('%s: untrained %s checkpoint (seed %d)' % (args.out, pipe.network_class, args.seed))
     return run(body)

@@ -9,7 +9,6 @@ import numpy as np
 import mxnet as mx
 from mxnet import gluon
 
-from common.config import is_number, is_number_list
 from common.errors import UserError
 
 from . import checkpoint
@@ -23,18 +22,14 @@ NETWORKS = {'MaskFlownet_S': MaskFlownet_S, 'MaskFlownet': MaskFlownet}
 
 
 def build_network(config, channel_align=CHANNEL_ALIGN, forward_only=False, **block_kwargs):
-    """The config's network; ``block_kwargs`` (prefix, params) go to Gluon's Block.
-    ``forward_only``: a graph that will never run backward (see layers.concat)."""
+    """The config's network (checked when it was read: common.schema); ``block_kwargs``
+    (prefix, params) go to Gluon's Block. ``forward_only``: a graph that will never run
+    backward (see layers.concat)."""
     network = config.network
-    positive_int = lambda v: isinstance(v, int) and not isinstance(v, bool) and v > 0
     return NETWORKS[config.network_class](
-        flow_multiplier=network.flow_multiplier.checked(
-            1., lambda v: is_number(v) and v > 0, 'a positive number'),
-        deform_bias=network.deform_bias.checked(True, lambda v: isinstance(v, bool),
-                                                'true or false'),
-        upfeat_ch=network.upfeat_ch.checked([16, 16, 16, 16],
-                                            lambda v: is_number_list(v, 4, positive_int),
-                                            'a list of 4 positive integers'),
+        flow_multiplier=network.flow_multiplier.get(None) or 1.,
+        deform_bias=network.deform_bias.get(True) is not False,
+        upfeat_ch=network.upfeat_ch.get(None) or [16, 16, 16, 16],
         channel_align=channel_align, forward_only=forward_only, **block_kwargs)
 
 
@@ -67,12 +62,8 @@ class Pipeline:
 
         self.upsampler = Upsample(self.strides[-1])
         self.epe_with_mask = EpeLossWithMask()
-        weights = config.network.mw.checked(list(MULTISCALE_WEIGHTS), is_number_list,
-                                            'a list of numbers, one per decoder level')
-        if len(weights) != len(self.strides):
-            weights = list(MULTISCALE_WEIGHTS)   # as the original: a list of another length falls back
-        q = config.optimizer.q.checked(None, lambda v: v is None or (is_number(v) and v > 0),
-                                       'a positive number (or absent)')
+        weights = config.network.mw.get(None) or list(MULTISCALE_WEIGHTS)
+        q = config.optimizer.q.get(None)
         self.multiscale_epe = MultiscaleEpe(self.strides, weights, eps=1e-8, q=q)
         self.reconstruction = Warp(clip_grid=True)
         for block in (self.upsampler, self.epe_with_mask, self.multiscale_epe, self.reconstruction):

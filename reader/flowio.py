@@ -5,8 +5,11 @@ Any problem with a file raises ``UserError`` with a one-line message that names 
 Writers are atomic (``common.files.atomic_output``): an interrupted run never leaves a
 half-written output.
 """
+import contextlib
 import os
 import re
+import tempfile
+import threading
 import zlib
 
 import cv2
@@ -121,20 +124,27 @@ def _jpeg_is_complete(data):
     return False
 
 
-def _png_is_complete(data):
-    """Whether every chunk is there with a matching CRC, up to an IEND that ends the data."""
+def _png_problem(data):
+    """None for a whole PNG file, else what is wrong: 'truncated' (it ends before its IEND
+    chunk does) or 'corrupt' (a chunk's CRC does not match, or bytes follow IEND)."""
     if not data.startswith(_PNG_SIGNATURE):
-        return False
+        return 'corrupt (no PNG signature)'
     pos = len(_PNG_SIGNATURE)
     while pos + 12 <= len(data):
         length, kind = int.from_bytes(data[pos:pos + 4], 'big'), data[pos + 4:pos + 8]
         end = pos + 12 + length   # length, type, data, CRC
-        if end > len(data) or zlib.crc32(data[pos + 4:end - 4]) != int.from_bytes(data[end - 4:end], 'big'):
-            return False
+        if end > len(data):
+            return 'truncated'
+        if zlib.crc32(data[pos + 4:end - 4]) != int.from_bytes(data[end - 4:end], 'big'):
+            return 'corrupt (CRC mismatch in its %s chunk)' % kind.decode('latin-1')
         if kind == b'IEND':
-            return end == len(data)
+            return None if end == len(data) else 'corrupt (%d bytes after its end)' % (len(data) - end)
         pos = end
-    return False
+    return 'truncated'
+
+
+def _png_is_complete(data):
+    return _png_problem(data) is None
 
 
 def _flo_is_complete(data):
@@ -159,24 +169,73 @@ def output_is_complete(path):
 
 
 def _check_complete(path, data):
-    """UserError for a JPEG or PNG file cut short: libjpeg decodes what is there, grey after."""
-    for kind, start, is_complete in (('JPEG', _JPEG_START, _jpeg_is_complete),
-                                     ('PNG', _PNG_SIGNATURE, _png_is_complete)):
-        if data.startswith(start) and not is_complete(data):
-            raise UserError(f'{path}: truncated {kind} file (it ends before the image does)')
+    """UserError for a JPEG or PNG file cut short (libjpeg decodes what is there, grey after)
+    or, for a PNG, damaged (its chunks carry CRCs)."""
+    if data.startswith(_JPEG_START) and not _jpeg_is_complete(data):
+        raise UserError(f'{path}: truncated JPEG file (it ends before the image does)')
+    if data.startswith(_PNG_SIGNATURE):
+        problem = _png_problem(data)
+        if problem == 'truncated':
+            raise UserError(f'{path}: truncated PNG file (it ends before the image does)')
+        if problem:
+            raise UserError(f'{path}: {problem} PNG file')
+
+
+_stderr_lock = threading.Lock()
+
+
+@contextlib.contextmanager
+def decoder_messages():
+    """Collect what native decoders print inside the block; yields a list that holds their
+    lines afterwards.
+
+    libjpeg decodes a damaged scan with a grey or garbage fill and only prints a warning
+    ('Corrupt JPEG data: ...') on standard error; ffmpeg conceals a damaged video frame and
+    logs an error, which OpenCV prints on standard output. Both descriptors (1 and 2) are the
+    whole process's, so the blocks of all threads take turns; what other threads print
+    meanwhile is collected too, and shown with the decoder's lines.
+    """
+    import sys
+    lines = []
+    with _stderr_lock, tempfile.TemporaryFile() as capture:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        saved = [os.dup(1), os.dup(2)]
+        try:
+            os.dup2(capture.fileno(), 1)
+            os.dup2(capture.fileno(), 2)
+            try:
+                yield lines
+            finally:
+                sys.stdout.flush()
+                sys.stderr.flush()
+                os.dup2(saved[0], 1)
+                os.dup2(saved[1], 2)
+        finally:
+            for fd in saved:
+                os.close(fd)
+        capture.seek(0)
+        lines.extend(line.strip() for line in capture.read().decode(errors='replace').splitlines()
+                     if line.strip())
 
 
 def _imread(path, flags):
-    """Read the file once: check that it is complete, then decode those same bytes."""
+    """Read the file once: check that it is complete, then decode those same bytes. A JPEG
+    whose decoder warns (a damaged scan) is refused with the decoder's words."""
     path = _require_file(path)
     data = _read_bytes(path)
     _check_complete(path, data)
-    try:
-        image = cv2.imdecode(np.frombuffer(data, np.uint8), flags)
-    except cv2.error:
-        image = None
+    buffer = np.frombuffer(data, np.uint8)
+    guard = decoder_messages() if data.startswith(_JPEG_START) else contextlib.nullcontext([])
+    with guard as messages:
+        try:
+            image = cv2.imdecode(buffer, flags)
+        except cv2.error:
+            image = None
     if image is None:
         raise UserError(f'{path}: cannot decode image (corrupt or unsupported format)')
+    if messages:
+        raise UserError(f'{path}: damaged image (the decoder says: {"; ".join(messages)[:300]})')
     return image
 
 

@@ -153,28 +153,26 @@ class TrainingData:
 
 
 def training_data(dataset_cfg, network_class, roots=None, shard=1):
-    """The samples, batch mix and validation sets of ``dataset_cfg`` (a ``network.config.Config``).
+    """The samples, batch mix and validation sets of ``dataset_cfg`` (a ``common.config.Config``
+    of a dataset config, checked when it was read: ``common.schema``).
 
     ``shard=N`` trains on every N-th FlyingThings3D sample, as the original's ``--shard``
     (there to fit the data in RAM; streaming needs no sharding).
     """
     roots = roots or Roots()
-    if not dataset_cfg.dataset.present:
-        raise UserError('%s is not a dataset config: it has no `dataset:` key (%s)'
-                        % (dataset_cfg.source, ', '.join(MIXES)))
     name = dataset_cfg.dataset.value
     if name not in MIXES:
-        raise UserError('dataset config %s: unknown dataset %r (%s)'
+        raise UserError('%s: dataset: unknown dataset %r (one of %s)'
                         % (dataset_cfg.source, name, ', '.join(MIXES)))
     mix = MIXES[name]
-    orig_shape = _shape(dataset_cfg, 'orig_shape', list(mix.orig_shape))
-    options = MixOptions(network_class, train_all=dataset_cfg.train_all.get(False),
-                         sub_type=dataset_cfg.sub_type.get('clean'), parts=_things3d_parts(dataset_cfg),
-                         shard=shard, kitti=dataset_cfg.kitti.get(0), hd1k=dataset_cfg.hd1k.get(0),
-                         resize_shape=dataset_cfg.resize_shape.get(436), orig_shape=orig_shape)
-    if options.kitti + options.hd1k >= 4:
-        raise UserError('dataset config %s: kitti + hd1k must leave room for Sintel in a '
-                        'batch of 4' % dataset_cfg.source)
+    orig_shape = tuple(dataset_cfg.orig_shape.get(None) or mix.orig_shape)
+    options = MixOptions(network_class, train_all=dataset_cfg.train_all.get(None) or False,
+                         sub_type=dataset_cfg.sub_type.get(None) or 'clean',
+                         parts=tuple(dataset_cfg.parts.get(None) or ['train']),
+                         shard=shard, kitti=dataset_cfg.kitti.get(None) or 0,
+                         hd1k=dataset_cfg.hd1k.get(None) or 0,
+                         resize_shape=dataset_cfg.resize_shape.get(None) or 436,
+                         orig_shape=orig_shape)
     data = TrainingData(name, [(slot.lister(roots, options), slot.count(options))
                                for slot in mix.slots if slot.count(options)], orig_shape, None)
     for validation in mix.validation:
@@ -183,31 +181,8 @@ def training_data(dataset_cfg, network_class, roots=None, shard=1):
         else:
             data.validation.update(validation.lister(roots, options))
     default_target = [s + (64 - s) % 64 for s in orig_shape]
-    data.target_shape = _shape(dataset_cfg, 'target_shape', default_target, multiple=64)
+    data.target_shape = tuple(dataset_cfg.target_shape.get(None) or default_target)
     return data
-
-
-def _things3d_parts(dataset_cfg):
-    """``parts:`` of a things3d config: ['train'] by default, as the original trained."""
-    parts = dataset_cfg.parts.get(['train'])
-    if (not isinstance(parts, list) or not parts
-            or any(not isinstance(p, str) or p not in things3d.PARTS for p in parts)):
-        raise UserError('dataset config %s: parts must be a list of %s; got %r'
-                        % (dataset_cfg.source, ' and '.join(things3d.PARTS), parts))
-    return tuple(parts)
-
-
-def _shape(dataset_cfg, key, default, multiple=1):
-    """A dataset config's [H, W] entry, checked: two positive integers (multiples of ``multiple``)."""
-    value = dataset_cfg[key].get(default)
-    ok = (isinstance(value, (list, tuple)) and len(value) == 2
-          and all(isinstance(v, int) and not isinstance(v, bool) and v > 0 and v % multiple == 0
-                  for v in value))
-    if not ok:
-        raise UserError('dataset config %s: %s must be [H, W], two positive integers%s; got %r'
-                        % (dataset_cfg.source, key,
-                           ' that are multiples of %d' % multiple if multiple > 1 else '', value))
-    return tuple(value)
 
 
 def shrink_for_debug(data, devices):

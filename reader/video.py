@@ -1,5 +1,11 @@
 """Video files: frames read with OpenCV, H.264 yuv420p written with moviepy's streaming ffmpeg
-writer. Any problem with a file is a ``UserError`` naming it."""
+writer. Any problem with a file is a ``UserError`` naming it.
+
+A damaged frame is refused, not passed on: ffmpeg conceals what it cannot decode and only
+logs an error, so the reading collects what the decoder logs (at ffmpeg's error level, set
+below unless the user set ``OPENCV_FFMPEG_LOGLEVEL``) and any message is an error naming the
+frame.
+"""
 import contextlib
 import itertools
 import math
@@ -11,6 +17,11 @@ import numpy as np
 from moviepy.video.io.ffmpeg_writer import FFMPEG_VideoWriter
 
 from common.errors import UserError
+from reader.flowio import decoder_messages
+
+# ffmpeg's errors (AV_LOG_ERROR) reach standard error, where read_frames collects them; its
+# warnings and information do not.
+os.environ.setdefault('OPENCV_FFMPEG_LOGLEVEL', '16')
 
 # moviepy's streaming writer encodes with libx264 by default; these containers take H.264
 # (.webm, .ogv and .gif need other codecs and fail with it).
@@ -34,20 +45,46 @@ def open_video(path):
     if not os.path.isfile(path):
         raise UserError('%s: %s' % (path, 'not a regular file' if os.path.exists(path)
                                     else 'file not found'))
-    capture = cv2.VideoCapture(path)
+    with decoder_messages() as messages:
+        # One decoding thread: ffmpeg then reports a damaged frame while that frame is being
+        # read, the same one on every run (threads report it a frame or two later, by chance).
+        capture = cv2.VideoCapture(path, cv2.CAP_FFMPEG, [cv2.CAP_PROP_N_THREADS, 1])
     try:
         if not capture.isOpened():
-            raise UserError('%s: cannot open video (corrupt or unsupported format)' % path)
+            raise UserError('%s: cannot open video (corrupt or unsupported format%s)'
+                            % (path, _said(messages)))
         yield capture
     finally:
         capture.release()
 
 
-def read_frames(capture, path):
-    """Yield the decoded frames (H, W, 3) uint8 BGR one by one; they must all have one size."""
+def _said(messages):
+    return '; the decoder says: %s' % '; '.join(messages)[:300] if messages else ''
+
+
+def frames_announced(capture):
+    """The frame count the container announces (0 when it announces none)."""
+    count = capture.get(cv2.CAP_PROP_FRAME_COUNT)
+    return int(count) if math.isfinite(count) and count > 0 else 0
+
+
+def read_frames(capture, path, stop_at_damage=False):
+    """Yield the decoded frames (H, W, 3) uint8 BGR one by one; they must all have one size.
+
+    A frame the decoder complains about is an error naming it; with ``stop_at_damage`` the
+    frames end before it instead (a line on standard error says so).
+    """
     size = None
     for index in itertools.count():
-        ok, frame = capture.read()
+        with decoder_messages() as messages:
+            ok, frame = capture.read()
+        if messages and ok:
+            if not stop_at_damage:
+                raise UserError('%s: frame %d is damaged%s (--accept_short_video: the frames '
+                                'end before it)' % (path, index, _said(messages)))
+            print('warning: %s: frame %d is damaged%s; the frames end before it'
+                  % (path, index, _said(messages)), file=sys.stderr)
+            return
         if not ok:
             return
         if size is None:

@@ -237,7 +237,7 @@ def test_unknown_fps_falls_back_and_size_changes_are_refused(clip, pipe, tmp_pat
     frames = moving_pattern(3, 64, 64)
     out = tmp_path / 'flow.mov'
     with monkeypatch.context() as patch:
-        patch.setattr(cv2, 'VideoCapture', lambda path: FakeCapture(frames))
+        patch.setattr(cv2, 'VideoCapture', lambda path, *options: FakeCapture(frames))
         assert predict.predict_video(pipe, clip, out) == 2
     assert 'warning: %s: the video reports no frame rate; writing at 25 fps' % clip in capsys.readouterr().err
     assert cv2.VideoCapture(str(out)).get(cv2.CAP_PROP_FPS) == 25
@@ -245,7 +245,7 @@ def test_unknown_fps_falls_back_and_size_changes_are_refused(clip, pipe, tmp_pat
 
     grown = frames[:2] + [np.zeros((64, 128, 3), np.uint8)]
     with monkeypatch.context() as patch:
-        patch.setattr(cv2, 'VideoCapture', lambda path: FakeCapture(grown))
+        patch.setattr(cv2, 'VideoCapture', lambda path, *options: FakeCapture(grown))
         with pytest.raises(UserError, match='frame 2 is 128x64 but frame 0 is 64x64'):
             predict.predict_video(pipe, clip, out, batch=1)
     assert list(tmp_path.iterdir()) == []
@@ -264,7 +264,7 @@ def test_odd_sized_video_is_padded_to_yuv420p_that_every_player_takes(clip, pipe
     frames = [frame[:63, :95] for frame in moving_pattern(3)]
     out = tmp_path / 'odd.mp4'
     with monkeypatch.context() as patch:
-        patch.setattr(cv2, 'VideoCapture', lambda path: FakeCapture(frames))
+        patch.setattr(cv2, 'VideoCapture', lambda path, *options: FakeCapture(frames))
         assert predict.predict_video(pipe, clip, out) == 2
     assert pixel_format(out) == 'yuv420p'
     written = read_video(out)
@@ -305,7 +305,7 @@ def test_frames_beyond_mxnets_size_limit_are_refused_before_the_network(clip, go
         pytest.fail('the network was loaded before the frames were checked')
     monkeypatch.setattr(predict, 'load_pipeline', no_network)
     wide = [np.zeros((2, 32768, 3), np.uint8)] * 2
-    monkeypatch.setattr(cv2, 'VideoCapture', lambda path: FakeCapture(wide))
+    monkeypatch.setattr(cv2, 'VideoCapture', lambda path, *options: FakeCapture(wide))
     expect_error(capsys, [tmp_path / 'flow.mp4', 'MaskFlownet_S', '--video_filepath', clip,
                           '-c', golden_checkpoint('MaskFlownet_S')], clip, '32768x2', '32704')
     assert list(tmp_path.iterdir()) == []

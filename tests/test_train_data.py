@@ -77,8 +77,8 @@ def test_things3d_val_part_only_when_the_config_asks(roots_file, tmp_path):
     both = training_data(load_config(config), 'MaskFlownet_S')
     assert sorted({name.split('/')[1] for name in names(both.mix[0][0])}) == ['train', 'val']
     config.write_text('dataset: things3d\nparts: [test]\n')
-    with pytest.raises(UserError, match='parts must be a list of train and val'):
-        training_data(load_config(config), 'MaskFlownet_S')
+    with pytest.raises(UserError, match=r"parts\[0\]: must be 'train' or 'val'; got 'test'"):
+        load_config(config, 'dataset')
 
 
 def test_kitti_train_and_valid_parts(roots_file):
@@ -101,17 +101,17 @@ def test_debug_shrinks_the_batch_to_what_the_devices_need(roots_file):
 
 
 @pytest.mark.parametrize('text, message', [
-    ('optimizer: {}\n', 'is not a dataset config'),
-    ('dataset: chairs\ntarget_shape: [300, 400]\n', 'target_shape must be [H, W], two positive '
-                                                     'integers that are multiples of 64'),
-    ('dataset: chairs\norig_shape: 384\n', 'orig_shape must be [H, W]'),
+    ('optimizer: {}\n', 'not a dataset config'),
+    ('dataset: chairs\ntarget_shape: [300, 400]\n', 'target_shape: must be [H, W] with both '
+                                                     'multiples of 64'),
+    ('dataset: chairs\norig_shape: 384\n', 'orig_shape: must be a list'),
 ])
 def test_malformed_dataset_configs(roots_file, tmp_path, monkeypatch, text, message):
     monkeypatch.setenv('MASKFLOWNET_CHAIRS', str(Path(__file__).parent.parent / 'sample_data' / 'FlyingChairs_release'))
     bad = tmp_path / 'bad.yaml'
     bad.write_text(text)
     with pytest.raises(UserError, match=re.escape(message)) as error:
-        training_data(load_config(str(bad)), 'MaskFlownet_S')
+        training_data(load_config(str(bad), 'dataset'), 'MaskFlownet_S')
     assert str(bad) in str(error.value)
 
 

@@ -20,6 +20,9 @@ from .logformat import TRAIN_PREFIX, VALIDATION_PREFIX, MovingAverage, read_log
 FORMATS = ('.png', '.svg')
 TRAINING_TAG = TRAIN_PREFIX + 'epe'
 LOG_SCALE_RATIO = 5     # a panel whose values span more than this factor gets a log y axis
+# A value this many times the panel's median magnitude (a diverged run's 1e30) is left off
+# the axis, which would otherwise flatten every other value: the panel says how many.
+OUTLIER_RATIO = 1e3
 DEFAULT_SMOOTHING = 0.95
 _COLUMNS = 3
 
@@ -31,6 +34,24 @@ def smooth(values, weight):
         average.update(value)
         out.append(average.average)
     return np.array(out)
+
+
+def finite(steps, values):
+    """The points with a finite value: a NaN or infinity (a diverged run) is not drawn, and
+    does not stop the smoothed curve."""
+    keep = np.isfinite(values)
+    return steps[keep], values[keep]
+
+
+def axis_outliers(values):
+    """The finite values too far from the panel's others to share an axis with them."""
+    magnitudes = np.abs(np.asarray([v for v in values if math.isfinite(v)]))
+    if len(magnitudes) < 2:
+        return []
+    typical = np.percentile(magnitudes, 50, method='lower')
+    if typical <= 0:
+        typical = magnitudes[magnitudes > 0].min() if (magnitudes > 0).any() else 0
+    return [v for v in values if math.isfinite(v) and typical and abs(v) > OUTLIER_RATIO * typical]
 
 
 def log_scale_helps(values):
@@ -78,8 +99,8 @@ def draw_figure(runs, smoothing=DEFAULT_SMOOTHING):
             if not points:
                 continue
             colour = colours[k % len(colours)]
-            steps = np.array([p[0] for p in points])
-            value = np.array([p[1] for p in points])
+            steps, value = finite(np.array([p[0] for p in points]),
+                                  np.array([p[1] for p in points], dtype=float))
             values += list(value)
             if tag == TRAINING_TAG:
                 ax.plot(steps, value, color=colour, alpha=0.2, linewidth=0.7,
@@ -97,7 +118,21 @@ def draw_figure(runs, smoothing=DEFAULT_SMOOTHING):
         ax.set_xlabel('steps')
         ax.set_ylabel(ylabel(tag))
         ax.xaxis.set_major_formatter(steps_format)
-        if log_scale_helps(values):
+        outliers = axis_outliers(values)
+        if outliers:
+            values = [v for v in values if v not in outliers]
+            ax.text(0.99, 0.98, '%d value(s) off the axis (up to %.3g)'
+                    % (len(outliers), max(outliers, key=abs)), transform=ax.transAxes,
+                    ha='right', va='top', fontsize=8, color='0.3')
+        log_scale = log_scale_helps(values)
+        if outliers:
+            low, high = min(values), max(values)
+            if log_scale:
+                ax.set_ylim(low / 1.2, high * 1.2)
+            else:
+                margin = 0.05 * (high - low) or 0.05 * abs(high) or 1
+                ax.set_ylim(low - margin, high + margin)
+        if log_scale:
             ax.set_yscale('log')
             ax.yaxis.set_major_locator(ticker.LogLocator(subs=(1, 2, 5)))
             ax.yaxis.set_major_formatter(ticker.FuncFormatter(lambda y, _: '%g' % y))
@@ -136,6 +171,9 @@ def summary(run):
         run.path, run.run_id, training, len(validation), len(run.starts))
     if run.superseded:
         line += ', %d points superseded by a restart' % run.superseded
+    non_finite = sum(not math.isfinite(p[1]) for points in run.series.values() for p in points)
+    if non_finite:
+        line += ', %d NaN or infinite value(s) not drawn' % non_finite
     if run.bad_lines:
         number, reason = run.bad_lines[0]
         line += '; %d bad line(s) skipped (first: line %d: %s)' % (len(run.bad_lines), number,

@@ -16,42 +16,77 @@ class RunLog:
     ``sinks``: views that follow the log, such as ``tracking.events.EventSink``: each line goes
     to their ``add_line``, and the events-only values (learning rate, validation images) to
     their ``add_scalar`` and ``add_validation_images``. A sink never stops the caller.
+
+    ``hold``: keep the lines (echoed as they come) until ``release()``, so that a run that
+    fails before it really started leaves no log, and a resumed run's log is not changed;
+    closed without ``release()``, nothing is written.
     """
 
-    def __init__(self, path, echo=False, sinks=()):
+    def __init__(self, path, echo=False, sinks=(), hold=False):
         self.path = path
         self.echo = echo
         self.sinks = list(sinks)
+        self._held = [] if hold else None
+        self._file = None
+        if not hold:
+            self._open()
+
+    def _open(self):
         try:
-            os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-            self._file = open(path, 'a')
+            os.makedirs(os.path.dirname(os.path.abspath(self.path)), exist_ok=True)
+            self._file = open(self.path, 'a')
         except OSError as error:
-            raise UserError('%s: cannot write the log (%s)' % (path, error.strerror or error)) from None
+            raise UserError('%s: cannot write the log (%s)' % (self.path, error.strerror or error)) from None
+
+    @property
+    def released(self):
+        return self._held is None
+
+    def release(self):
+        """Write the lines held so far, and every later one as it comes."""
+        if self._held is None:
+            return
+        held, self._held = self._held, None
+        self._open()
+        for line, message, wall_time in held:
+            self._write(line, message, wall_time)
 
     def log(self, message):
         now = datetime.datetime.now()
         line = now.strftime('[%s] ' % TIME_FORMAT) + message
-        self._file.write(line + '\n')
-        self._file.flush()
         if self.echo:
             print(line, flush=True)
+        if self._held is not None:
+            self._held.append((line, message, now.timestamp()))
+        else:
+            self._write(line, message, now.timestamp())
+
+    def _write(self, line, message, wall_time):
+        try:
+            self._file.write(line + '\n')
+            self._file.flush()
+        except OSError as error:
+            raise UserError('%s: cannot write the log (%s)' % (self.path, error.strerror or error)) from None
         for sink in self.sinks:
-            sink.add_line(message, now.timestamp())
+            sink.add_line(message, wall_time)
 
     def learning_rate(self, steps, lr):
         """Sinks only: the learning rate at ``steps`` (the log lines do not hold it)."""
-        if lr is not None:
+        if lr is not None and self.released:
             for sink in self.sinks:
                 sink.add_scalar(LEARNING_RATE_TAG, lr, steps)
 
     def validation_images(self, steps, predict):
         """Sinks only: ``predict()`` -> (flow (H, W, 2) in (x, y) px, occlusion mask image
         (H, W) uint8) of one validation pair, or None; called only when a sink wants them."""
-        for sink in self.sinks:
-            sink.add_validation_images(steps, predict)
+        if self.released:
+            for sink in self.sinks:
+                sink.add_validation_images(steps, predict)
 
     def close(self):
-        self._file.close()
+        if self._file is not None:
+            self._file.close()
+            self._file = None
         for sink in self.sinks:
             sink.close()
 

@@ -1,0 +1,51 @@
+"""Failures of MXNet itself, turned into the one-line form: running out of memory while
+training, validating or predicting becomes a ``UserError`` that says what was being done and
+what to reduce.
+
+MXNet runs its operators asynchronously: a failed allocation surfaces where the program next
+waits for a result (``asnumpy``), so each guarded phase is one that waits before it ends.
+"""
+import contextlib
+
+from common.errors import UserError
+
+# What MXNet 1.9 says when an allocation fails: its own storage ("Failed to allocate CPU
+# Memory"), oneDNN's primitives, which allocate their own buffers ("could not execute a
+# primitive", "could not create a primitive"), C++'s bad_alloc, and CUDA's.
+OUT_OF_MEMORY = ('Failed to allocate', 'could not execute a primitive',
+                 'could not create a primitive', 'bad_alloc', 'out of memory',
+                 'Cannot allocate memory', 'cudaMalloc')
+
+
+class OutOfMemory(UserError):
+    """MXNet could not allocate memory for the phase named in the message."""
+
+
+def is_out_of_memory(error):
+    text = str(error)
+    return isinstance(error, MemoryError) or any(marker in text for marker in OUT_OF_MEMORY)
+
+
+@contextlib.contextmanager
+def memory_guard(doing, reduce):
+    """Turn an allocation failure inside the block into ``OutOfMemory``: 'out of memory while
+    {doing}; reduce {reduce}'. Other MXNet errors pass unchanged."""
+    import mxnet as mx   # here: engine modules that never run the network import this one too
+    try:
+        yield
+    except (MemoryError, mx.base.MXNetError) as error:
+        if not is_out_of_memory(error):
+            raise
+        _drain(mx)
+        raise OutOfMemory('out of memory while %s; reduce %s' % (doing, reduce)) from None
+
+
+def _drain(mx):
+    """Wait for MXNet's other operations of the failed phase, whose own failures it would
+    otherwise raise again at the process's exit (a traceback after our one line)."""
+    for _ in range(3):
+        try:
+            mx.nd.waitall()
+            return
+        except mx.base.MXNetError:
+            continue

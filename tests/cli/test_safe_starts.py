@@ -1,0 +1,160 @@
+"""Every input is checked before work starts: configs, command-line numbers, environment
+variables, and what a launcher hands a process. One line ``error: ...``, exit status 2, and
+nothing built, trained or written."""
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import launch
+import main as main_cli
+import plot_logs
+import predict_new_data
+
+REPO = Path(__file__).resolve().parent.parent.parent
+SAMPLE = REPO / 'sample_data'
+
+
+@pytest.fixture
+def workdir(tmp_path, monkeypatch):
+    """An empty working directory, chairs sample roots, and no network may be built."""
+    roots = tmp_path / 'datasets.yaml'
+    roots.write_text('chairs: %s\n' % (SAMPLE / 'FlyingChairs_release'))
+    monkeypatch.setenv('MASKFLOWNET_DATASETS', str(roots))
+    monkeypatch.chdir(tmp_path)
+
+    def refuse(*args, **kwargs):
+        raise AssertionError('a network was built before the inputs were checked')
+    import network.pipeline
+    monkeypatch.setattr(network.pipeline.Pipeline, '__init__', refuse)
+    return tmp_path
+
+
+def one_line(capsys, *fragments):
+    err = capsys.readouterr().err
+    assert err.startswith('error: ') and err.count('\n') == 1, err
+    for fragment in fragments:
+        assert fragment in err, err
+    return err
+
+
+def nothing_written(folder):
+    return not (folder / 'weights').exists() and not (folder / 'logs').exists()
+
+
+@pytest.mark.parametrize('text, fragment', [
+    ('dataset: chairs\ncheckpoint_steps: 0\n', 'checkpoint_steps: must be greater than 0'),
+    ('dataset: chairs\ncheckpoint_step: 100\n',
+     "unknown key 'checkpoint_step' (did you mean 'checkpoint_steps'?)"),
+    ('dataset: chairs\nvalidation_steps: "many"\n', 'validation_steps: must be an integer'),
+    ('dataset: chairs\ntarget_shape: [-320, 448]\n', 'target_shape[0]: must be greater than 0'),
+])
+def test_a_bad_dataset_config_value_is_found_before_anything_is_built(workdir, capsys, text,
+                                                                      fragment):
+    (workdir / 'bad.yaml').write_text(text)
+    assert main_cli.main(['MaskFlownet_S.yaml', '--dataset_cfg', 'bad.yaml', '--debug']) == 2
+    one_line(capsys, 'bad.yaml: ' + fragment)
+    assert nothing_written(workdir)
+
+
+def test_a_misspelt_network_config_key_is_an_error_not_a_default(workdir, capsys):
+    (workdir / 'net.yaml').write_text('netwrok:\n  class: MaskFlownet_S\nnetwork:\n'
+                                      '  class: MaskFlownet_S\n')
+    assert main_cli.main(['net.yaml', '--debug']) == 2
+    one_line(capsys, "net.yaml: unknown key 'netwrok' (did you mean 'network'?)")
+
+
+@pytest.mark.parametrize('argv, fragment', [
+    (['--seed', '-1'], '--seed -1: must be from 0 to 2147483647'),
+    (['--seed', str(2 ** 31)], '--seed 2147483648: must be from 0'),
+    (['--max_steps', '0'], '--max_steps 0: must be 1 or more'),
+    (['--shard', '-2'], '--shard -2: must be 1 or more'),
+    (['--batch', '0'], '--batch 0: must be 1 or more'),
+])
+def test_command_line_numbers_are_checked_first(workdir, capsys, argv, fragment):
+    assert main_cli.main(['MaskFlownet_S.yaml', '--debug'] + argv) == 2
+    one_line(capsys, fragment)
+    assert nothing_written(workdir)
+
+
+@pytest.mark.parametrize('name, value, fragment', [
+    ('MASKFLOWNET_SINTL', '/data/sintel', 'MASKFLOWNET_SINTL: unknown (did you mean '
+                                          'MASKFLOWNET_SINTEL?)'),
+    ('MASKFLOWNET_WEIGHTS_URL', 'github.com/mirror', 'not an http(s):// or file:// address'),
+    ('MASKFLOWNET_DATASETS', '/no/such/roots.yaml', 'MASKFLOWNET_DATASETS=\'/no/such/roots.yaml\''
+                                                    ': no such file'),
+    ('OMP_NUM_THREADS', 'abc', "OMP_NUM_THREADS='abc': must be a positive whole number"),
+    ('OMP_NUM_THREADS', '0', "OMP_NUM_THREADS='0'"),
+])
+def test_environment_variables_are_checked_by_every_command(workdir, capsys, monkeypatch, name,
+                                                            value, fragment):
+    monkeypatch.setenv(name, value)
+    commands = [
+        lambda: main_cli.main(['MaskFlownet_S.yaml', '--debug']),
+        lambda: predict_new_data.main(['out.flo', 'MaskFlownet_S.yaml', '--image_1', 'a.png',
+                                       '--image_2', 'b.png', '-c', 'x']),
+        lambda: plot_logs.main(['out.png', 'run.log']),
+        lambda: launch.main(['-n', '1', '--launcher', 'local', 'python', 'script.py']),
+    ]
+    for command in commands:
+        assert command() == 2
+        one_line(capsys, fragment)
+    assert nothing_written(workdir)
+
+
+def test_a_malformed_omp_num_threads_is_one_line_not_an_mxnet_abort(tmp_path):
+    # MXNet 1.9 terminates the process (dmlc::ParamError, exit 134) on such a value.
+    env = dict(os.environ, OMP_NUM_THREADS='4,2')
+    for command in (['main.py', 'MaskFlownet_S.yaml', '--valid', '-c', 'none'],
+                    ['-m', 'network.init_checkpoint', 'MaskFlownet_S.yaml',
+                     str(tmp_path / 'x.params')]):
+        done = subprocess.run([sys.executable] + command, cwd=REPO, env=env,
+                              capture_output=True, text=True, timeout=120)
+        assert done.returncode == 2, done.stderr
+        assert done.stderr == ("error: environment variable OMP_NUM_THREADS='4,2': must be a "
+                               "positive whole number of threads (MXNet aborts on anything "
+                               "else)\n")
+
+
+def test_a_process_started_by_a_launcher_without_a_distributed_kvstore_refuses(workdir, capsys,
+                                                                              monkeypatch):
+    monkeypatch.setenv('DMLC_ROLE', 'worker')
+    assert main_cli.main(['MaskFlownet_S.yaml', '--debug']) == 2
+    one_line(capsys, '--kvstore device: this process was started by a launcher as a worker',
+             'give --kvstore dist_sync')
+    assert nothing_written(workdir)
+
+
+@pytest.mark.parametrize('command, fragment', [
+    (['python', 'main.py', 'MaskFlownet_S.yaml', '--debug'],
+     'runs main.py with --kvstore device (the default): its workers would train alone'),
+    (['python', 'main.py', 'MaskFlownet_S.yaml', '--kvstore', 'local'], '--kvstore local'),
+    (['python', 'main.py', 'MaskFlownet_S.yaml', '--kvstore=dist_sync', '--valid'],
+     'main.py --valid, which trains nothing'),
+])
+def test_launch_refuses_a_command_that_cannot_form_one_job_before_starting_anything(
+        workdir, capsys, monkeypatch, command, fragment):
+    import engine.launcher
+    monkeypatch.setattr(engine.launcher, 'import_tracker', lambda: pytest.fail('started'))
+    assert launch.main(['-n', '2', '-s', '1', '--launcher', 'local'] + command) == 2
+    one_line(capsys, fragment)
+
+
+@pytest.mark.parametrize('timeout', ['nan', '-1', 'inf'])
+def test_launch_exit_timeout_must_be_a_positive_number(workdir, capsys, monkeypatch, timeout):
+    import engine.launcher
+    monkeypatch.setattr(engine.launcher, 'import_tracker', lambda: pytest.fail('started'))
+    assert launch.main(['-n', '1', '--launcher', 'local', '--exit_timeout', timeout,
+                        'python', 'script.py']) == 2
+    one_line(capsys, '--exit_timeout %s: must be a positive number' % timeout)
+
+
+def test_environment_variable_table_knows_every_dataset_root():
+    from common.environment import DATASET_KEYS, VARIABLES
+    from reader import roots
+    assert set(DATASET_KEYS) == set(roots.DATASETS)
+    assert {roots.env_var(key) for key in roots.DATASETS} | {roots.ROOTS_FILE_ENV} <= set(VARIABLES)
+    from engine import published, runs
+    assert {published.URL_VARIABLE, runs.RUN_RECORD_ENV} <= set(VARIABLES)

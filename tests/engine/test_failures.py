@@ -1,0 +1,61 @@
+"""MXNet running out of memory becomes one line that says what was being done and what to
+reduce (engine/failures.py), also in a real process whose memory is limited."""
+import subprocess
+import sys
+from pathlib import Path
+
+import mxnet as mx
+import pytest
+
+from common.errors import UserError
+from engine.failures import OutOfMemory, memory_guard
+
+REPO = Path(__file__).resolve().parent.parent.parent
+PAIR = [REPO / 'tests/data/datasets/sintel/training/clean/alley_1/frame_0002.png',
+        REPO / 'tests/data/datasets/sintel/training/clean/alley_1/frame_0003.png']
+
+
+@pytest.mark.parametrize('error', [
+    mx.base.MXNetError('Traceback (most recent call last):\n  File "../src/storage/./'
+                       'cpu_device_storage.h", line 74\nMXNetError: Failed to allocate CPU Memory'),
+    mx.base.MXNetError('MXNetError: could not execute a primitive'),
+    MemoryError(),
+])
+def test_allocation_failures_become_one_line(error):
+    with pytest.raises(OutOfMemory) as raised:
+        with memory_guard('predicting at 448x1024', '--resize'):
+            raise error
+    assert str(raised.value) == 'out of memory while predicting at 448x1024; reduce --resize'
+    assert isinstance(raised.value, UserError)
+
+
+def test_other_mxnet_errors_pass_unchanged():
+    with pytest.raises(mx.base.MXNetError, match='Check failed: shape'):
+        with memory_guard('predicting', '--resize'):
+            raise mx.base.MXNetError('Check failed: shape mismatch')
+
+
+LIMITED = '''
+import resource, sys
+limit = 3 * 2 ** 30   # address space: MXNet's allocations fail long before the machine's
+resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+sys.path.insert(0, %r)
+import predict_new_data
+sys.exit(predict_new_data.main(sys.argv[1:]))
+''' % str(REPO)
+
+
+@pytest.mark.slow
+def test_a_prediction_too_large_for_the_memory_is_one_line_and_writes_nothing(tmp_path):
+    checkpoint = tmp_path / 'untrained_0.params'
+    subprocess.run([sys.executable, '-m', 'network.init_checkpoint', 'MaskFlownet_S.yaml',
+                    str(checkpoint)], cwd=REPO, check=True, capture_output=True, timeout=120)
+    out = tmp_path / 'flow.flo'
+    done = subprocess.run([sys.executable, '-c', LIMITED, str(out), 'MaskFlownet_S.yaml',
+                           '--image_1', str(PAIR[0]), '--image_2', str(PAIR[1]), '-c',
+                           str(checkpoint), '--resize', '2048,4096'],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 2, done.stderr[-2000:]
+    assert done.stderr == ('error: out of memory while predicting the flow at network size '
+                           '4096x2048; reduce --resize\n')
+    assert list(tmp_path.iterdir()) == [checkpoint]
