@@ -29,7 +29,7 @@ def worker(out_path, steps, kvstore):
     from network.augmentation import make_augmentations
     from common.config import Config
     from network.pipeline import Pipeline
-    from engine.distributed import open_kvstore, seed_augmentation
+    from engine.distributed import open_kvstore
     from engine.train import make_stream
     from engine.trainer import FlowTrainer
     from reader.mixes import shrink_for_debug, training_data
@@ -42,7 +42,6 @@ def worker(out_path, steps, kvstore):
     mx.random.seed(0)
     pipe = Pipeline(Config({'network': {'class': 'MaskFlownet_S'}}), [mx.cpu()])
     trainer = FlowTrainer(pipe, [[10 ** 6, 1e-4]], kvstore=kv, workers=workers)
-    seed_augmentation(0, workers)
     geo_aug, color_aug = make_augmentations(data.dataset, data.target_shape, data.orig_shape, 1)
     times = []
     with make_stream(data, 0, workers) as stream:

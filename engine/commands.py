@@ -15,10 +15,7 @@ from .evaluate import format_report, validate_checkpoint
 from .failures import memory_guard
 from .runs import find_checkpoint, find_or_download
 from .submission import predict_submissions
-from .train import RunOptions, run_training
-
-
-MAX_SEED = 2 ** 31 - 1   # MXNet seeds with a C int
+from .train import MAX_SEED, RunOptions, run_training
 
 
 def check_args(args):

@@ -1,6 +1,6 @@
 """Training as one of several worker processes of MXNet's parameter-server kvstore
 (``--kvstore dist_*``, started by ``launch.py``), or as one process (``device``, ``local``):
-which worker this process is, the kvstore it joins, and how its augmentation is seeded.
+which worker this process is, the kvstore it joins, and how its steps' augmentation is seeded.
 """
 import os
 from dataclasses import dataclass
@@ -61,14 +61,10 @@ def open_kvstore(name='device'):
     return kvstore, Workers(kvstore.rank, kvstore.num_workers, name)
 
 
-def seed_augmentation(seed, workers):
-    """Give workers other than 0 their own draws of the network-side augmentation.
-
-    Every worker seeds MXNet alike before building the network (so all start from the same
-    weights); worker 0 then draws exactly as a single process would, the others from a seed of
-    their own, so that no two workers augment their samples identically.
-    """
-    if workers.rank:
-        import mxnet as mx
-        entropy = None if seed is None else [seed, workers.rank]
-        mx.random.seed(int(np.random.SeedSequence(entropy).generate_state(1)[0] % 2 ** 31))
+def augmentation_seed(seed, rank, steps):
+    """MXNet's seed for the network-side augmentation of training step ``steps`` on worker
+    ``rank``: each step draws from its own seed, so that a resumed run draws exactly what the
+    uninterrupted one did, and no two workers augment their samples identically. (Every worker
+    seeds MXNet alike with the run's seed before building the network, so all start from the
+    same weights.)"""
+    return int(np.random.SeedSequence([seed, rank, steps]).generate_state(1)[0] % 2 ** 31)

@@ -3,7 +3,8 @@
 run), and the run record through which ``launch.py`` learns which run its job is.
 
 A checkpoint is ``weights/{run_id}_{steps}.params`` with its optimizer state beside it in
-``{run_id}_{steps}.states``; run ids are the original's (``8caNov12-1532``).
+``{run_id}_{steps}.states`` and the rest of its run's state in ``{run_id}_{steps}.run.json``
+(``engine.runstate``); run ids are the original's (``8caNov12-1532``).
 """
 import contextlib
 import datetime
@@ -24,7 +25,7 @@ from . import published
 # Relative to the working directory, as in the original: run the tools from the repo root.
 WEIGHTS_DIR = 'weights'
 KEEP_CHECKPOINTS = 3
-_CHECKPOINT_NAME = re.compile(r'^(?P<run>.+)_(?P<steps>\d+)\.(?P<kind>params|states)$')
+_CHECKPOINT_NAME = re.compile(r'^(?P<run>.+)_(?P<steps>\d+)\.(?P<kind>params|states|run\.json)$')
 # Set by launch.py: the file where worker 0 names its run (read back by read_run_record).
 RUN_RECORD_ENV = 'MASKFLOWNET_RUN_RECORD'
 
@@ -38,7 +39,8 @@ def new_run_id(device_desc='', now=None):
 
 
 def parse_checkpoint_name(name):
-    """(run_id, steps, kind) of a file name ``RUN_STEPS.params`` or ``.states``, else None."""
+    """(run_id, steps, kind) of a file name ``RUN_STEPS.params``, ``.states`` or ``.run.json``,
+    else None."""
     match = _CHECKPOINT_NAME.match(os.path.basename(os.fspath(name)))
     return (match['run'], int(match['steps']), match['kind']) if match else None
 
@@ -68,16 +70,17 @@ def states_path(params_path):
 
 
 def prune_checkpoints(run_id, weights_dir, keep=KEEP_CHECKPOINTS):
-    """Delete all but the newest ``keep`` checkpoints (.params and .states) of ``run_id``,
-    and the run's ``.states`` files whose ``.params`` never arrived (a save killed between
-    the two). Other runs' files are never touched."""
+    """Delete all but the newest ``keep`` checkpoints (.params, .states, .run.json) of
+    ``run_id``, and the run's ``.states`` and ``.run.json`` files whose ``.params`` never
+    arrived (a save killed between them, by an older version). Other runs' files are never
+    touched."""
     mine = list_checkpoints(weights_dir, run_id)
-    stale = [path for _, _, params in (mine[:-keep] if keep else mine)
-             for path in (params, states_path(params))]
+    stale = [params[:-len('.params')] + suffix for _, _, params in (mine[:-keep] if keep else mine)
+             for suffix in ('.params', '.states', '.run.json')]
     for name in os.listdir(weights_dir):
         parsed = parse_checkpoint_name(name)
-        if (parsed and parsed[0] == run_id and parsed[2] == 'states'
-                and not os.path.exists(os.path.join(weights_dir, name[:-len('.states')] + '.params'))):
+        if (parsed and parsed[0] == run_id and parsed[2] != 'params' and not os.path.exists(
+                os.path.join(weights_dir, '%s_%d.params' % (parsed[0], parsed[1])))):
             stale.append(os.path.join(weights_dir, name))
     for path in stale:
         with contextlib.suppress(FileNotFoundError):

@@ -7,6 +7,7 @@ A run may be one of several worker processes of MXNet's parameter-server kvstore
 worker 0 alone logs, validates and saves.
 """
 import os
+import secrets
 import socket
 import sys
 import time
@@ -28,8 +29,8 @@ from tracking.events import EventSink
 from tracking.logformat import MovingAverage, format_pairs
 from tracking.runlog import RunLog, events_folder
 
-from . import published, runs
-from .distributed import Workers, open_kvstore, seed_augmentation
+from . import published, runs, runstate
+from .distributed import Workers, augmentation_seed, open_kvstore
 from .evaluate import example_prediction, validate_sets
 from .failures import memory_guard
 from .trainer import FlowTrainer, NonFiniteStep, check_batch_split
@@ -71,11 +72,11 @@ class RunOptions:
 
 @dataclass(frozen=True)
 class LoopSettings:
-    """How often the loop validates and saves, and when it stops."""
+    """How often the loop validates and saves, and when it stops; the run's seed."""
     validation_steps: int = 2500
     checkpoint_steps: int = 5000
     max_steps: Optional[int] = None      # more steps in this invocation; None: to the schedule's end
-    seed: Optional[int] = None
+    seed: int = 0
     validation_batch: int = 1
 
 
@@ -100,9 +101,10 @@ class PreparedRun:
     started_from: Optional[str]    # the checkpoint -c named
     loop: LoopSettings
     device_desc: str
+    averages: tuple                # the log's moving averages (training EPE, step time)
 
 
-def loop_settings(dataset_cfg, options):
+def loop_settings(dataset_cfg, options, seed):
     """``train``'s settings for a run: --debug validates and saves every 2 steps, 4 steps."""
     interval = DEBUG_INTERVAL if options.debug else None
     max_steps = options.max_steps
@@ -110,8 +112,21 @@ def loop_settings(dataset_cfg, options):
         max_steps = DEBUG_STEPS
     return LoopSettings(validation_steps=interval or dataset_cfg.validation_steps.get(2500),
                         checkpoint_steps=interval or dataset_cfg.checkpoint_steps.get(5000),
-                        max_steps=max_steps, seed=options.seed,
+                        max_steps=max_steps, seed=seed,
                         validation_batch=options.validation_batch)
+
+
+MAX_SEED = 2 ** 31 - 1   # MXNet seeds with a C int
+
+
+def draw_seed():
+    """A run's seed when --seed does not give one: recorded in its log and checkpoints, so that
+    it can be resumed exactly and run again identically."""
+    return secrets.randbelow(MAX_SEED + 1)
+
+
+def _resuming(options, path):
+    return path is not None and not options.clear_steps
 
 
 def _roots(options):
@@ -130,8 +145,11 @@ def prepare_run(config, dataset_cfg, ctx, options=RunOptions()):
         raise UserError('--shard %d: must be 1 or more' % options.shard)
     path, run_id, steps = ((None, None, 0) if options.checkpoint is None
                            else runs.find_checkpoint(options.checkpoint, options.weights_dir))
-    if options.seed is not None:
-        mx.random.seed(options.seed)
+    # The run's seed: given, or the resumed run's own, or drawn. It seeds the initial weights
+    # here, the data stream and every step's augmentation.
+    saved = runstate.read_state(path) if _resuming(options, path) else None
+    seed = next(s for s in (options.seed, saved and saved.seed, draw_seed()) if s is not None)
+    mx.random.seed(seed)
     data = training_data(dataset_cfg, config.network_class, _roots(options), shard=options.shard)
     kv, workers = open_kvstore(options.kvstore)
     if options.debug:
@@ -155,10 +173,17 @@ def prepare_run(config, dataset_cfg, ctx, options=RunOptions()):
             pipe.fix_head()
     start = runs.plan_start(path, run_id, steps, runs.newest_checkpoint(run_id, options.weights_dir),
                             options.clear_steps, head_only)
+    averages = (MovingAverage(), MovingAverage())
     if start.load_states:
         trainer.load_states(runs.states_path(path))
+        for note in runstate.resume_notes(saved, data, workers.count, options.seed, path):
+            print('note: %s' % note, file=sys.stderr)
+        if saved is not None:
+            for average, (total, weight) in zip(averages, (saved.train_epe, saved.step_time)):
+                average.total, average.weight = total, weight
     return PreparedRun(options, pipe, trainer, data, workers, start, path,
-                       loop_settings(dataset_cfg, options), ','.join(str(c) for c in ctx))
+                       loop_settings(dataset_cfg, options, seed), ','.join(str(c) for c in ctx),
+                       averages)
 
 
 def run(prepared):
@@ -173,7 +198,7 @@ def run(prepared):
     p, options = prepared, prepared.options
     if not p.workers.lead:
         steps = train(p.pipe, p.trainer, p.data, None, p.start.steps, None, options.weights_dir,
-                      p.loop, p.workers)
+                      p.loop, p.workers, p.averages)
         return RunResult(None, steps, None, p.started_from, p.workers.rank)
     run_id = p.start.run_id or runs.new_run_id(p.device_desc)
     log_path = os.path.join(options.logs_dir, 'debug' if options.debug else '', '%s.log' % run_id)
@@ -187,10 +212,12 @@ def run(prepared):
         runs.record_run(run_id, options.weights_dir, p.started_from)
         sinks = [EventSink(events_folder(log_path))] if options.tensorboard else []
         log = RunLog(log_path, echo=True, sinks=sinks, hold=True)
-        log_start(log, p.start.steps, p.data, options.log_args, p.start.branched_from, p.workers)
+        # The options line records the run's seed, also when it was drawn.
+        log_args = dict(options.log_args, seed=p.loop.seed)
+        log_start(log, p.start.steps, p.data, log_args, p.start.branched_from, p.workers)
         try:
             steps = train(p.pipe, p.trainer, p.data, run_id, p.start.steps, log,
-                          options.weights_dir, p.loop, p.workers)
+                          options.weights_dir, p.loop, p.workers, p.averages)
         except BaseException as error:
             if log.released:
                 log.log('stopped=%s' % stop_reason(error))
@@ -224,31 +251,36 @@ def run_training(config, dataset_cfg, ctx, options=RunOptions()):
 
 # --- the loop ------------------------------------------------------------------------------
 
-def make_stream(data, seed=None, workers=Workers()):
-    """This worker's part of each batch; one slot per sample position, so a part is a slice."""
+def make_stream(data, seed, workers=Workers(), start=0):
+    """This worker's part of each batch, from batch ``start`` on (the batches read before a
+    resume); one slot per sample position, so a part is a slice."""
     slots = [(samples, load_sample) for samples, count in data.mix for _ in range(count)]
     crop_shape = data.orig_shape
     return BatchStream(slots, data.batch_size,
                        lambda example, rng, name: random_crop_and_flip(example, crop_shape, rng, name),
-                       seed=seed, part=(workers.rank, workers.count))
+                       seed=seed, part=(workers.rank, workers.count), start=start)
 
 
 def train(pipe, trainer, data, run_id, steps, log, weights_dir=runs.WEIGHTS_DIR,
-          loop=LoopSettings(), workers=Workers()):
+          loop=LoopSettings(), workers=Workers(), averages=None):
     """The training loop; returns the step count reached.
 
     Stops when the learning-rate schedule ends, or after ``loop.max_steps`` more steps.
     Validates every ``loop.validation_steps`` (and after the first step), saves every
     ``loop.checkpoint_steps`` and keeps the newest three checkpoints of the run. Workers other
     than 0 (``log`` None there) only train.
+
+    Step ``n`` reads the stream's batch ``n`` and seeds the network-side augmentation from
+    (seed, worker, n): what a step does depends on the run's seed and the step, not on how
+    the run got there, so a resumed run repeats the uninterrupted one exactly.
+    ``averages``: the log's moving averages to go on from (a resumed run's).
     """
-    seed_augmentation(loop.seed, workers)
     geo_aug, color_aug = make_augmentations(data.dataset, data.target_shape, data.orig_shape,
                                             data.batch_size // (len(pipe.ctx) * workers.count))
-    train_epe, total_time = MovingAverage(), MovingAverage()
+    train_epe, total_time = averages or (MovingAverage(), MovingAverage())
     stop_at = None if loop.max_steps is None else steps + loop.max_steps
     last = None
-    with make_stream(data, loop.seed, workers) as stream:
+    with make_stream(data, loop.seed, workers, start=steps) as stream:
         while stop_at is None or steps < stop_at:
             if not trainer.set_learning_rate(steps + 1):
                 break
@@ -258,6 +290,7 @@ def train(pipe, trainer, data, run_id, steps, log, weights_dir=runs.WEIGHTS_DIR,
                 total_time.update(now - last)
             last = now
             batch = next(stream)
+            mx.random.seed(augmentation_seed(loop.seed, workers.rank, steps))
             try:
                 with memory_guard('training step %d (a batch of %d at %dx%d)' % (
                         steps, len(batch.names), *data.target_shape[::-1]),
@@ -286,7 +319,11 @@ def train(pipe, trainer, data, run_id, steps, log, weights_dir=runs.WEIGHTS_DIR,
                 pipe.release_graph_memory()
             # A run stopped by max_steps also saves, so that it can be resumed where it stopped.
             if steps % loop.checkpoint_steps == 0 or steps == stop_at:
-                trainer.save(os.path.join(weights_dir, '%s_%d' % (run_id, steps)))
+                state = runstate.RunState(
+                    seed=loop.seed, steps=steps, train_epe=[train_epe.total, train_epe.weight],
+                    step_time=[total_time.total, total_time.weight],
+                    data=runstate.data_fingerprint(data), workers=workers.count)
+                trainer.save(os.path.join(weights_dir, '%s_%d' % (run_id, steps)), state)
                 runs.prune_checkpoints(run_id, weights_dir)
     return steps
 

@@ -2,7 +2,6 @@
 schedule, the non-finite checks before each update, and the ``.states`` file saved beside each
 ``.params`` checkpoint.
 """
-import contextlib
 import os
 import sys
 
@@ -11,10 +10,11 @@ import mxnet as mx
 from mxnet import autograd, gluon
 
 from common.errors import UserError
-from common.files import atomic_output
+from common.files import atomic_outputs
 from network import checkpoint
 from network.conventions import centralize, flow_yx, full_mask, mask_weights, unit_images
 
+from . import runstate
 from .distributed import Workers
 from .schedule import learning_rate_at
 
@@ -128,24 +128,27 @@ class FlowTrainer:
 
     # --- checkpoints ---------------------------------------------------------------------
 
-    def save(self, prefix):
-        """``prefix.params`` and ``prefix.states``, each written atomically, or neither."""
-        checkpoint.check_finite(self.pipe.network, prefix + '.params')
-        # .states first: -c RUN picks the newest .params, which must have its .states.
-        with atomic_output(prefix + '.states') as tmp:
+    def save(self, prefix, run_state=None):
+        """``prefix.params``, ``prefix.states`` and (given a ``runstate.RunState``)
+        ``prefix.run.json``: written together, all or none, each synced before the renames;
+        the .params is renamed last (``-c RUN`` picks the newest .params, which must have the
+        others)."""
+        params = prefix + '.params'
+        checkpoint.check_finite(self.pipe.network, params)
+        outputs = ([prefix + runstate.SUFFIX] if run_state is not None else []) + [
+            prefix + '.states', params]
+        with atomic_outputs(*outputs) as tmps:
+            if run_state is not None:
+                with open(tmps[0], 'w', encoding='utf-8') as f:
+                    f.write(run_state.to_json())
             if self.states_on_servers:
                 # The local updater: the optimizer and its settings, but no moments (they are
                 # on the servers, which cannot hand them back).
-                with open(tmp, 'wb') as f:
+                with open(tmps[-2], 'wb') as f:
                     f.write(self.trainer._updaters[0].get_states(dump_optimizer=True))
             else:
-                self.trainer.save_states(tmp)
-        try:
-            self.pipe.save(prefix + '.params')
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.remove(prefix + '.states')   # no .states without its .params
-            raise
+                self.trainer.save_states(tmps[-2])
+            self.pipe.save(tmps[-1])
 
     def load_states(self, path):
         if not os.path.isfile(path):

@@ -6,6 +6,13 @@ up front, unlike the original, which read whole datasets into RAM.
 A batch is built from *slots*, one per sample position (e.g. Sintel, Sintel, KITTI, HD1K for
 ``sintel_kitti2015_hd1k.yaml``): each slot draws from its own dataset in its own shuffled order,
 as the original's per-slot reader threads did, so the per-batch mix of datasets is kept.
+
+The stream is a pure function of its seed: a slot's order in each epoch and the random crop
+and mirror of each item are drawn from generators keyed by (seed, slot, epoch, position), not
+from one generator that the threads' reading ahead would advance. So the stream after ``n``
+batches is known without its history: a resumed run starts it there (``start``) and reads
+exactly what the uninterrupted run would have read, and the processes of a distributed job
+(each reading its slots) read exactly the parts of the batches one process would read.
 """
 import queue
 import threading
@@ -48,9 +55,13 @@ class BatchStream:
     (the slots of that part), as one of ``count`` training processes does. Every slot keeps the
     seed it has in the whole batch, so the parts of all processes together are exactly the
     batches one process would read with the same ``seed``.
+
+    ``start``: the number of batches already read (a resumed run): the stream goes on from
+    there as if it had read them.
     """
 
-    def __init__(self, slots, batch_size, transform, seed=None, queue_batches=2, part=(0, 1)):
+    def __init__(self, slots, batch_size, transform, seed=0, queue_batches=2, part=(0, 1),
+                 start=0):
         if not slots:
             raise UserError('no training data: the dataset config selected no samples')
         if batch_size % len(slots):
@@ -63,17 +74,19 @@ class BatchStream:
         if len(slots) % count:
             raise UserError('a batch of %d dataset slots cannot be split evenly over %d '
                             'training processes' % (len(slots), count))
+        if not isinstance(seed, int) or seed < 0:
+            raise ValueError('a stream needs a seed (a non-negative int), got %r' % (seed,))
         self._per_slot = batch_size // len(slots)
-        seeds = np.random.SeedSequence(seed).spawn(len(slots))
-        mine = slice(index * len(slots) // count, (index + 1) * len(slots) // count)
-        slots, seeds = slots[mine], seeds[mine]
+        self._seed = seed
+        mine = range(index * len(slots) // count, (index + 1) * len(slots) // count)
         self.batch_size = batch_size // count
         self.transform = transform
         self._stop = threading.Event()
-        self._queues = [queue.Queue(maxsize=self._per_slot * queue_batches) for _ in slots]
-        self._threads = [threading.Thread(target=self._fill, args=(q, slot, np.random.default_rng(s)),
+        self._queues = [queue.Queue(maxsize=self._per_slot * queue_batches) for _ in mine]
+        self._threads = [threading.Thread(target=self._fill,
+                                          args=(q, slots[k], k, start * self._per_slot),
                                           daemon=True)
-                         for q, slot, s in zip(self._queues, slots, seeds)]
+                         for q, k in zip(self._queues, mine)]
         for thread in self._threads:
             thread.start()
 
@@ -86,17 +99,33 @@ class BatchStream:
                 continue
         return False
 
-    def _fill(self, q, slot, rng):
+    def _generator(self, *key):
+        """The generator of one draw: keyed by the stream's seed and ``key``."""
+        return np.random.default_rng(np.random.SeedSequence(self._seed, spawn_key=key))
+
+    def order(self, slot, epoch, size):
+        """The order of the ``size`` samples of ``slot`` in ``epoch``."""
+        return self._generator(slot, 0, epoch).permutation(size)
+
+    def _fill(self, q, slot, number, first):
+        """Read slot ``number``'s items from its ``first`` on (item i: epoch i // size, the
+        (i % size)-th sample of that epoch's order)."""
         samples, load = slot
         try:
+            item = first
             while not self._stop.is_set():
-                for index in rng.permutation(len(samples)):
+                epoch, position = divmod(item, len(samples))
+                order = self.order(number, epoch, len(samples))
+                for position in range(position, len(samples)):
                     if self._stop.is_set():
                         return
+                    index = order[position]
                     name = sample_name(samples[index])
-                    item = self.transform(load(samples[index]), rng, name)
-                    if not self._put(q, (name, item)):
+                    rng = self._generator(number, 1, epoch, position)
+                    example = self.transform(load(samples[index]), rng, name)
+                    if not self._put(q, (name, example)):
                         return
+                    item += 1
         except Exception as error:   # handed to the consumer, which raises it
             self._put(q, _Failure(error))
 

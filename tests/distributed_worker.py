@@ -18,7 +18,7 @@ import mxnet as mx
 from network.augmentation import make_augmentations
 from common.config import Config
 from network.pipeline import Pipeline
-from engine.distributed import open_kvstore, seed_augmentation
+from engine.distributed import augmentation_seed, open_kvstore
 from engine.train import make_stream
 from engine.trainer import FlowTrainer
 from reader.mixes import shrink_for_debug, training_data
@@ -57,7 +57,7 @@ def main(roots_file, out_dir, seed):
     train_steps(pipe, trainer, data, seed, workers)
     if workers.lead:
         np.savez(Path(out_dir) / 'weights.npz', **weights(pipe))
-    seed_augmentation(seed, workers)
+    mx.random.seed(augmentation_seed(seed, workers.rank, 1))
     geo_aug, _ = make_augmentations(data.dataset, data.target_shape, data.orig_shape, 1)
     draw = geo_aug.sample(mx.nd)
     np.savez(Path(out_dir) / ('augmentation_%d.npz' % workers.rank),

@@ -140,7 +140,7 @@ def test_local_launcher_trains_saves_once_per_step_and_resumes(job):
     weights_dir = job.folder / 'weights'
     # One checkpoint per save (worker 0's), in the original's format: .params and .states.
     assert sorted(p.name for p in weights_dir.iterdir()) == \
-        ['%s_%d.%s' % (run, s, e) for s in (2, 4) for e in ('params', 'states')]
+        ['%s_%d.%s' % (run, s, e) for s in (2, 4) for e in ('params', 'run.json', 'states')]
     saved = mx.nd.load(str(weights_dir / ('%s_4.params' % run)))
     assert 'conv1a.0.weight' in saved and len(saved) == 142
     lines = log_lines(log)

@@ -419,7 +419,8 @@ def test_branching_resume_nan_stop_and_stale_files(tmp_path, monkeypatch, capsys
     run = log.stem
     weights_dir = tmp_path / 'weights'
     first = {p.name: p.read_bytes() for p in weights_dir.iterdir()}
-    assert sorted(first) == ['%s_%d.%s' % (run, s, e) for s in (2, 4, 6) for e in ('params', 'states')]
+    assert sorted(first) == ['%s_%d.%s' % (run, s, e) for s in (2, 4, 6)
+                             for e in ('params', 'run.json', 'states')]
     assert optimizer_wd(weights_dir / ('%s_6.states' % run)) == 0.5
     out = capsys.readouterr().out
     assert 'validation: sintel: not configured (set MASKFLOWNET_SINTEL' in out
@@ -435,7 +436,7 @@ def test_branching_resume_nan_stop_and_stale_files(tmp_path, monkeypatch, capsys
     assert len(branch) == 1
     branch = branch[0]
     assert sorted(p.name for p in weights_dir.glob(branch + '*')) == \
-        ['%s_5.params' % branch, '%s_5.states' % branch]
+        ['%s_5.%s' % (branch, e) for e in ('params', 'run.json', 'states')]
     assert optimizer_wd(weights_dir / ('%s_5.states' % branch)) == 0
     branch_log = log_lines(tmp_path / 'logs' / 'debug' / ('%s.log' % branch))
     assert branch_log[0].startswith('start=4, ')
@@ -453,7 +454,7 @@ def test_branching_resume_nan_stop_and_stale_files(tmp_path, monkeypatch, capsys
     assert err.count('\n') == 1 and err.startswith('error: step 6: non-finite loss (')
     assert 'on samples chairs/00001' in err and 'newest checkpoint weights/%s_5.params' % branch in err
     assert sorted(p.name for p in weights_dir.glob(branch + '*')) == \
-        ['%s_5.params' % branch, '%s_5.states' % branch]
+        ['%s_5.%s' % (branch, e) for e in ('params', 'run.json', 'states')]
 
 
 def test_a_non_finite_gradient_with_a_finite_loss_is_caught(chairs_batch, monkeypatch):

@@ -197,7 +197,8 @@ def test_out_of_memory_in_a_step_is_one_line_logged_and_keeps_the_newest_checkpo
 
 def test_the_lock_file_goes_with_the_run(workdir, capsys):
     assert train('--max_steps', '2') == 0
-    assert sorted(p.suffix for p in (workdir / 'weights').iterdir()) == ['.params', '.states']
+    assert sorted(p.name.partition('.')[2] for p in (workdir / 'weights').iterdir()) == [
+        'params', 'run.json', 'states']
 
 
 # --- --predict: a flow and its mask together ----------------------------------------------------

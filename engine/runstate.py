@@ -1,0 +1,118 @@
+"""What a training run's next step depends on beyond its weights and optimizer state, saved
+with every checkpoint as ``RUN_STEPS.run.json`` so that a resumed run continues exactly as if
+it had never stopped.
+
+- ``seed``: the run's seed. The data stream (``reader.loader.BatchStream``) is a pure function
+  of it: its position after ``steps`` batches is known without its history, so the position
+  needs no saving. The network-side augmentation of each step is seeded from (seed, worker,
+  step), so it needs no saved generator state either.
+- ``train_epe`` and ``step_time``: the state of the log's two moving averages, so that the
+  resumed log goes on with the values the uninterrupted run would have logged.
+- ``data``: what the stream was read from (the dataset, each slot's sample count and a digest
+  of its sample names, the batch), and ``workers``: to say when a resume cannot be exact.
+
+A JSON file, never a pickle: it is read with ``json`` and checked field by field. The original's
+checkpoints, and this project's before it had the file, have none: they resume as before, with
+a line saying the resume is not exact.
+"""
+import hashlib
+import json
+import math
+import os
+from dataclasses import asdict, dataclass, field
+from typing import List
+
+from common.errors import UserError
+
+FORMAT = 1
+SUFFIX = '.run.json'
+
+
+@dataclass(frozen=True)
+class RunState:
+    seed: int
+    steps: int
+    train_epe: List[float] = field(default_factory=lambda: [0.0, 1e-8])   # MovingAverage
+    step_time: List[float] = field(default_factory=lambda: [0.0, 1e-8])
+    data: dict = field(default_factory=dict)
+    workers: int = 1
+    format: int = FORMAT
+
+    def to_json(self):
+        return json.dumps(asdict(self), indent=1, sort_keys=True) + '\n'
+
+
+def state_path(params_path):
+    """``RUN_STEPS.run.json`` beside ``RUN_STEPS.params``."""
+    return os.fspath(params_path)[:-len('.params')] + SUFFIX
+
+
+def data_fingerprint(data):
+    """What a run's stream reads: dataset, batch, and each slot's samples (count and a digest
+    of their names, in order)."""
+    slots = []
+    for samples, count in data.mix:
+        digest = hashlib.sha256('\n'.join(getattr(s, 'name', str(s)) for s in samples).encode())
+        slots.append({'samples': len(samples), 'per_batch': count,
+                      'names_sha256': digest.hexdigest()[:16]})
+    return {'dataset': data.dataset, 'batch': data.batch_size, 'slots': slots}
+
+
+def read_state(params_path):
+    """The RunState saved with the checkpoint at ``params_path``, or None if it has none."""
+    path = state_path(params_path)
+    if not os.path.exists(path):
+        return None
+    try:
+        with open(path, encoding='utf-8') as f:
+            raw = json.load(f)
+    except (OSError, ValueError) as error:
+        raise UserError('%s: unreadable run state (%s); move it away to resume without it '
+                        '(not exactly)' % (path, error)) from None
+    problem = _problem(raw)
+    if problem:
+        raise UserError('%s: not a run state of this project (%s); move it away to resume '
+                        'without it (not exactly)' % (path, problem))
+    return RunState(**raw)
+
+
+def _problem(raw):
+    if not isinstance(raw, dict):
+        return 'not a JSON object'
+    if raw.get('format') != FORMAT:
+        return 'format %r, expected %d' % (raw.get('format'), FORMAT)
+    expected = {'seed', 'steps', 'train_epe', 'step_time', 'data', 'workers', 'format'}
+    if set(raw) != expected:
+        return 'keys %s' % ', '.join(sorted(set(raw) ^ expected))
+    for key in ('seed', 'steps', 'workers'):
+        if not isinstance(raw[key], int) or isinstance(raw[key], bool) or raw[key] < 0:
+            return '%s is not a non-negative integer' % key
+    for key in ('train_epe', 'step_time'):
+        value = raw[key]
+        if (not isinstance(value, list) or len(value) != 2
+                or not all(isinstance(v, (int, float)) and math.isfinite(v) for v in value)):
+            return '%s is not a pair of finite numbers' % key
+    if not isinstance(raw['data'], dict):
+        return 'data is not an object'
+    return None
+
+
+def resume_notes(state, data, workers, seed_option, params_path):
+    """Lines saying how a resume from ``state`` (None: none saved) differs from the
+    uninterrupted run; [] when it continues exactly."""
+    name = os.path.basename(os.fspath(params_path))
+    if state is None:
+        return ['%s has no run state (%s): the resume is not exact: the data order and the '
+                'augmentation start anew' % (name, 'an older checkpoint or the original\'s')]
+    notes = []
+    if seed_option is not None and seed_option != state.seed:
+        notes.append('--seed %d replaces the run\'s seed %d: the resume is not exact'
+                     % (seed_option, state.seed))
+    if state.data != data_fingerprint(data):
+        notes.append('the data differs from what the run read before %s (dataset config, '
+                     'samples or batch): the resume is not exact' % name)
+    elif state.workers != workers:
+        notes.append('the run was trained by %d worker(s), now %d: the data goes on exactly '
+                     '(no sample twice, none skipped), the augmentation draws differ'
+                     % (state.workers, workers))
+    return notes
