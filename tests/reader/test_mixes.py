@@ -1,4 +1,5 @@
-"""Dataset configs -> training data: the per-batch mix, crop shapes and validation sets."""
+"""reader/mixes.py: dataset configs -> training data: the per-batch mix, crop shapes and
+validation sets."""
 import re
 from pathlib import Path
 
@@ -8,7 +9,7 @@ from common.config import load_config
 from common.errors import UserError
 from reader.mixes import shrink_for_debug, training_data
 from reader import roots
-from test_readers import CHAIRS2, fake_hd1k, fake_kitti, fake_sintel, link
+from tests.helpers import CHAIRS2, SAMPLE, fake_hd1k, fake_kitti, fake_sintel, link, names
 
 
 def fake_things3d(root):
@@ -37,10 +38,6 @@ def roots_file(tmp_path, monkeypatch):
                     'things3d: things3d\n')
     monkeypatch.setenv(roots.ROOTS_FILE_ENV, str(path))
     return path
-
-
-def names(samples):
-    return [s.name for s in samples]
 
 
 def test_sintel_kitti_hd1k_mix(roots_file):
@@ -107,7 +104,7 @@ def test_debug_shrinks_the_batch_to_what_the_devices_need(roots_file):
     ('dataset: chairs\norig_shape: 384\n', 'orig_shape must be [H, W]'),
 ])
 def test_malformed_dataset_configs(roots_file, tmp_path, monkeypatch, text, message):
-    monkeypatch.setenv('MASKFLOWNET_CHAIRS', str(Path(__file__).parent.parent / 'sample_data' / 'FlyingChairs_release'))
+    monkeypatch.setenv('MASKFLOWNET_CHAIRS', str(SAMPLE / 'FlyingChairs_release'))
     bad = tmp_path / 'bad.yaml'
     bad.write_text(text)
     with pytest.raises(UserError, match=re.escape(message)) as error:

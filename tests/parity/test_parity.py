@@ -7,9 +7,9 @@ import numpy as np
 import mxnet as mx
 import pytest
 
-from conftest import NETWORKS, assert_close
 from common.config import Config
 from network.conventions import centralize
+from tests.helpers import NETWORKS, assert_close
 
 FLOW_TOL = dict(atol=1e-3, rtol=1e-5)
 MASK_TOL = dict(atol=1e-4, rtol=1e-5)

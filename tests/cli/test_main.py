@@ -1,5 +1,8 @@
-"""main.py --valid and --predict on the bundled sample data, checked with independent numpy."""
+"""main.py end to end, in this process: training runs (stage 2 from a stage-1 checkpoint,
+branching resumes, non-finite stops), --valid and --predict on the bundled sample data checked
+with independent numpy, and the one-line errors of bad options and configs."""
 import json
+import pickle
 import re
 import shutil
 from pathlib import Path
@@ -9,39 +12,187 @@ import numpy as np
 import pytest
 
 import main as main_cli
-from common.config import Config
-from engine.evaluate import validate_checkpoint, validate_sets
-from network.pipeline import Pipeline
-from reader import flowio
+from reader import chairs, flowio, kitti, sintel
+from reader.flowio import read_flo, write_flo
 from reader.sample import load_sample
-from reader import chairs, kitti, sintel
-
-REPO = Path(__file__).resolve().parent.parent
-SAMPLE = REPO / 'sample_data'
-
-
-@pytest.fixture(scope='module')
-def s_pipe(golden_checkpoint):
-    pipe = Pipeline(Config({'network': {'class': 'MaskFlownet_S'}}))
-    pipe.load(golden_checkpoint('MaskFlownet_S'))
-    return pipe
+from tracking.runlog import RunLog
+from tests.helpers import (SAMPLE, log_lines, logged, numpy_metrics, set_up_calls_and_status,
+                           write_small_chairs_config)
 
 
-def numpy_metrics(flow, gt, mask):
-    """EPE over the valid pixels and the KITTI Fl outlier share, in plain numpy."""
-    valid = mask[..., 0].astype(np.float64) / 255 if mask is not None else np.ones(gt.shape[:2])
-    err = np.sqrt(((flow.astype(np.float64) - gt) ** 2).sum(-1) + 1e-8)
-    epe = (err * valid).sum() / valid.sum()
-    magnitude = np.sqrt((gt.astype(np.float64) ** 2).sum(-1))
-    outlier = (err > 3) & (err / (magnitude + 1e-8) > 0.05)
-    return epe, (outlier * valid).sum() / valid.sum()
+def test_the_process_is_set_up_before_mxnet_loads(tmp_path):
+    words, output = set_up_calls_and_status('main', ['no_such_config.yaml', '--valid'], tmp_path)
+    assert words == ['[False]', '2'], output
 
 
-def logged(lines, key):
-    values = [float(m.group(1)) for m in (re.search(r'%s=([-0-9.e]+)$' % re.escape(key), l) for l in lines) if m]
-    assert len(values) == 1, (key, lines)
-    return values[0]
+# --------------------------------------------------------------- training
 
+@pytest.fixture
+def workdir(tmp_path, monkeypatch):
+    """An empty working directory with a chairs-only dataset file (fast validation)."""
+    roots = tmp_path / 'datasets.yaml'
+    roots.write_text('chairs: %s\n' % (SAMPLE / 'FlyingChairs_release'))
+    monkeypatch.setenv('MASKFLOWNET_DATASETS', str(roots))
+    monkeypatch.chdir(tmp_path)
+    write_small_chairs_config(tmp_path)
+    return tmp_path
+
+
+def test_maskflownet_from_a_maskflownet_s_checkpoint_loads_and_freezes_the_head(workdir, golden_checkpoint):
+    # A MaskFlownet-S run's checkpoint: stage 2 starts a new run at step 0 even without
+    # --clear_steps (the S run's optimizer state does not fit MaskFlownet).
+    s_ckpt = workdir / 's01Nov01-0000_1000.params'
+    s_ckpt.write_bytes(golden_checkpoint('MaskFlownet_S').read_bytes())
+    assert main_cli.main(['MaskFlownet.yaml', '--dataset_cfg', 'small.yaml', '--debug', '-c', str(s_ckpt),
+                          '--max_steps', '2']) == 0
+    saved = list((workdir / 'weights').glob('*_2.params'))
+    assert len(saved) == 1 and not saved[0].name.startswith('s01Nov01-0000')
+    trained = mx.nd.load(str(saved[0]))
+    head = mx.nd.load(str(s_ckpt))
+    for name, value in head.items():
+        np.testing.assert_array_equal(trained['MaskFlownet_S.' + name].asnumpy(), value.asnumpy())
+
+
+def test_training_errors_are_one_line(workdir, capsys):
+    assert main_cli.main(['MaskFlownet_S.yaml', '--dataset_cfg', 'sintel.yaml', '--debug']) == 2
+    err = capsys.readouterr().err
+    assert err.startswith('error: ') and 'MASKFLOWNET_SINTEL' in err and err.count('\n') == 1
+    assert not (workdir / 'weights').exists()
+
+
+def test_debug_uses_the_bundled_samples_whatever_dataset_variables_say(tmp_path, monkeypatch):
+    monkeypatch.setenv('MASKFLOWNET_DATASETS', 'placeholder')   # recorded, so restored afterwards
+    monkeypatch.delenv('MASKFLOWNET_DATASETS')                  # (main.py sets it for --debug)
+    monkeypatch.setenv('MASKFLOWNET_CHAIRS', str(tmp_path / 'no_such_chairs'))
+    monkeypatch.chdir(tmp_path)
+    write_small_chairs_config(tmp_path)
+    assert main_cli.main(['MaskFlownet_S.yaml', '--dataset_cfg', 'small.yaml', '--debug',
+                          '--max_steps', '1']) == 0
+    log, = (tmp_path / 'logs' / 'debug').glob('*.log')
+    # The bundled samples: one chairs training pair; chairs val + Sintel clean and final.
+    assert 'start=0, train=1, val=3' in log.read_text()
+
+
+def optimizer_wd(states_path):
+    _, optimizer = pickle.loads(Path(states_path).read_bytes())
+    return optimizer.wd
+
+
+def test_branching_resume_nan_stop_and_stale_files(tmp_path, monkeypatch, capsys):
+    """One small run through the CLI: --use_wd reaches the optimizer, a resume from an older
+    checkpoint branches into a new run and leaves the old history alone, a non-finite label
+    stops the run with one line and no checkpoint, and dead processes' temp files go."""
+    chairs_root = tmp_path / 'chairs'
+    shutil.copytree(SAMPLE / 'FlyingChairs_release', chairs_root)
+    (tmp_path / 'roots.yaml').write_text('chairs: %s\n' % chairs_root)
+    monkeypatch.setenv('MASKFLOWNET_DATASETS', str(tmp_path / 'roots.yaml'))
+    monkeypatch.chdir(tmp_path)
+    write_small_chairs_config(tmp_path)
+    (tmp_path / 'net.yaml').write_text('optimizer:\n  learning_rate: [[100, 1.0e-4]]\n  wd: 0.5\n'
+                                       'network:\n  class: MaskFlownet_S\n')
+    common = ['net.yaml', '--dataset_cfg', 'small.yaml', '--debug', '--seed', '1']
+    assert main_cli.main(common + ['--max_steps', '6', '--use_wd']) == 0
+    log, = (tmp_path / 'logs' / 'debug').glob('*.log')
+    run = log.stem
+    weights_dir = tmp_path / 'weights'
+    first = {p.name: p.read_bytes() for p in weights_dir.iterdir()}
+    assert sorted(first) == ['%s_%d.%s' % (run, s, e) for s in (2, 4, 6) for e in ('params', 'states')]
+    assert optimizer_wd(weights_dir / ('%s_6.states' % run)) == 0.5
+    out = capsys.readouterr().out
+    assert 'validation: sintel: not configured (set MASKFLOWNET_SINTEL' in out
+
+    # Resume from step 4 while 6 exists: a new run that starts at step 4, without --use_wd.
+    stale = weights_dir / ('%s_4.params.tmp-%d' % (run, 2 ** 22 + 1))   # no such process
+    stale.write_bytes(b'left by a killed save')
+    assert main_cli.main(common + ['-c', '%s:4' % run, '--max_steps', '1']) == 0
+    assert not stale.exists()
+    for name, content in first.items():
+        assert (weights_dir / name).read_bytes() == content, name
+    branch = sorted({p.name.rsplit('_', 1)[0] for p in weights_dir.iterdir()} - {run})
+    assert len(branch) == 1
+    branch = branch[0]
+    assert sorted(p.name for p in weights_dir.glob(branch + '*')) == \
+        ['%s_5.params' % branch, '%s_5.states' % branch]
+    assert optimizer_wd(weights_dir / ('%s_5.states' % branch)) == 0
+    branch_log = log_lines(tmp_path / 'logs' / 'debug' / ('%s.log' % branch))
+    assert branch_log[0].startswith('start=4, ')
+    assert 'branched_from=weights/%s_4.params' % run in branch_log
+    out = capsys.readouterr().out
+    assert 'continuing its history as the new run %s' % branch in out
+    assert 'newest checkpoint weights/%s_5.params' % branch in out
+
+    # A label that overflows the loss (finite in the file, inf once squared).
+    flo = chairs_root / 'data' / '00001_flow.flo'
+    flow = read_flo(flo)
+    write_flo(flo, flow * np.float32(1e30))
+    assert main_cli.main(common + ['-c', branch, '--max_steps', '2']) == 2
+    err = capsys.readouterr().err
+    assert err.count('\n') == 1 and err.startswith('error: step 6: non-finite loss (')
+    assert 'on samples chairs/00001' in err and 'newest checkpoint weights/%s_5.params' % branch in err
+    assert sorted(p.name for p in weights_dir.glob(branch + '*')) == \
+        ['%s_5.params' % branch, '%s_5.states' % branch]
+
+
+@pytest.mark.parametrize('args, message', [
+    (['--max_steps', '0'], '--max_steps 0: must be 1 or more'),
+    (['--max_steps', '-3'], '--max_steps -3: must be 1 or more'),
+    (['-g=-1'], "-g -1: expected distinct comma-separated GPU ids"),
+    (['-g', '0,0'], "-g 0,0: expected distinct comma-separated GPU ids"),
+])
+def test_bad_training_options_are_one_line_before_any_work(workdir, capsys, args, message):
+    assert main_cli.main(['MaskFlownet_S.yaml', '--debug'] + args) == 2
+    err = capsys.readouterr().err
+    assert err.startswith('error: ' + message) and err.count('\n') == 1, err
+    assert not (workdir / 'logs').exists() and not (workdir / 'weights').exists()
+
+
+@pytest.mark.parametrize('line, message', [
+    ('  upfeat_ch: abc', 'network.upfeat_ch must be a list of 4 positive integers; got \'abc\''),
+    ('  upfeat_ch: [16, 16, 16]', 'network.upfeat_ch must be a list of 4 positive integers'),
+    ('  flow_multiplier: x', "network.flow_multiplier must be a positive number; got 'x'"),
+    ('  deform_bias: maybe', "network.deform_bias must be true or false; got 'maybe'"),
+    ('  mw: [a, b]', 'network.mw must be a list of numbers'),
+])
+def test_bad_network_config_values_name_the_file_and_key(workdir, capsys, line, message):
+    config = workdir / 'net.yaml'
+    config.write_text('network:\n  class: MaskFlownet_S\n%s\n' % line)
+    assert main_cli.main([str(config), '--debug']) == 2
+    err = capsys.readouterr().err
+    assert err.startswith('error: %s: %s' % (config, message)) and err.count('\n') == 1
+
+
+def test_a_dataset_config_given_as_the_network_config_is_refused(workdir, capsys):
+    assert main_cli.main(['chairs.yaml', '--debug']) == 2
+    err = capsys.readouterr().err
+    assert 'chairs.yaml: no network.class' in err and 'not a network config' in err
+
+
+def test_no_tensorboard_switch_reaches_the_run_and_writes_no_events(tmp_path, monkeypatch):
+    import engine.commands
+    from common.errors import UserError
+    calls = []
+
+    def run_training(config, dataset_cfg, ctx, options):
+        calls.append(options)
+        raise UserError('stopped by the test')   # whatever the run would return
+    monkeypatch.setattr(engine.commands, 'run_training', run_training)
+    for argv, expected in (([], True), (['--no_tensorboard'], False)):
+        assert main_cli.main(['MaskFlownet_S.yaml'] + argv) == 2
+        assert calls[-1].tensorboard is expected
+    RunLog(str(tmp_path / 'run.log')).close()
+    assert not (tmp_path / 'tensorboard').exists()
+
+
+def test_dist_kvstore_outside_a_launched_job_is_one_line(tmp_path, monkeypatch, capsys):
+    monkeypatch.delenv('DMLC_ROLE', raising=False)
+    monkeypatch.chdir(tmp_path)
+    assert main_cli.main(['MaskFlownet_S.yaml', '--debug', '--kvstore', 'dist_sync']) == 2
+    err = capsys.readouterr().err
+    assert err.count('\n') == 1 and err.startswith('error: --kvstore dist_sync: this process is '
+                                                   'not a worker of a distributed job')
+
+
+# --------------------------------------------------------------- --valid
 
 def test_valid_on_the_sample_data_matches_numpy(tmp_path, monkeypatch, golden_checkpoint, s_pipe, capsys):
     monkeypatch.setenv('MASKFLOWNET_DATASETS', str(SAMPLE / 'datasets.yaml'))
@@ -78,62 +229,23 @@ def test_valid_on_the_sample_data_matches_numpy(tmp_path, monkeypatch, golden_ch
     assert logged(lines, 'chairs:epe') == pytest.approx(epe, rel=1e-4)
 
 
-def test_validate_sets_batches_frames_of_one_size_and_skips_empty_sets(s_pipe):
-    """Validation during training: a chunk of two pairs of different sizes runs as two batches."""
-    chairs_sample, = chairs.list_samples(SAMPLE / 'FlyingChairs_release', 'val')
-    sintel_sample, = sintel.list_samples(SAMPLE / 'MPI-Sintel-complete', 'training', passes=('clean',))
-    results = validate_sets(s_pipe, {'mixed': [chairs_sample, sintel_sample], 'empty': []},
-                            batch_size=2)
-    assert list(results) == ['mixed']
-    expected = []
-    for sample in (chairs_sample, sintel_sample):
-        ex = load_sample(sample)
-        expected.append(numpy_metrics(s_pipe.predict_pair(ex.img1, ex.img2)[0], ex.flow, ex.mask)[0])
-    assert results['mixed'] == pytest.approx(np.mean(expected), rel=1e-4)
+def test_valid_needs_a_checkpoint(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    assert main_cli.main(['MaskFlownet_S.yaml', '--valid']) == 2
+    assert 'need a checkpoint' in capsys.readouterr().err
 
 
-class ListLog:
-    def __init__(self):
-        self.lines = []
+def test_bad_batch_and_unwritable_log_are_one_line_errors(tmp_path, monkeypatch, golden_checkpoint, capsys):
+    monkeypatch.chdir(tmp_path)
+    assert main_cli.main(['MaskFlownet_S.yaml', '--valid', '--batch', '0']) == 2
+    assert capsys.readouterr().err == 'error: --batch 0: must be 1 or more\n'
+    (tmp_path / 'logs').write_text('a file where the log folder should be')
+    assert main_cli.main(['MaskFlownet_S.yaml', '--valid', '-c', str(golden_checkpoint('MaskFlownet_S'))]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith('error: logs/val/') and 'cannot write the log' in err and err.count('\n') == 1
 
-    def log(self, line):
-        self.lines.append(line)
 
-
-def test_valid_reports_the_per_image_mean_fl_and_the_pooled_fl_all(tmp_path, monkeypatch, s_pipe):
-    """Two KITTI pairs whose ground truth is the prediction plus a 10 px error on known pixels:
-    A has 64 x 128 valid pixels, the top 16 rows wrong (Fl 1/4); B has an 8 x 8 valid block,
-    all wrong (Fl 1). Per-image mean (1/4 + 1) / 2; pooled (2048 + 64) / (8192 + 64)."""
-    root = tmp_path / 'kitti15' / 'training'
-    (root / 'image_2').mkdir(parents=True)
-    (root / 'flow_occ').mkdir()
-    src = SAMPLE / 'data_scene_flow' / 'training' / 'image_2'
-    frames = [flowio.read_image(src / n)[200:264, 500:628]
-              for n in ('000000_10.png', '000000_11.png')]
-    flow = s_pipe.predict_pair(*frames, resize=(64, 128))[0]
-    assert np.abs(flow).max() < 100   # so a 10 px error is > 5 % of |flow|: an outlier
-    gt_a, valid_a = flow.copy(), np.ones((64, 128), bool)
-    gt_a[:16, :, 0] += 10
-    gt_b, valid_b = flow + np.float32([10, 0]), np.zeros((64, 128), bool)
-    valid_b[30:38, 60:68] = True
-    for index, (gt, valid) in enumerate([(gt_a, valid_a), (gt_b, valid_b)]):
-        for k, frame in enumerate(frames):
-            flowio.write_image(root / 'image_2' / ('%06d_1%d.png' % (index, k)), frame[..., ::-1])
-        flowio.write_kitti_flow_png(root / 'flow_occ' / ('%06d_10.png' % index), gt, valid)
-    roots_file = tmp_path / 'roots.yaml'
-    roots_file.write_text('kitti2015: %s\n' % (tmp_path / 'kitti15'))
-    monkeypatch.setenv('MASKFLOWNET_DATASETS', str(roots_file))
-    for var in ('MASKFLOWNET_SINTEL', 'MASKFLOWNET_CHAIRS', 'MASKFLOWNET_KITTI2012'):
-        monkeypatch.delenv(var, raising=False)
-
-    log = ListLog()
-    report = validate_checkpoint(s_pipe, log, 7, resize=(64, 128), progress=False)
-    assert logged(log.lines, 'kitti.2015:kitti') == pytest.approx((1 / 4 + 1) / 2, abs=1e-6)
-    assert logged(log.lines, 'kitti.2015:fl_all') == pytest.approx(2112 / 8256, abs=1e-6)
-    assert [name for name, value, _ in report if value is not None] == [
-        'kitti.2015:epe', 'kitti.2015:kitti', 'kitti.2015:fl_all']
-    assert all(line.startswith('steps=7, ') for line in log.lines)
-
+# --------------------------------------------------------------- --predict
 
 CHECKPOINT_NAME = 'abcNov20-1200_1000.params'
 PREDICT = ['MaskFlownet_S.yaml', '--predict', '--occ_mask', '-c']
@@ -315,28 +427,3 @@ def test_truncated_outputs_are_written_again(predicted_small, tmp_path, monkeypa
                                                  png.with_name('000007_10_occ.png'))}
     assert {k: v for k, v in snapshot(flows).items() if k not in rerun} == \
         {k: v for k, v in before.items() if k not in rerun}
-
-
-def test_valid_needs_a_checkpoint(tmp_path, monkeypatch, capsys):
-    monkeypatch.chdir(tmp_path)
-    assert main_cli.main(['MaskFlownet_S.yaml', '--valid']) == 2
-    assert 'need a checkpoint' in capsys.readouterr().err
-
-
-def test_bad_batch_and_unwritable_log_are_one_line_errors(tmp_path, monkeypatch, golden_checkpoint, capsys):
-    monkeypatch.chdir(tmp_path)
-    assert main_cli.main(['MaskFlownet_S.yaml', '--valid', '--batch', '0']) == 2
-    assert capsys.readouterr().err == 'error: --batch 0: must be 1 or more\n'
-    (tmp_path / 'logs').write_text('a file where the log folder should be')
-    assert main_cli.main(['MaskFlownet_S.yaml', '--valid', '-c', str(golden_checkpoint('MaskFlownet_S'))]) == 2
-    err = capsys.readouterr().err
-    assert err.startswith('error: logs/val/') and 'cannot write the log' in err and err.count('\n') == 1
-
-
-def test_the_warped_image_is_computed_only_when_asked(s_pipe):
-    frames = [np.full((64, 128, 3), v, np.uint8) for v in (90, 110)]
-    flow, occ, warped = s_pipe.predict_pair(*frames)
-    assert warped is None and flow.shape == (64, 128, 2) and occ.shape == (64, 128, 1)
-    flow2, _, warped = s_pipe.predict_pair(*frames, warped=True)
-    assert warped.shape == (64, 128, 3)
-    np.testing.assert_array_equal(flow, flow2)

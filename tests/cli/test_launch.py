@@ -1,10 +1,9 @@
-"""Training on several processes: launch.py, the dist_* kvstores, the batch split, faults.
+"""launch.py: training on several processes with the dist_* kvstores, and its faults.
 
 Every job runs on 127.0.0.1 on a free port, under a time limit, and its processes are found
 by a marker in their environment and killed at the end whatever happened.
 """
 import os
-import re
 import signal
 import socket
 import subprocess
@@ -18,17 +17,14 @@ import mxnet as mx
 import pytest
 
 import launch
-import main as main_cli
-from common.errors import UserError
 from common.config import Config
 from network.pipeline import Pipeline
-from engine.trainer import FlowTrainer, check_batch_split
+from engine.trainer import FlowTrainer
+from tests.cli import distributed_worker   # the equivalence job's worker, beside this file
+from tests.helpers import REPO, SAMPLE, log_lines, write_small_chairs_config
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import distributed_worker   # noqa: E402  (the equivalence job's worker, beside this file)
-from test_training import SAMPLE, log_lines, write_small_chairs_config   # noqa: E402
+pytestmark = pytest.mark.slow
 
-REPO = Path(__file__).resolve().parent.parent
 JOB_TIMEOUT_S = 240
 
 
@@ -105,7 +101,7 @@ def test_two_workers_step_exactly_as_one_process_with_two_devices(job):
     out.mkdir()
     roots = job.folder / 'roots.yaml'
     status, _, err = job.run('-n', 2, '-s', 1, '--launcher', 'local', '--port', free_port(),
-                             sys.executable, REPO / 'tests' / 'distributed_worker.py', roots, out, 5)
+                             sys.executable, Path(distributed_worker.__file__), roots, out, 5)
     assert status == 0, err
     assert not job.processes()
 
@@ -198,21 +194,3 @@ def test_a_port_in_use_and_bad_launches_are_one_line(job, capsys):
     assert not job.processes()
     assert launch.main(['-n', '2', '--launcher', 'ssh', 'true']) == 2
     assert 'error: --launcher ssh: name the machines with -H HOSTFILE' in capsys.readouterr().err
-
-
-def test_dist_kvstore_outside_a_launched_job_is_one_line(tmp_path, monkeypatch, capsys):
-    monkeypatch.delenv('DMLC_ROLE', raising=False)
-    monkeypatch.chdir(tmp_path)
-    assert main_cli.main(['MaskFlownet_S.yaml', '--debug', '--kvstore', 'dist_sync']) == 2
-    err = capsys.readouterr().err
-    assert err.count('\n') == 1 and err.startswith('error: --kvstore dist_sync: this process is '
-                                                   'not a worker of a distributed job')
-
-
-def test_the_batch_must_split_over_all_devices_of_all_workers():
-    check_batch_split(8, 2, 4)
-    with pytest.raises(UserError, match=re.escape('batch of 8 samples cannot be split evenly '
-                                                  'over 3 workers x 1 devices (-g)')):
-        check_batch_split(8, 1, 3)
-    with pytest.raises(UserError, match=re.escape('over 2 workers x 3 devices')):
-        check_batch_split(4, 3, 2)

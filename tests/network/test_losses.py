@@ -1,4 +1,5 @@
-"""Losses and resampling blocks on hand-computed values (the golden multi-scale loss is in test_parity)."""
+"""Losses and resampling blocks on hand-computed values (the golden multi-scale loss is in
+tests/parity/test_parity.py)."""
 import numpy as np
 import mxnet as mx
 import pytest

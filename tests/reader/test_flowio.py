@@ -3,10 +3,7 @@
 Expected values come from tests/data/datasets/PROVENANCE.md, which was checked independently.
 """
 import os
-import pathlib
 import struct
-import subprocess
-import sys
 
 import cv2
 import flow_vis
@@ -14,15 +11,13 @@ import numpy as np
 import pytest
 
 from common.errors import UserError
-from common import files
 from reader import flowio
+from tests.helpers import CHAIRS2, DATASETS, assert_one_line_error
 
-DATA = pathlib.Path(__file__).parent / 'data' / 'datasets'
-CHAIRS = DATA / 'flyingchairs' / 'FlyingChairs_release' / 'data'
-CHAIRS_CROP = DATA / 'flyingchairs_crop50' / 'FlyingChairs_release' / 'data'
-CHAIRS2 = DATA / 'flyingchairs2_crop50' / 'train'
-SINTEL = DATA / 'sintel' / 'training'
-KITTI = DATA / 'kitti2015' / 'training'
+CHAIRS = DATASETS / 'flyingchairs' / 'FlyingChairs_release' / 'data'
+CHAIRS_CROP = DATASETS / 'flyingchairs_crop50' / 'FlyingChairs_release' / 'data'
+SINTEL = DATASETS / 'sintel' / 'training'
+KITTI = DATASETS / 'kitti2015' / 'training'
 KITTI_FLOW = KITTI / 'flow_occ' / '000000_10.png'
 
 def approx(value):
@@ -43,12 +38,6 @@ def _warp_errors(img1, img2, flow, mask):
     img1 = img1.astype(np.float32)
     return (np.abs(img1 - warped).mean(axis=2)[inside].mean(),
             np.abs(img1 - img2).mean(axis=2)[inside].mean())
-
-
-def _assert_user_error(excinfo, path):
-    message = str(excinfo.value)
-    assert str(path) in message
-    assert '\n' not in message
 
 
 # ---------------------------------------------------------------- real fixtures
@@ -231,10 +220,10 @@ def test_write_flow_rejects_unknown_extension_early(tmp_path):
     out = tmp_path / 'flow.txt'
     with pytest.raises(UserError, match=r'\.flo') as excinfo:
         flowio.check_flow_output_path(out)
-    _assert_user_error(excinfo, out)
+    assert_one_line_error(excinfo, out)
     with pytest.raises(UserError, match=r'\.flo') as excinfo:
         flowio.write_flow(out, np.zeros((2, 2, 2)))
-    _assert_user_error(excinfo, out)
+    assert_one_line_error(excinfo, out)
     assert not out.exists()
     assert flowio.check_flow_output_path('a/b.JPEG') == '.jpeg'
     assert set(flowio.FLOW_OUTPUT_EXTENSIONS) == {'.flo', '.npy', '.png', '.jpg', '.jpeg'}
@@ -252,7 +241,7 @@ def test_write_image_channel_order_and_grayscale(tmp_path):
     np.testing.assert_array_equal(on_disk, gray)
     with pytest.raises(UserError) as excinfo:
         flowio.write_image(tmp_path / 'red.bmp', red)
-    _assert_user_error(excinfo, tmp_path / 'red.bmp')
+    assert_one_line_error(excinfo, tmp_path / 'red.bmp')
     with pytest.raises(ValueError):
         flowio.write_image(tmp_path / 'f.png', red.astype(np.float32))
 
@@ -313,7 +302,7 @@ def test_malformed_files_raise_user_error(tmp_path, reader, content, problem):
     path.write_bytes(content)
     with pytest.raises(UserError, match=problem) as excinfo:
         reader(path)
-    _assert_user_error(excinfo, path)
+    assert_one_line_error(excinfo, path)
 
 
 ALL_READERS = [flowio.read_flo, flowio.read_ppm, flowio.read_image,
@@ -326,7 +315,7 @@ def test_missing_file_and_directory_raise_user_error(tmp_path, reader):
     for path, problem in cases:
         with pytest.raises(UserError, match=problem) as excinfo:
             reader(path)
-        _assert_user_error(excinfo, path)
+        assert_one_line_error(excinfo, path)
 
 
 # ---------------------------------------------------------------- atomic writes
@@ -368,7 +357,7 @@ def test_image_writer_failure_leaves_nothing(tmp_path, monkeypatch, write):
     out = tmp_path / 'out.png'
     with pytest.raises(UserError) as excinfo:
         write(out)
-    _assert_user_error(excinfo, out)
+    assert_one_line_error(excinfo, out)
     assert os.listdir(tmp_path) == []
 
 
@@ -379,7 +368,7 @@ def test_failed_rename_becomes_user_error_and_cleans_up(tmp_path, monkeypatch):
     out = tmp_path / 'f.flo'
     with pytest.raises(UserError, match='Permission denied') as excinfo:
         flowio.write_flo(out, np.zeros((2, 2, 2)))
-    _assert_user_error(excinfo, out)
+    assert_one_line_error(excinfo, out)
     assert os.listdir(tmp_path) == []
 
 
@@ -390,7 +379,7 @@ def test_opencv_exception_while_writing_is_a_user_error(tmp_path, monkeypatch):
     out = tmp_path / 'out.png'
     with pytest.raises(UserError, match='OpenCV could not write') as excinfo:
         flowio.write_image(out, np.zeros((2, 2, 3), np.uint8))
-    _assert_user_error(excinfo, out)
+    assert_one_line_error(excinfo, out)
     assert os.listdir(tmp_path) == []
 
 
@@ -418,84 +407,6 @@ def test_atomic_write_syncs_the_file_before_the_rename_and_the_folder_after(
     assert [kind for kind, _ in events] == ['fsync', 'replace', 'fsync'], events
     assert events[0][1].startswith(str(out) + '.tmp-')  # the temporary, reopened by path
     assert events[1:] == [('replace', str(out)), ('fsync', str(tmp_path))]
-
-
-# ---------------------------------------------------------------- outputs written together
-
-def _fail_on(target, error):
-    """An os.replace that fails as `error` ('io' or 'interrupt') when moving onto `target`."""
-    replace = os.replace
-
-    def replace_or_fail(src, dst):
-        if os.fspath(dst) == os.fspath(target):
-            if error == 'io':
-                raise OSError(5, 'Input/output error', src, None, dst)  # as os.replace does
-            raise KeyboardInterrupt
-        replace(src, dst)
-    return replace_or_fail
-
-
-@pytest.mark.parametrize('error', ['io', 'interrupt'])
-@pytest.mark.parametrize('flow_existed', [True, False])
-def test_a_failed_second_move_puts_back_the_first_output(tmp_path, monkeypatch, error, flow_existed):
-    flow_out, mask_out = tmp_path / 'f.flo', tmp_path / 'm.png'
-    if flow_existed:
-        flow_out.write_bytes(b'previous flow')
-    mask_out.write_bytes(b'previous mask')
-    monkeypatch.setattr(os, 'replace', _fail_on(mask_out, error))
-    with pytest.raises(UserError if error == 'io' else KeyboardInterrupt) as excinfo:
-        with files.atomic_outputs(flow_out, mask_out) as (flow_tmp, mask_tmp):
-            flowio.write_flow(flow_tmp, np.zeros((2, 2, 2)))
-            flowio.write_image(mask_tmp, np.zeros((2, 2), np.uint8))
-    if error == 'io':
-        _assert_user_error(excinfo, mask_out)
-        assert 'Input/output error' in str(excinfo.value)
-    assert mask_out.read_bytes() == b'previous mask'
-    if flow_existed:
-        assert flow_out.read_bytes() == b'previous flow'
-    assert sorted(os.listdir(tmp_path)) == sorted(['f.flo'] * flow_existed + ['m.png'])
-
-
-def test_outputs_written_together_name_the_failing_output(tmp_path, monkeypatch):
-    monkeypatch.setattr(cv2, 'imwrite', lambda tmp, image: False)
-    flow_out, mask_out = tmp_path / 'f.npy', tmp_path / 'm.png'
-    with pytest.raises(UserError, match='OpenCV could not write') as excinfo:
-        with files.atomic_outputs(flow_out, mask_out) as (flow_tmp, mask_tmp):
-            flowio.write_flow(flow_tmp, np.zeros((2, 2, 2)))
-            flowio.write_image(mask_tmp, np.zeros((2, 2), np.uint8))
-    _assert_user_error(excinfo, mask_out)
-    assert '.tmp-' not in str(excinfo.value)
-    assert os.listdir(tmp_path) == []
-    with files.atomic_outputs(flow_out, mask_out) as (flow_tmp, mask_tmp):
-        assert flow_tmp.endswith('.npy') and mask_tmp.endswith('.png')  # kinds go by extension
-        flowio.write_flow(flow_tmp, np.ones((2, 2, 2)))
-        pathlib.Path(mask_tmp).write_bytes(b'any writer')  # any writer may fill one
-    assert sorted(os.listdir(tmp_path)) == ['f.npy', 'm.png']
-    assert (np.load(flow_out) == 1).all() and mask_out.read_bytes() == b'any writer'
-
-
-# ---------------------------------------------------------------- leftovers of killed runs
-
-def _dead_pid():
-    process = subprocess.Popen([sys.executable, '-c', 'pass'])
-    process.wait()
-    return process.pid
-
-
-def test_remove_stale_temporaries_only_removes_those_of_dead_processes(tmp_path):
-    dead, alive = _dead_pid(), os.getpid()
-    stale = ['flow.flo.tmp-%d' % dead, 'flow.png.tmp-%d.png' % dead, 'out.MP4.tmp-%d.mp4' % dead,
-             'flow.flo.tmp-%d.old' % dead, '8caNov12-1532_5000.params.tmp-%d' % dead]
-    kept = ['flow.flo', 'flow.flo.tmp-%d' % alive, 'other.png.tmp-%d.png' % os.getppid(),
-            'notes.tmp-%d.txt' % dead, 'flow.png.tmp-%d.txt' % dead, 'flow.flo.tmp-abc',
-            'flow.flo.tmp-%dx' % dead]
-    for name in stale + kept:
-        (tmp_path / name).write_bytes(b'x')
-    (tmp_path / ('folder.flo.tmp-%d' % dead)).mkdir()
-    removed = files.remove_stale_temporaries(tmp_path)
-    assert sorted(removed) == sorted(str(tmp_path / name) for name in stale)
-    assert sorted(os.listdir(tmp_path)) == sorted(kept + ['folder.flo.tmp-%d' % dead])
-    assert files.remove_stale_temporaries(tmp_path / 'missing') == []
 
 
 # ---------------------------------------------------------------- cut-short images
@@ -529,7 +440,7 @@ def test_truncated_jpeg_is_an_error_not_a_half_grey_image(tmp_path, progressive)
         path.write_bytes(data[:cut])
         with pytest.raises(UserError, match='truncated JPEG') as excinfo:
             flowio.read_image(path)
-        _assert_user_error(excinfo, path)
+        assert_one_line_error(excinfo, path)
 
 
 def test_truncated_png_is_an_error(tmp_path):
@@ -540,7 +451,7 @@ def test_truncated_png_is_an_error(tmp_path):
         for reader in (flowio.read_image, flowio.read_mask_png):
             with pytest.raises(UserError, match='truncated PNG') as excinfo:
                 reader(path)
-            _assert_user_error(excinfo, path)
+            assert_one_line_error(excinfo, path)
 
 
 def test_output_is_complete_checks_flo_sizes_and_png_chunks(tmp_path):

@@ -1,23 +1,17 @@
 """The checkpoint contract: names and shapes of the original's .params files, and clear errors."""
-import cv2
 import numpy as np
 import mxnet as mx
 import pytest
 
-from conftest import NETWORKS, manifest
 from network.checkpoint import expected_shapes, save_checkpoint
 from common.config import Config
 from common.errors import UserError
 from network.pipeline import Pipeline
+from tests.helpers import NETWORKS, deterministic_weight, manifest, small_pair, write_modified
 
 
 def make_pipeline(network):
     return Pipeline(Config({'network': {'class': network}}))
-
-
-def small_pair(seed=0):
-    rng = np.random.default_rng(seed)
-    return [rng.integers(0, 256, (64, 128, 3), dtype=np.uint8) for _ in range(2)]
 
 
 @pytest.mark.parametrize('network', NETWORKS)
@@ -62,13 +56,6 @@ def test_checkpoint_of_the_other_network(golden_checkpoint):
     assert 'looks like a MaskFlownet checkpoint' in message
 
 
-def write_modified(path, network, change):
-    arrays = {name: mx.nd.zeros(shape) for name, shape in manifest(network)}
-    change(arrays)
-    mx.nd.save(str(path), arrays)
-    return path
-
-
 def test_missing_extra_and_wrong_shape_are_named(tmp_path):
     path = write_modified(tmp_path / 'a.params', 'MaskFlownet_S', lambda a: a.pop('deform3.bias'))
     message = error_for('MaskFlownet_S', path)
@@ -104,7 +91,6 @@ def test_failed_load_leaves_the_network_unchanged(tmp_path):
 
 
 def test_load_head_and_fix_head(golden_checkpoint):
-    from conftest import deterministic_weight
     pipe = make_pipeline('MaskFlownet')
     pipe.load_head(golden_checkpoint('MaskFlownet_S'))
     head_weight = pipe.network.head.deform4.weight.data().asnumpy()
@@ -137,18 +123,7 @@ def test_interrupted_save_keeps_the_previous_checkpoint(tmp_path, monkeypatch):
     assert [p.name for p in tmp_path.iterdir()] == ['run_5000.params']
 
 
-def test_init_checkpoint_tool_writes_a_loadable_untrained_checkpoint(tmp_path, capsys):
-    from network import init_checkpoint
-    out = tmp_path / 'w' / 'untrained_0.params'
-    assert init_checkpoint.main(['MaskFlownet_S.yaml', str(out), '--seed', '3']) == 0
-    assert sorted(mx.nd.load(str(out))) == sorted(name for name, _ in manifest('MaskFlownet_S'))
-    make_pipeline('MaskFlownet_S').load(out)
-    assert init_checkpoint.main(['NoSuchNet', str(tmp_path / 'x.params')]) == 2
-    assert 'NoSuchNet' in capsys.readouterr().err
-
-
-def test_a_checkpoint_with_non_finite_values_is_refused_on_load(tmp_path, golden_checkpoint, capsys):
-    from conftest import run_predict_cli
+def test_a_checkpoint_with_non_finite_values_is_refused_on_load(tmp_path, golden_checkpoint):
     good = make_pipeline('MaskFlownet_S')
     good.load(golden_checkpoint('MaskFlownet_S'))
     before = good.network.conv1a[0].weight.data().asnumpy().copy()
@@ -160,15 +135,6 @@ def test_a_checkpoint_with_non_finite_values_is_refused_on_load(tmp_path, golden
                                         r'values: pred_flow2\.weight'):
         good.load(bad)
     np.testing.assert_array_equal(good.network.conv1a[0].weight.data().asnumpy(), before)
-    # predict_new_data.py with it: one line and exit 2, no all-NaN output.
-    a, b = tmp_path / 'a.png', tmp_path / 'b.png'
-    for path, image in zip((a, b), small_pair()):
-        cv2.imwrite(str(path), image)
-    out = tmp_path / 'flow.npy'
-    assert run_predict_cli([out, 'MaskFlownet_S', '--image_1', a, '--image_2', b, '-c', bad]) == 2
-    err = capsys.readouterr().err
-    assert err.startswith('error: checkpoint ') and 'NaN' in err and err.count('\n') == 1
-    assert not out.exists()
 
 
 def test_non_finite_weights_are_never_saved(tmp_path):
@@ -194,12 +160,3 @@ def test_a_disk_full_inside_mxnets_writer_is_one_line(tmp_path, monkeypatch):
     assert list(tmp_path.iterdir()) == []
 
 
-def test_an_exact_run_id_wins_over_longer_ones(tmp_path):
-    from engine.runs import find_checkpoint
-    for name in ('untrained_0', 'untrainedfull_0', 'untrainedfull_5'):
-        (tmp_path / (name + '.params')).write_bytes(b'')
-    assert find_checkpoint('untrained', str(tmp_path))[:2] == (str(tmp_path / 'untrained_0.params'),
-                                                             'untrained')
-    assert find_checkpoint('untrainedf', str(tmp_path))[1:] == ('untrainedfull', 5)
-    with pytest.raises(UserError, match='ambiguous, matches runs untrained, untrainedfull'):
-        find_checkpoint('untr', str(tmp_path))

@@ -9,8 +9,7 @@ from common.devices import cpu_flags
 from network import layers, pipeline
 from common.config import Config
 from network.pipeline import Pipeline
-
-from conftest import NETWORKS
+from tests.helpers import NETWORKS
 
 
 def test_inference_channel_padding_is_dropped_only_where_onednn_has_its_brgemm_kernels():
@@ -100,3 +99,12 @@ def test_only_the_inference_graph_predicts_by_taps(network):
                        .startswith(('pred_flow', 'pred_mask', 'dc_conv7'))]
         assert len(predictions) == {'MaskFlownet_S': 10, 'MaskFlownet': 16}[network]
         assert all(block._by_taps == expected for block in predictions)
+
+
+def test_the_warped_image_is_computed_only_when_asked(s_pipe):
+    frames = [np.full((64, 128, 3), v, np.uint8) for v in (90, 110)]
+    flow, occ, warped = s_pipe.predict_pair(*frames)
+    assert warped is None and flow.shape == (64, 128, 2) and occ.shape == (64, 128, 1)
+    flow2, _, warped = s_pipe.predict_pair(*frames, warped=True)
+    assert warped.shape == (64, 128, 3)
+    np.testing.assert_array_equal(flow, flow2)

@@ -1,6 +1,6 @@
-"""One process of tests/test_distributed.py's equivalence job (run by launch.py).
+"""One process of tests/cli/test_launch.py's equivalence job (run by launch.py).
 
-    python tests/distributed_worker.py ROOTS_FILE OUT_DIR SEED
+    python tests/cli/distributed_worker.py ROOTS_FILE OUT_DIR SEED
 
 A worker trains three dist_sync steps on its part of each batch of the small chairs data, with
 the network-side augmentation off, as ``engine.train`` does it (same seeding, same stream,
@@ -10,7 +10,7 @@ network-side augmentation. Servers and the scheduler run their loop inside ``imp
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 import numpy as np
 import mxnet as mx
