@@ -1,5 +1,6 @@
 """Shared fixtures: golden files of the original implementation, checkpoints and pipelines built
-from them, the bundled test clip; plain helpers are in tests/helpers.py."""
+from them, a generated clip; plain helpers are in tests/helpers.py."""
+import gc
 import os
 import subprocess
 
@@ -13,6 +14,20 @@ import numpy as np
 import pytest
 
 from tests.helpers import FRAMES, PARITY, moving_pattern, write_clip, write_deterministic_checkpoint
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_teardown(item, nextitem):
+    try:
+        return (yield)
+    finally:
+        # Pipelines hold reference cycles that keep their graphs' memory until collected: free it.
+        gc.collect()
+
+
+def pytest_collection_finish(session):
+    # The imports' objects live as long as the session: keep them out of those collections.
+    gc.freeze()
 
 
 @pytest.fixture(scope='session')

@@ -12,6 +12,7 @@ import cv2
 import flow_vis
 import mxnet as mx
 import numpy as np
+import pytest
 
 from reader import kitti
 
@@ -22,6 +23,8 @@ DATASETS = DATA / 'datasets'            # real files of each dataset format (PRO
 RUNLOGS = DATA / 'runlogs'
 SAMPLE = REPO / 'sample_data'           # the bundled sample datasets
 NETWORKS = ('MaskFlownet_S', 'MaskFlownet')
+# NETWORKS for tests whose MaskFlownet case takes over a second: that case is marked slow.
+NETWORKS_FULL_SLOW = ('MaskFlownet_S', pytest.param('MaskFlownet', marks=pytest.mark.slow))
 
 
 # ---------------------------------------------------------------- golden weights and outputs

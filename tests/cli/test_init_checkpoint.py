@@ -1,11 +1,13 @@
 """python -m network.init_checkpoint: an untrained checkpoint for a network config."""
 import mxnet as mx
+import pytest
 
 from common.config import Config
 from network.pipeline import Pipeline
 from tests.helpers import manifest
 
 
+@pytest.mark.slow
 def test_init_checkpoint_tool_writes_a_loadable_untrained_checkpoint(tmp_path, capsys):
     from network import init_checkpoint
     out = tmp_path / 'w' / 'untrained_0.params'

@@ -20,6 +20,7 @@ from tests.helpers import (SAMPLE, log_lines, logged, numpy_metrics, set_up_call
                            write_small_chairs_config)
 
 
+@pytest.mark.slow
 def test_the_process_is_set_up_before_mxnet_loads(tmp_path):
     words, output = set_up_calls_and_status('main', ['no_such_config.yaml', '--valid'], tmp_path)
     assert words == ['[False]', '2'], output
@@ -38,6 +39,7 @@ def workdir(tmp_path, monkeypatch):
     return tmp_path
 
 
+@pytest.mark.slow
 def test_maskflownet_from_a_maskflownet_s_checkpoint_loads_and_freezes_the_head(workdir, golden_checkpoint):
     # A MaskFlownet-S run's checkpoint: stage 2 starts a new run at step 0 even without
     # --clear_steps (the S run's optimizer state does not fit MaskFlownet).
@@ -60,6 +62,7 @@ def test_training_errors_are_one_line(workdir, capsys):
     assert not (workdir / 'weights').exists()
 
 
+@pytest.mark.slow
 def test_debug_uses_the_bundled_samples_whatever_dataset_variables_say(tmp_path, monkeypatch):
     monkeypatch.setenv('MASKFLOWNET_DATASETS', 'placeholder')   # recorded, so restored afterwards
     monkeypatch.delenv('MASKFLOWNET_DATASETS')                  # (main.py sets it for --debug)
@@ -78,6 +81,7 @@ def optimizer_wd(states_path):
     return optimizer.wd
 
 
+@pytest.mark.slow
 def test_branching_resume_nan_stop_and_stale_files(tmp_path, monkeypatch, capsys):
     """One small run through the CLI: --use_wd reaches the optimizer, a resume from an older
     checkpoint branches into a new run and leaves the old history alone, a non-finite label
@@ -194,6 +198,7 @@ def test_dist_kvstore_outside_a_launched_job_is_one_line(tmp_path, monkeypatch, 
 
 # --------------------------------------------------------------- --valid
 
+@pytest.mark.slow
 def test_valid_on_the_sample_data_matches_numpy(tmp_path, monkeypatch, golden_checkpoint, s_pipe, capsys):
     monkeypatch.setenv('MASKFLOWNET_DATASETS', str(SAMPLE / 'datasets.yaml'))
     monkeypatch.chdir(tmp_path)
@@ -309,6 +314,7 @@ def snapshot(folder):
             for p in folder.rglob('*') if p.is_file()}
 
 
+@pytest.mark.slow
 def test_predict_writes_both_benchmarks_in_their_layouts(predicted, s_pipe):
     out = predicted / 'flows'
     files = sorted(str(p.relative_to(out)) for p in out.rglob('*') if p.is_file())
@@ -349,6 +355,7 @@ def test_predict_writes_both_benchmarks_in_their_layouts(predicted, s_pipe):
     assert sintel_record['weights_sha256'] == kitti_record['weights_sha256']
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('resize', [[], SMALL])
 def test_restart_with_the_same_settings_skips_and_rewrites_nothing(
         resize, predicted, predicted_small, tmp_path, monkeypatch, capsys):
@@ -373,6 +380,7 @@ def retrained_checkpoint(folder, golden_checkpoint):
     return path
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('change', ['retrained checkpoint', 'resize'])
 def test_restart_with_other_settings_refuses_and_changes_nothing(
         change, predicted_small, tmp_path, monkeypatch, golden_checkpoint, capsys):
@@ -393,6 +401,7 @@ def test_restart_with_other_settings_refuses_and_changes_nothing(
     assert snapshot(flows) == before
 
 
+@pytest.mark.slow
 def test_a_folder_without_settings_record_is_refused_before_anything_is_written(
         predicted_small, tmp_path, monkeypatch, capsys):
     flows = copy_flows(predicted_small, tmp_path, monkeypatch)
@@ -407,6 +416,7 @@ def test_a_folder_without_settings_record_is_refused_before_anything_is_written(
     assert snapshot(flows) == before   # the missing Sintel flow was not written either
 
 
+@pytest.mark.slow
 def test_truncated_outputs_are_written_again(predicted_small, tmp_path, monkeypatch, capsys):
     flows = copy_flows(predicted_small, tmp_path, monkeypatch)
     flo = flows / SINTEL_OUT / 'clean' / 'market_1' / 'frame_0001.flo'

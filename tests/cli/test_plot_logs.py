@@ -7,6 +7,7 @@ from tracking.logformat import read_log
 from tests.helpers import ORIGINAL_LOG, PROJECT_LOG
 
 
+@pytest.mark.slow
 def test_cli_writes_the_figure_and_tensorboard_events(tmp_path, capsys):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
     out = tmp_path / 'curves.png'
@@ -30,6 +31,7 @@ def test_cli_writes_the_figure_and_tensorboard_events(tmp_path, capsys):
             assert [s.wall_time for s in scalars] == [p[2] for p in points]
 
 
+@pytest.mark.slow
 def test_svg_too(tmp_path, capsys):
     out = tmp_path / 'curves.svg'
     assert plot_logs.main([str(out), str(PROJECT_LOG)]) == 0

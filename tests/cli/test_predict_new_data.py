@@ -29,6 +29,7 @@ from tests.helpers import expect_cli_error as expect_error, run_predict_cli as r
 FLOW_TOL = dict(atol=1e-3, rtol=1e-5)
 
 
+@pytest.mark.slow
 def test_the_process_is_set_up_before_mxnet_loads(tmp_path):
     words, output = set_up_calls_and_status(
         'predict_new_data', ['out.flo', 'MaskFlownet_S', '--image_1', 'missing_1.png',
@@ -54,6 +55,8 @@ def images(tmp_path_factory, golden):
     return paths
 
 
+@pytest.mark.slow
+@pytest.mark.parity
 def test_npy_output_matches_the_original_in_a_separate_process(images, golden_checkpoint, golden, tmp_path):
     out = tmp_path / 'flow.npy'
     done = subprocess.run(
@@ -66,6 +69,7 @@ def test_npy_output_matches_the_original_in_a_separate_process(images, golden_ch
     assert_close(flow, golden('MaskFlownet_S', 'predict')['flow'], what='CLI flow', **FLOW_TOL)
 
 
+@pytest.mark.slow
 def test_flo_png_and_occlusion_mask_outputs(images, golden_checkpoint, golden, tmp_path):
     gold = golden('MaskFlownet_S', 'predict')
     ckpt = golden_checkpoint('MaskFlownet_S')
@@ -84,6 +88,7 @@ def test_flo_png_and_occlusion_mask_outputs(images, golden_checkpoint, golden, t
     assert np.abs(colours_bgr[..., ::-1].astype(int) - expected_rgb).max() <= 1
 
 
+@pytest.mark.slow
 def test_grayscale_and_rgba_inputs(images, golden_checkpoint, tmp_path):
     img = cv2.imread(images[0])
     gray, rgba = tmp_path / 'gray.png', tmp_path / 'rgba.png'
@@ -218,6 +223,7 @@ def test_read_only_folder_is_reported_before_the_network_loads(images, golden_ch
         locked.chmod(0o755)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('failure', ['mask not encoded', 'mask not moved', 'interrupted'])
 def test_a_failed_mask_write_leaves_earlier_files_as_they_were(images, golden_checkpoint, tmp_path,
                                                                capsys, monkeypatch, failure):
@@ -263,6 +269,7 @@ def test_ctrl_c_prints_one_line_exits_130_and_leaves_no_output(images, golden_ch
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.slow
 def test_temporaries_of_killed_runs_are_removed_at_the_next_start(images, golden_checkpoint, tmp_path):
     dead = subprocess.Popen([sys.executable, '-c', 'pass'])
     dead.wait()
@@ -309,6 +316,7 @@ def test_truncated_jpeg_input_is_refused_before_the_network(images, golden_check
 
 # --------------------------------------------------------------- videos (--video_filepath)
 
+@pytest.mark.slow
 def test_cli_writes_the_flow_of_each_consecutive_pair(clip, predict_pipe, golden_checkpoint, tmp_path,
                                                       capsys):
     out = tmp_path / 'flow.mp4'
@@ -415,6 +423,7 @@ def test_frames_beyond_mxnets_size_limit_are_refused_before_the_network(clip, go
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('failure', ['error', 'ctrl-c'])
 def test_failure_mid_video_is_one_line_of_its_own_and_leaves_no_file(clip, golden_checkpoint, tmp_path,
                                                                      capsys, monkeypatch, failure):
@@ -521,6 +530,7 @@ def predict_args(server, run, config='MaskFlownet_S.yaml', download=True):
              '-c', run] + (['--download'] if download else []))
 
 
+@pytest.mark.slow
 def test_a_good_download_lands_verified_and_loads(server, good_file, capsys):
     assert run_cli(predict_args(server, 'tstGood')) == 0
     assert server.requests == ['/raw/%s/weights/tstGood-0000_500.params' % COMMIT]

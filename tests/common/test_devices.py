@@ -39,6 +39,7 @@ def faults_of_the_second_round(mode):
     return out[0], int(out[1])
 
 
+@pytest.mark.slow
 def test_keep_freed_memory_reuses_a_freed_block_without_new_page_faults():
     _, plain = faults_of_the_second_round('plain')
     if plain < 8000:   # 64 MB is 16384 pages of 4 KB

@@ -9,6 +9,7 @@ from reader.sample import load_sample
 from tests.helpers import SAMPLE, logged, numpy_metrics
 
 
+@pytest.mark.slow
 def test_validate_sets_batches_frames_of_one_size_and_skips_empty_sets(s_pipe):
     """Validation during training: a chunk of two pairs of different sizes runs as two batches."""
     chairs_sample, = chairs.list_samples(SAMPLE / 'FlyingChairs_release', 'val')

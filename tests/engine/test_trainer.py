@@ -51,6 +51,7 @@ def batch_loss(pipe, batch):
     return pipe.loss(predictions, mx.nd.flip(flow, axis=1), mask).asnumpy()
 
 
+@pytest.mark.slow
 def test_overfitting_one_batch_on_two_cpu_contexts(chairs_batch):
     pipe = pipeline(ctx=[mx.cpu(0), mx.cpu(1)])
     trainer = FlowTrainer(pipe, OVERFIT_SCHEDULE)
@@ -71,6 +72,7 @@ def test_overfitting_one_batch_on_two_cpu_contexts(chairs_batch):
     np.testing.assert_array_equal(conv.data(mx.cpu(0)).asnumpy(), conv.data(mx.cpu(1)).asnumpy())
 
 
+@pytest.mark.slow
 def test_a_training_graph_that_keeps_its_memory_trains_exactly_as_one_that_does_not(
         chairs_batch, monkeypatch):
     """Static memory (the pipelines' default, off elsewhere in the tests) reuses every array of
@@ -123,6 +125,7 @@ for steps in (4, int(sys.argv[2])):
 ''' % str(REPO)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('network, steps', [('MaskFlownet_S', 20), ('MaskFlownet', 8)])
 def test_training_steps_do_not_leak_memory(network, steps):
     """MXNet's oneDNN concatenation leaks ~0.9 KB per part in every backward pass (see
@@ -180,6 +183,7 @@ def test_learning_rate_schedule_and_end():
     assert not trainer.set_learning_rate(201)
 
 
+@pytest.mark.slow
 def test_resume_restores_weights_and_optimizer_state_exactly(chairs_batch, tmp_path):
     first = pipeline(seed=1)
     trainer = FlowTrainer(first, SCHEDULE)
@@ -210,6 +214,7 @@ def test_resume_restores_weights_and_optimizer_state_exactly(chairs_batch, tmp_p
     assert np.abs(weights(third)['conv1a.0.weight'] - expected['conv1a.0.weight']).max() > 1e-7
 
 
+@pytest.mark.slow
 def test_fixed_head_does_not_change_while_stage_two_trains(chairs_batch):
     pipe = pipeline('MaskFlownet', keep_graph_memory=True)
     pipe.fix_head()
@@ -241,6 +246,7 @@ def test_a_non_finite_loss_stops_the_step_before_the_weights_change(chairs_batch
         np.testing.assert_array_equal(after[name], before[name], err_msg=name)
 
 
+@pytest.mark.slow
 def test_weight_decay_is_the_runs_own_also_after_loading_states(tmp_path, chairs_batch):
     small = [a[:, :, :64, :128] for a in chairs_batch]
     decayed = FlowTrainer(pipeline(), SCHEDULE, weight_decay=0.5)

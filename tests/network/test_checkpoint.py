@@ -19,6 +19,7 @@ def test_parameter_names_and_shapes_match_the_manifest(network):
     assert expected_shapes(make_pipeline(network).network) == dict(manifest(network))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('network', NETWORKS)
 def test_save_then_load_gives_identical_outputs(network, tmp_path):
     img1, img2 = small_pair()
@@ -44,6 +45,7 @@ def error_for(network, path):
     return str(info.value)
 
 
+@pytest.mark.slow
 def test_checkpoint_of_the_other_network(golden_checkpoint):
     message = error_for('MaskFlownet', golden_checkpoint('MaskFlownet_S'))
     assert str(golden_checkpoint('MaskFlownet_S')) in message
@@ -81,6 +83,7 @@ def test_files_that_are_not_checkpoints(tmp_path):
     assert 'holds no named parameters' in error_for('MaskFlownet_S', unnamed)
 
 
+@pytest.mark.slow
 def test_failed_load_leaves_the_network_unchanged(tmp_path):
     pipe = make_pipeline('MaskFlownet_S')
     before = pipe.network.conv1a[0].weight.data().asnumpy().copy()

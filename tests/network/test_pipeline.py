@@ -9,7 +9,7 @@ from common.devices import cpu_flags
 from network import layers, pipeline
 from common.config import Config
 from network.pipeline import Pipeline
-from tests.helpers import NETWORKS
+from tests.helpers import NETWORKS, NETWORKS_FULL_SLOW
 
 
 def test_inference_channel_padding_is_dropped_only_where_onednn_has_its_brgemm_kernels():
@@ -17,7 +17,7 @@ def test_inference_channel_padding_is_dropped_only_where_onednn_has_its_brgemm_k
     assert layers.INFERENCE_CHANNEL_ALIGN == (1 if avx512 else layers.CHANNEL_ALIGN)
 
 
-@pytest.mark.parametrize('network', NETWORKS)
+@pytest.mark.parametrize('network', NETWORKS_FULL_SLOW)
 def test_the_inference_graph_shares_the_parameters_and_computes_what_training_computes(
         network, monkeypatch):
     # Unpadded inference on every machine, whatever its CPU: the graphs then differ.
@@ -101,6 +101,7 @@ def test_only_the_inference_graph_predicts_by_taps(network):
         assert all(block._by_taps == expected for block in predictions)
 
 
+@pytest.mark.slow
 def test_the_warped_image_is_computed_only_when_asked(s_pipe):
     frames = [np.full((64, 128, 3), v, np.uint8) for v in (90, 110)]
     flow, occ, warped = s_pipe.predict_pair(*frames)

@@ -9,13 +9,15 @@ import pytest
 
 from common.config import Config
 from network.conventions import centralize
-from tests.helpers import NETWORKS, assert_close
+from tests.helpers import NETWORKS, NETWORKS_FULL_SLOW, assert_close
 
 FLOW_TOL = dict(atol=1e-3, rtol=1e-5)
 MASK_TOL = dict(atol=1e-4, rtol=1e-5)
 WARP_TOL = dict(atol=1e-3, rtol=0)
 SCALAR_TOL = dict(atol=0, rtol=1e-5)
 STRIDES = (64, 32, 16, 8, 4)
+
+pytestmark = pytest.mark.parity
 
 
 def occ_key(network):
@@ -48,7 +50,7 @@ def test_predict_single_pair(network, pipelines, golden):
         assert_close(occ_mask, gold['occ_mask'], what='occ_mask', **MASK_TOL)
 
 
-@pytest.mark.parametrize('network', NETWORKS)
+@pytest.mark.parametrize('network', NETWORKS_FULL_SLOW)
 def test_predict_batch_of_two_and_resize(network, pipelines, golden):
     pipe, inputs, gold = pipelines(network), golden(network, 'inputs'), golden(network, 'predict')
     a, b = inputs['img1_rgb_uint8'], inputs['img2_rgb_uint8']
@@ -108,6 +110,7 @@ def validate(pipe, img1s, img2s, labels, masks=None, batch_size=1, return_type='
     return float(np.mean(values[return_type]))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('network', NETWORKS)
 def test_validation_metrics(network, pipelines, golden):
     pipe, inputs, gold = pipelines(network), golden(network, 'inputs'), golden(network, 'validate')
