@@ -1,8 +1,8 @@
-"""Shared fixtures: golden files of the original implementation and checkpoints built from them."""
-import json
+"""Shared fixtures: golden files of the original implementation, checkpoints and pipelines built
+from them, a generated clip; plain helpers are in tests/helpers.py."""
+import gc
 import os
-import zlib
-from pathlib import Path
+import subprocess
 
 # Single-threaded like the golden run: results are then reproducible bit for bit.
 os.environ.setdefault('OMP_NUM_THREADS', '1')
@@ -11,33 +11,24 @@ os.environ.setdefault('OMP_NUM_THREADS', '1')
 os.environ.setdefault('MXNET_MKLDNN_CACHE_NUM', '16')
 
 import numpy as np
-import mxnet as mx
 import pytest
 
-
-DATA = Path(__file__).resolve().parent / 'data'
-PARITY = DATA / 'parity'
-NETWORKS = ('MaskFlownet_S', 'MaskFlownet')
+from tests.helpers import (FRAMES, PARITY, VIDEO_FRAMES, decode_video, encode_test_video,
+                           moving_pattern, write_clip, write_deterministic_checkpoint)
 
 
-def manifest(network):
-    with open(PARITY / ('%s.manifest.json' % network)) as f:
-        return [(entry['name'], tuple(entry['shape'])) for entry in json.load(f)]
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_teardown(item, nextitem):
+    try:
+        return (yield)
+    finally:
+        # Pipelines hold reference cycles that keep their graphs' memory until collected: free it.
+        gc.collect()
 
 
-def deterministic_weight(name, shape):
-    """The weights the golden files were computed with: a normal draw seeded by the crc32 of
-    the parameter name, scaled by sqrt(2 / fan-in) (He) for tensors of 2 or more dimensions and
-    by 0.01 for the others."""
-    rng = np.random.default_rng(zlib.crc32(name.encode()))
-    scale = np.sqrt(2.0 / np.prod(shape[1:])) if len(shape) >= 2 else 0.01
-    return (rng.standard_normal(shape) * scale).astype(np.float32)
-
-
-def write_deterministic_checkpoint(network, path):
-    mx.nd.save(str(path), {name: mx.nd.array(deterministic_weight(name, shape))
-                           for name, shape in manifest(network)})
-    return path
+def pytest_collection_finish(session):
+    # The imports' objects live as long as the session: keep them out of those collections.
+    gc.freeze()
 
 
 @pytest.fixture(scope='session')
@@ -80,28 +71,67 @@ def pipelines(golden_checkpoint):
     return get
 
 
-def assert_close(actual, expected, atol, rtol, what):
-    actual = np.asarray(actual)
-    expected = np.asarray(expected)
-    assert actual.shape == expected.shape, '%s: shape %s, golden %s' % (what, actual.shape, expected.shape)
-    excess = np.abs(actual - expected) - (atol + rtol * np.abs(expected))
-    worst = np.unravel_index(np.argmax(excess), excess.shape) if excess.size else ()
-    assert excess.size == 0 or excess.max() <= 0, (
-        '%s: max |diff| %.3g at %s exceeds atol %g + rtol %g' %
-        (what, np.abs(actual - expected).max(), worst, atol, rtol))
+@pytest.fixture(scope='module')
+def s_pipe(golden_checkpoint):
+    """A MaskFlownet-S Pipeline with the golden weights (default settings), one per module."""
+    from common.config import Config
+    from network.pipeline import Pipeline
+    pipe = Pipeline(Config({'network': {'class': 'MaskFlownet_S'}}))
+    pipe.load(golden_checkpoint('MaskFlownet_S'))
+    return pipe
 
 
-def run_predict_cli(args):
-    """predict_new_data.py's main() in this process; returns its exit status."""
-    import predict_new_data
-    return predict_new_data.main([str(a) for a in args])
+@pytest.fixture(scope='module')
+def predict_pipe(golden_checkpoint):
+    """The pipeline predict_new_data.py loads for MaskFlownet_S and the golden weights."""
+    from engine import predict
+    return predict.load_pipeline('MaskFlownet_S', golden_checkpoint('MaskFlownet_S'))[0]
 
 
-def expect_cli_error(capsys, args, *fragments):
-    """The CLI exits 2 with exactly one stderr line starting 'error: ' that holds fragments."""
-    assert run_predict_cli(args) == 2
-    err = capsys.readouterr().err
-    assert err.startswith('error: ') and err.count('\n') == 1, err
-    for fragment in fragments:
-        assert str(fragment) in err
-    return err
+@pytest.fixture(scope='module')
+def clip(tmp_path_factory):
+    """A short generated video (tests.helpers.moving_pattern), one per module."""
+    return write_clip(tmp_path_factory.mktemp('clip') / 'moving.mp4', moving_pattern(FRAMES))
+
+
+@pytest.fixture(scope='module')
+def good_file(tmp_path_factory):
+    """A real MaskFlownet-S checkpoint and its blob id as git itself computes it."""
+    folder = tmp_path_factory.mktemp('good')
+    path = write_deterministic_checkpoint('MaskFlownet_S', folder / 'g.params')
+    blob_id = subprocess.run(['git', 'hash-object', str(path)], capture_output=True, text=True,
+                             check=True).stdout.strip()
+    return path, blob_id
+
+
+@pytest.fixture
+def no_root_environment(monkeypatch):
+    """No dataset root from the environment: neither MASKFLOWNET_DATASETS nor a per-dataset
+    variable (the reader tests name their roots themselves)."""
+    from reader import roots
+    monkeypatch.delenv(roots.ROOTS_FILE_ENV, raising=False)
+    for key in roots.DATASETS:
+        monkeypatch.delenv(roots.env_var(key), raising=False)
+
+
+@pytest.fixture(scope='session')
+def damaged_videos(tmp_path_factory):
+    """good.mp4; mid.mp4, whose frames all decode but one only with ffmpeg's concealment; and
+    cut.mp4, whose container announces 30 frames but whose data ends early."""
+    folder = tmp_path_factory.mktemp('videos')
+    good = encode_test_video(folder / 'good.mp4', '-g', '30')
+    data = good.read_bytes()
+    for percent in range(40, 95, 3):   # flip bits inside a later frame's slice data
+        offset = len(data) * percent // 100
+        mid = folder / 'mid.mp4'
+        mid.write_bytes(data[:offset] + bytes(b ^ 1 for b in data[offset:offset + 8])
+                        + data[offset + 8:])
+        count, damaged = decode_video(mid)
+        if count == VIDEO_FRAMES and damaged:
+            break
+    else:
+        pytest.fail('no damage found that leaves every frame decodable')
+    whole = encode_test_video(folder / 'faststart.mp4', '-movflags', '+faststart').read_bytes()
+    cut = folder / 'cut.mp4'
+    cut.write_bytes(whole[:len(whole) * 6 // 10])
+    return {'good': good, 'mid': mid, 'cut': cut, 'damaged_frame': damaged[0][0]}

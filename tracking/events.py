@@ -26,7 +26,9 @@ def summary_writer(folder, purge_step=None):
     earlier files (a resumed run logs those steps again).
     """
     from tensorboardX import SummaryWriter   # here: training without events needs no tensorboardX
-    suffix = '.%d.%d' % (os.getpid(), next(_file_numbers))
+    # Zero-padded: TensorBoard reads a folder's event files in name order, and the purge of a
+    # resumed run's redone steps needs the newer file read after the older ('.10' < '.9').
+    suffix = '.%010d.%06d' % (os.getpid(), next(_file_numbers))
     return SummaryWriter(folder, purge_step=purge_step, flush_secs=FLUSH_SECONDS,
                          filename_suffix=suffix)
 

@@ -4,7 +4,6 @@ nothing built, trained or written."""
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
@@ -12,9 +11,8 @@ import launch
 import main as main_cli
 import plot_logs
 import predict_new_data
+from tests.helpers import REPO, SAMPLE
 
-REPO = Path(__file__).resolve().parent.parent.parent
-SAMPLE = REPO / 'sample_data'
 
 
 @pytest.fixture

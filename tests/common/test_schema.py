@@ -1,6 +1,5 @@
 """The config schemas (common/schema.py): every value checked when the file is read, one line
 naming the file and the key, unknown keys with the closest known one."""
-from pathlib import Path
 
 import pytest
 

@@ -2,15 +2,14 @@
 reduce (engine/failures.py), also in a real process whose memory is limited."""
 import subprocess
 import sys
-from pathlib import Path
 
 import mxnet as mx
 import pytest
 
 from common.errors import UserError
 from engine.failures import OutOfMemory, memory_guard
+from tests.helpers import REPO
 
-REPO = Path(__file__).resolve().parent.parent.parent
 PAIR = [REPO / 'tests/data/datasets/sintel/training/clean/alley_1/frame_0002.png',
         REPO / 'tests/data/datasets/sintel/training/clean/alley_1/frame_0003.png']
 

@@ -1,0 +1,80 @@
+"""tracking/curves.py: the smoothing and the figure's data."""
+import math
+
+import numpy as np
+import pytest
+
+from tracking import curves
+from tracking.logformat import ParsedLog
+from tests.helpers import ORIGINAL_LOG, PROJECT_LOG, series_values
+
+
+def test_smoothing_is_a_debiased_moving_average():
+    # By hand, weight 0.5: 1; (0.25 + 1.5) / 0.75.
+    assert list(curves.smooth([1.0, 3.0], 0.5)) == pytest.approx([1.0, 7 / 3])
+    assert list(curves.smooth([1.0, 3.0], 0.0)) == [1.0, 3.0]
+
+
+def test_the_figure_draws_the_parsed_values():
+    runs = curves.read_runs([str(ORIGINAL_LOG), str(PROJECT_LOG)])
+    figure = curves.draw_figure(runs, smoothing=0.5)
+    drawn = {}
+    for ax in figure.axes:
+        if ax.get_visible():
+            for line in ax.get_lines():
+                drawn[(ax.get_title(), line.get_label())] = list(zip(line.get_xdata(),
+                                                                     line.get_ydata()))
+    titles = [ax.get_title() for ax in figure.axes if ax.get_visible()]
+    assert titles[0].startswith('training EPE') and figure.axes[0].get_yscale() == 'log'
+    assert titles[1:] == ['validation: sintel.clean', 'validation: sintel.final',
+                          'validation: kitti.12', 'validation: kitti.12_2',
+                          'validation: chairs', 'validation: sintel']
+    assert drawn[(titles[0], 'original_restarts (raw)')] == series_values(runs[0], 'train/epe')
+    assert drawn[(titles[0], 'project_run (raw)')] == series_values(runs[1], 'train/epe')
+    smoothed = drawn[(titles[0], 'project_run')]
+    assert smoothed[1][1] == pytest.approx((30.5 * 0.25 + 29.75 * 0.5) / 0.75)
+    assert drawn[('validation: sintel.clean', 'original_restarts')] == [(100, 3.09509539604187),
+                                                                         (200, 2.9)]
+    assert drawn[('validation: chairs', 'project_run')] == [(1, 28.25), (100, 10.0)]
+    legend = [text.get_text() for text in figure.legends[0].get_texts()]
+    assert legend == ['original_restarts', 'project_run']
+
+
+# --- values of a diverged run ---------------------------------------------------------------
+
+def run_with(points, tag='train/epe'):
+    run = ParsedLog('run.log', 'run')
+    run.series[tag] = [(steps, value, 0.0) for steps, value in points]
+    return run
+
+
+def lines_of(figure):
+    return {line.get_label(): (list(line.get_xdata()), list(line.get_ydata()))
+            for line in figure.axes[0].get_lines()}
+
+
+def test_nan_and_infinity_are_left_out_and_the_smoothed_curve_goes_on():
+    run = run_with([(1, 4.0), (2, float('nan')), (3, 2.0), (4, float('inf')), (5, 1.0)])
+    lines = lines_of(curves.draw_figure([run], smoothing=0.5))
+    assert lines['run (raw)'] == ([1, 3, 5], [4.0, 2.0, 1.0])
+    steps, smoothed = lines['run']
+    assert steps == [1, 3, 5] and all(math.isfinite(v) for v in smoothed)
+    # the debiased average of 4, 2, 1 with weight 0.5: 4, (2 + 0.5 * 4) / 1.5, ...
+    np.testing.assert_allclose(smoothed, [4.0, 8 / 3, (1 + 0.5 * 2 + 0.25 * 4) / 1.75], rtol=1e-6)
+    assert 'run run, 5 training points' in curves.summary(run)
+    assert curves.summary(run).endswith('2 NaN or infinite value(s) not drawn')
+
+
+def test_a_huge_value_is_left_off_the_axis_and_the_panel_says_so():
+    run = run_with([(1, 5.0), (2, 1e308), (3, 3.0), (4, 2.0)], tag='val/chairs')
+    figure = curves.draw_figure([run])
+    axis = figure.axes[0]
+    low, high = axis.get_ylim()
+    assert high < 10 and low > 0
+    assert [text.get_text() for text in axis.texts] == ['1 value(s) off the axis (up to 1e+308)']
+
+
+def test_a_panel_without_outliers_keeps_matplotlibs_own_limits():
+    run = run_with([(1, 5.0), (2, 4.0), (3, 3.0)], tag='val/chairs')
+    axis = curves.draw_figure([run]).axes[0]
+    assert len(axis.texts) == 0 and axis.get_ylim()[1] < 6
