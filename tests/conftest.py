@@ -2,6 +2,7 @@
 from them, a generated clip; plain helpers are in tests/helpers.py."""
 import gc
 import os
+import shutil
 import subprocess
 
 # Single-threaded like the golden run: results are then reproducible bit for bit.
@@ -13,8 +14,9 @@ os.environ.setdefault('MXNET_MKLDNN_CACHE_NUM', '16')
 import numpy as np
 import pytest
 
-from tests.helpers import (FRAMES, PARITY, VIDEO_FRAMES, decode_video, encode_test_video,
-                           moving_pattern, write_clip, write_deterministic_checkpoint)
+from tests.helpers import (FRAMES, PARITY, SAMPLE, VIDEO_FRAMES, decode_video, encode_test_video,
+                           moving_pattern, write_clip, write_deterministic_checkpoint,
+                           write_small_chairs_config)
 
 
 @pytest.hookimpl(wrapper=True)
@@ -135,3 +137,30 @@ def damaged_videos(tmp_path_factory):
     cut = folder / 'cut.mp4'
     cut.write_bytes(whole[:len(whole) * 6 // 10])
     return {'good': good, 'mid': mid, 'cut': cut, 'damaged_frame': damaged[0][0]}
+
+
+@pytest.fixture
+def workdir(tmp_path, monkeypatch):
+    """An empty working directory, the current one, with a chairs-only dataset roots file
+    (MASKFLOWNET_DATASETS: fast validation) and small.yaml (128 x 192 chairs crops)."""
+    roots = tmp_path / 'datasets.yaml'
+    roots.write_text('chairs: %s\n' % (SAMPLE / 'FlyingChairs_release'))
+    monkeypatch.setenv('MASKFLOWNET_DATASETS', str(roots))
+    monkeypatch.chdir(tmp_path)
+    write_small_chairs_config(tmp_path)
+    return tmp_path
+
+
+@pytest.fixture
+def chairs_copy(tmp_path, monkeypatch):
+    """The current directory, with a copy of the chairs samples (chairs/, which a test may
+    damage) as its only dataset (roots.yaml, MASKFLOWNET_DATASETS) and small.yaml (128 x 192
+    crops)."""
+    chairs = tmp_path / 'chairs'
+    shutil.copytree(SAMPLE / 'FlyingChairs_release', chairs)
+    roots = tmp_path / 'roots.yaml'
+    roots.write_text('chairs: %s\n' % chairs)
+    monkeypatch.setenv('MASKFLOWNET_DATASETS', str(roots))
+    monkeypatch.chdir(tmp_path)
+    write_small_chairs_config(tmp_path)
+    return tmp_path

@@ -28,17 +28,6 @@ def test_the_process_is_set_up_before_mxnet_loads(tmp_path):
 
 # --------------------------------------------------------------- training
 
-@pytest.fixture
-def workdir(tmp_path, monkeypatch):
-    """An empty working directory with a chairs-only dataset file (fast validation)."""
-    roots = tmp_path / 'datasets.yaml'
-    roots.write_text('chairs: %s\n' % (SAMPLE / 'FlyingChairs_release'))
-    monkeypatch.setenv('MASKFLOWNET_DATASETS', str(roots))
-    monkeypatch.chdir(tmp_path)
-    write_small_chairs_config(tmp_path)
-    return tmp_path
-
-
 @pytest.mark.slow
 def test_maskflownet_from_a_maskflownet_s_checkpoint_loads_and_freezes_the_head(workdir, golden_checkpoint):
     # A MaskFlownet-S run's checkpoint: stage 2 starts a new run at step 0 even without

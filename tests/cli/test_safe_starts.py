@@ -11,23 +11,18 @@ import launch
 import main as main_cli
 import plot_logs
 import predict_new_data
-from tests.helpers import REPO, SAMPLE
+from tests.helpers import REPO
 
 
 
 @pytest.fixture
-def workdir(tmp_path, monkeypatch):
-    """An empty working directory, chairs sample roots, and no network may be built."""
-    roots = tmp_path / 'datasets.yaml'
-    roots.write_text('chairs: %s\n' % (SAMPLE / 'FlyingChairs_release'))
-    monkeypatch.setenv('MASKFLOWNET_DATASETS', str(roots))
-    monkeypatch.chdir(tmp_path)
-
+def no_network(workdir, monkeypatch):
+    """The working directory of conftest's workdir, where no network may be built."""
     def refuse(*args, **kwargs):
         raise AssertionError('a network was built before the inputs were checked')
     import network.pipeline
     monkeypatch.setattr(network.pipeline.Pipeline, '__init__', refuse)
-    return tmp_path
+    return workdir
 
 
 def one_line(capsys, *fragments):
@@ -49,16 +44,16 @@ def nothing_written(folder):
     ('dataset: chairs\nvalidation_steps: "many"\n', 'validation_steps: must be an integer'),
     ('dataset: chairs\ntarget_shape: [-320, 448]\n', 'target_shape[0]: must be greater than 0'),
 ])
-def test_a_bad_dataset_config_value_is_found_before_anything_is_built(workdir, capsys, text,
+def test_a_bad_dataset_config_value_is_found_before_anything_is_built(no_network, capsys, text,
                                                                       fragment):
-    (workdir / 'bad.yaml').write_text(text)
+    (no_network / 'bad.yaml').write_text(text)
     assert main_cli.main(['MaskFlownet_S.yaml', '--dataset_cfg', 'bad.yaml', '--debug']) == 2
     one_line(capsys, 'bad.yaml: ' + fragment)
-    assert nothing_written(workdir)
+    assert nothing_written(no_network)
 
 
-def test_a_misspelt_network_config_key_is_an_error_not_a_default(workdir, capsys):
-    (workdir / 'net.yaml').write_text('netwrok:\n  class: MaskFlownet_S\nnetwork:\n'
+def test_a_misspelt_network_config_key_is_an_error_not_a_default(no_network, capsys):
+    (no_network / 'net.yaml').write_text('netwrok:\n  class: MaskFlownet_S\nnetwork:\n'
                                       '  class: MaskFlownet_S\n')
     assert main_cli.main(['net.yaml', '--debug']) == 2
     one_line(capsys, "net.yaml: unknown key 'netwrok' (did you mean 'network'?)")
@@ -71,10 +66,10 @@ def test_a_misspelt_network_config_key_is_an_error_not_a_default(workdir, capsys
     (['--shard', '-2'], '--shard -2: must be 1 or more'),
     (['--batch', '0'], '--batch 0: must be 1 or more'),
 ])
-def test_command_line_numbers_are_checked_first(workdir, capsys, argv, fragment):
+def test_command_line_numbers_are_checked_first(no_network, capsys, argv, fragment):
     assert main_cli.main(['MaskFlownet_S.yaml', '--debug'] + argv) == 2
     one_line(capsys, fragment)
-    assert nothing_written(workdir)
+    assert nothing_written(no_network)
 
 
 @pytest.mark.parametrize('name, value, fragment', [
@@ -86,7 +81,7 @@ def test_command_line_numbers_are_checked_first(workdir, capsys, argv, fragment)
     ('OMP_NUM_THREADS', 'abc', "OMP_NUM_THREADS='abc': must be a positive whole number"),
     ('OMP_NUM_THREADS', '0', "OMP_NUM_THREADS='0'"),
 ])
-def test_environment_variables_are_checked_by_every_command(workdir, capsys, monkeypatch, name,
+def test_environment_variables_are_checked_by_every_command(no_network, capsys, monkeypatch, name,
                                                             value, fragment):
     monkeypatch.setenv(name, value)
     commands = [
@@ -99,7 +94,7 @@ def test_environment_variables_are_checked_by_every_command(workdir, capsys, mon
     for command in commands:
         assert command() == 2
         one_line(capsys, fragment)
-    assert nothing_written(workdir)
+    assert nothing_written(no_network)
 
 
 def test_a_malformed_omp_num_threads_is_one_line_not_an_mxnet_abort(tmp_path):
@@ -116,13 +111,13 @@ def test_a_malformed_omp_num_threads_is_one_line_not_an_mxnet_abort(tmp_path):
                                "else)\n")
 
 
-def test_a_process_started_by_a_launcher_without_a_distributed_kvstore_refuses(workdir, capsys,
+def test_a_process_started_by_a_launcher_without_a_distributed_kvstore_refuses(no_network, capsys,
                                                                               monkeypatch):
     monkeypatch.setenv('DMLC_ROLE', 'worker')
     assert main_cli.main(['MaskFlownet_S.yaml', '--debug']) == 2
     one_line(capsys, '--kvstore device: this process was started by a launcher as a worker',
              'give --kvstore dist_sync')
-    assert nothing_written(workdir)
+    assert nothing_written(no_network)
 
 
 @pytest.mark.parametrize('command, fragment', [
@@ -133,7 +128,7 @@ def test_a_process_started_by_a_launcher_without_a_distributed_kvstore_refuses(w
      'main.py --valid, which trains nothing'),
 ])
 def test_launch_refuses_a_command_that_cannot_form_one_job_before_starting_anything(
-        workdir, capsys, monkeypatch, command, fragment):
+        no_network, capsys, monkeypatch, command, fragment):
     import engine.launcher
     monkeypatch.setattr(engine.launcher, 'import_tracker', lambda: pytest.fail('started'))
     assert launch.main(['-n', '2', '-s', '1', '--launcher', 'local'] + command) == 2
@@ -141,7 +136,7 @@ def test_launch_refuses_a_command_that_cannot_form_one_job_before_starting_anyth
 
 
 @pytest.mark.parametrize('timeout', ['nan', '-1', 'inf'])
-def test_launch_exit_timeout_must_be_a_positive_number(workdir, capsys, monkeypatch, timeout):
+def test_launch_exit_timeout_must_be_a_positive_number(no_network, capsys, monkeypatch, timeout):
     import engine.launcher
     monkeypatch.setattr(engine.launcher, 'import_tracker', lambda: pytest.fail('started'))
     assert launch.main(['-n', '1', '--launcher', 'local', '--exit_timeout', timeout,

@@ -6,7 +6,6 @@ import dataclasses
 import json
 import pickle
 import re
-import shutil
 from pathlib import Path
 
 import mxnet as mx
@@ -18,19 +17,15 @@ from engine import runstate
 from engine.runs import parse_checkpoint_name, prune_checkpoints
 from engine.train import RunOptions, prepare_run, run
 from reader.mixes import TrainingData
-from tests.helpers import SAMPLE
 
 
 
 @pytest.fixture
-def workdir(tmp_path, monkeypatch):
-    chairs = tmp_path / 'chairs'
-    shutil.copytree(SAMPLE / 'FlyingChairs_release', chairs)
-    (tmp_path / 'roots.yaml').write_text('chairs: %s\n' % chairs)
-    (tmp_path / 'small.yaml').write_text('dataset: chairs\norig_shape: [128, 192]\n'
-                                         'target_shape: [64, 128]\n')
-    monkeypatch.chdir(tmp_path)
-    return tmp_path
+def workdir(chairs_copy):
+    """conftest's chairs_copy, with tiny.yaml: 64 x 128 network inputs for quick steps."""
+    (chairs_copy / 'tiny.yaml').write_text('dataset: chairs\norig_shape: [128, 192]\n'
+                                           'target_shape: [64, 128]\n')
+    return chairs_copy
 
 
 def train(folder, steps, checkpoint=None, seed=7, validation_steps=3, checkpoint_steps=2,
@@ -41,7 +36,7 @@ def train(folder, steps, checkpoint=None, seed=7, validation_steps=3, checkpoint
                          roots_file=str(folder.parent / 'roots.yaml'),
                          weights_dir=str(folder / 'weights'), logs_dir=str(folder / 'logs'))
     prepared = prepare_run(load_config(network, 'network'),
-                           load_config(folder.parent / 'small.yaml', 'dataset'), [mx.cpu()], options)
+                           load_config(folder.parent / 'tiny.yaml', 'dataset'), [mx.cpu()], options)
     prepared.loop = dataclasses.replace(prepared.loop, validation_steps=validation_steps,
                                         checkpoint_steps=checkpoint_steps, max_steps=steps)
     return run(prepared)

@@ -2,7 +2,6 @@
 an exact continuation, and the TensorBoard events the run writes."""
 import os
 import re
-import shutil
 from pathlib import Path
 
 import cv2
@@ -108,21 +107,6 @@ def test_a_debug_training_run_writes_events_that_tensorboard_reads(tmp_path, cap
 
 # --- safe runs: one process per run, folders, the held log, stopped= -------------------------
 
-@pytest.fixture
-def chairs_workdir(tmp_path, monkeypatch):
-    """A working directory with a copy of the chairs samples as its only dataset, and a
-    small.yaml of 128 x 192 crops."""
-    chairs = tmp_path / 'chairs'
-    shutil.copytree(SAMPLE / 'FlyingChairs_release', chairs)
-    roots = tmp_path / 'datasets.yaml'
-    roots.write_text('chairs: %s\n' % chairs)
-    monkeypatch.setenv('MASKFLOWNET_DATASETS', str(roots))
-    monkeypatch.chdir(tmp_path)
-    (tmp_path / 'small.yaml').write_text('dataset: chairs\norig_shape: [128, 192]\n'
-                                         'target_shape: [128, 192]\n')
-    return tmp_path
-
-
 def train_cli(*extra):
     return main_cli.main(['MaskFlownet_S.yaml', '--dataset_cfg', 'small.yaml', '--debug',
                           '--no_tensorboard', '--seed', '1'] + list(extra))
@@ -134,63 +118,63 @@ def error_line(capsys):
     return err
 
 
-def logs(chairs_workdir):
-    return sorted((chairs_workdir / 'logs' / 'debug').glob('*.log'))
+def logs(chairs_copy):
+    return sorted((chairs_copy / 'logs' / 'debug').glob('*.log'))
 
 
-def test_a_second_process_resuming_a_run_in_use_is_refused_and_changes_nothing(chairs_workdir, capsys):
+def test_a_second_process_resuming_a_run_in_use_is_refused_and_changes_nothing(chairs_copy, capsys):
     assert train_cli('--max_steps', '2') == 0
     run_id = re.search(r'run (\S+) stopped at step 2', capsys.readouterr().out).group(1)
-    before = {p.name: p.read_bytes() for p in list((chairs_workdir / 'weights').iterdir()) + logs(chairs_workdir)}
+    before = {p.name: p.read_bytes() for p in list((chairs_copy / 'weights').iterdir()) + logs(chairs_copy)}
     from engine.runs import own_run
     with own_run(run_id, 'weights'):   # the run's writer, as another process would hold it
         assert train_cli('-c', run_id, '--max_steps', '2') == 2
         err = error_line(capsys)
     assert err == ('error: run %s is in use by another process (pid %d, lock file '
                    'weights/%s.lock); wait for it to end or stop it\n' % (run_id, os.getpid(), run_id))
-    after = {p.name: p.read_bytes() for p in list((chairs_workdir / 'weights').iterdir()) + logs(chairs_workdir)}
+    after = {p.name: p.read_bytes() for p in list((chairs_copy / 'weights').iterdir()) + logs(chairs_copy)}
     assert after == before
     assert train_cli('-c', run_id, '--max_steps', '2') == 0   # once the owner is gone
-    assert not list((chairs_workdir / 'weights').glob('*.lock'))
+    assert not list((chairs_copy / 'weights').glob('*.lock'))
 
 
 # --- folders, the held log and the stopped= line -------------------------------------------
 
-def test_an_unwritable_weights_folder_is_found_before_the_first_step(chairs_workdir, capsys):
-    (chairs_workdir / 'weights').write_text('a file where the checkpoints would go')
+def test_an_unwritable_weights_folder_is_found_before_the_first_step(chairs_copy, capsys):
+    (chairs_copy / 'weights').write_text('a file where the checkpoints would go')
     assert train_cli('--max_steps', '2') == 2
     err = error_line(capsys)
     assert err.startswith('error: weights: cannot write there')
-    assert 'steps=1' not in capsys.readouterr().out and not (chairs_workdir / 'logs').exists()
+    assert 'steps=1' not in capsys.readouterr().out and not (chairs_copy / 'logs').exists()
 
 
-def test_an_unwritable_log_folder_is_found_before_the_first_step(chairs_workdir, capsys):
-    (chairs_workdir / 'logs').mkdir()
-    (chairs_workdir / 'logs' / 'debug').write_text('a file where the logs would go')
+def test_an_unwritable_log_folder_is_found_before_the_first_step(chairs_copy, capsys):
+    (chairs_copy / 'logs').mkdir()
+    (chairs_copy / 'logs' / 'debug').write_text('a file where the logs would go')
     assert train_cli('--max_steps', '2') == 2
-    assert error_line(capsys).startswith('error: %s: cannot write there' % (chairs_workdir / 'logs' / 'debug'))
-    assert not list((chairs_workdir / 'weights').glob('*.params'))
+    assert error_line(capsys).startswith('error: %s: cannot write there' % (chairs_copy / 'logs' / 'debug'))
+    assert not list((chairs_copy / 'weights').glob('*.params'))
 
 
-def test_a_run_that_fails_before_its_first_step_leaves_no_log(chairs_workdir, capsys):
-    (chairs_workdir / 'chairs' / 'data' / '00001_flow.flo').write_bytes(b'PIEH')   # damaged label
+def test_a_run_that_fails_before_its_first_step_leaves_no_log(chairs_copy, capsys):
+    (chairs_copy / 'chairs' / 'data' / '00001_flow.flo').write_bytes(b'PIEH')   # damaged label
     assert train_cli('--max_steps', '2') == 2
     assert '00001_flow.flo' in error_line(capsys)
-    assert logs(chairs_workdir) == [] and not list((chairs_workdir / 'weights').glob('*'))
+    assert logs(chairs_copy) == [] and not list((chairs_copy / 'weights').glob('*'))
 
 
-def test_a_resume_that_fails_before_its_first_step_leaves_the_log_as_it_was(chairs_workdir, capsys):
+def test_a_resume_that_fails_before_its_first_step_leaves_the_log_as_it_was(chairs_copy, capsys):
     assert train_cli('--max_steps', '2') == 0
     run_id = re.search(r'run (\S+) stopped', capsys.readouterr().out).group(1)
-    log = logs(chairs_workdir)[0]
+    log = logs(chairs_copy)[0]
     before = log.read_bytes()
-    (chairs_workdir / 'chairs' / 'data' / '00001_flow.flo').write_bytes(b'PIEH')
+    (chairs_copy / 'chairs' / 'data' / '00001_flow.flo').write_bytes(b'PIEH')
     assert train_cli('-c', run_id, '--max_steps', '2') == 2
     error_line(capsys)
     assert log.read_bytes() == before
 
 
-def test_a_run_stopped_after_its_start_says_why_in_the_last_log_line(chairs_workdir, capsys, monkeypatch):
+def test_a_run_stopped_after_its_start_says_why_in_the_last_log_line(chairs_copy, capsys, monkeypatch):
     import engine.train
     validate = engine.train.validate_sets
     calls = []
@@ -203,11 +187,11 @@ def test_a_run_stopped_after_its_start_says_why_in_the_last_log_line(chairs_work
     monkeypatch.setattr(engine.train, 'validate_sets', fail_second)
     assert train_cli('--max_steps', '4') == 2
     assert error_line(capsys) == 'error: validation data went away\n'
-    last = logs(chairs_workdir)[0].read_text().splitlines()[-1]
+    last = logs(chairs_copy)[0].read_text().splitlines()[-1]
     assert re.fullmatch(r'\[[^]]+\] stopped=validation data went away', last), last
 
 
-def test_an_interrupted_run_says_so_in_the_last_log_line(chairs_workdir, capsys, monkeypatch):
+def test_an_interrupted_run_says_so_in_the_last_log_line(chairs_copy, capsys, monkeypatch):
     from engine import trainer
     step = trainer.FlowTrainer.train_batch
     calls = []
@@ -219,13 +203,13 @@ def test_an_interrupted_run_says_so_in_the_last_log_line(chairs_workdir, capsys,
         return step(self, *args, **kwargs)
     monkeypatch.setattr(trainer.FlowTrainer, 'train_batch', interrupt_third)
     assert train_cli('--max_steps', '4') == 130
-    assert logs(chairs_workdir)[0].read_text().splitlines()[-1].endswith(
+    assert logs(chairs_copy)[0].read_text().splitlines()[-1].endswith(
         '] stopped=interrupted (Ctrl-C or a termination signal)')
-    assert [p.name[-9:] for p in sorted((chairs_workdir / 'weights').glob('*.params'))] == ['_2.params']
+    assert [p.name[-9:] for p in sorted((chairs_copy / 'weights').glob('*.params'))] == ['_2.params']
 
 
 def test_out_of_memory_in_a_step_is_one_line_logged_and_keeps_the_newest_checkpoint(
-        chairs_workdir, capsys, monkeypatch):
+        chairs_copy, capsys, monkeypatch):
     import mxnet as mx
     from engine import trainer
     step = trainer.FlowTrainer.train_batch
@@ -243,12 +227,12 @@ def test_out_of_memory_in_a_step_is_one_line_logged_and_keeps_the_newest_checkpo
     message = ('out of memory while training step 3 (a batch of 1 at 192x128); reduce the '
                'batch or the crop (target_shape) in the dataset config')
     assert error_line(capsys) == 'error: %s\n' % message
-    assert logs(chairs_workdir)[0].read_text().splitlines()[-1].endswith('] stopped=' + message)
-    newest = sorted((chairs_workdir / 'weights').glob('*.params'))
+    assert logs(chairs_copy)[0].read_text().splitlines()[-1].endswith('] stopped=' + message)
+    newest = sorted((chairs_copy / 'weights').glob('*.params'))
     assert [p.name[-9:] for p in newest] == ['_2.params']
 
 
-def test_the_lock_file_goes_with_the_run(chairs_workdir, capsys):
+def test_the_lock_file_goes_with_the_run(chairs_copy, capsys):
     assert train_cli('--max_steps', '2') == 0
-    assert sorted(p.name.partition('.')[2] for p in (chairs_workdir / 'weights').iterdir()) == [
+    assert sorted(p.name.partition('.')[2] for p in (chairs_copy / 'weights').iterdir()) == [
         'params', 'run.json', 'states']
