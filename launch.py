@@ -12,13 +12,13 @@ fixed scheduler address and port).
 import argparse
 import sys
 
-from common.cli import run
+from common.cli import ArgumentParser, run
 from common.environment import check_environment
 from engine.launcher import LAUNCHERS, launch
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    parser = ArgumentParser(description=__doc__.split('\n\n')[0])
     parser.add_argument('-n', '--num-workers', type=int, required=True, help='worker processes')
     parser.add_argument('-s', '--num-servers', type=int, default=None,
                         help='server processes (default: as many as workers)')

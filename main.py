@@ -6,17 +6,16 @@
 CONFIG is a network config in config/ (e.g. MaskFlownet_S.yaml), D a dataset config
 (default chairs.yaml). Dataset roots come from config/datasets.yaml or MASKFLOWNET_* variables.
 """
-import argparse
 import sys
 
-from common.cli import run
+from common.cli import ArgumentParser, run
 from common.devices import prepare_process
 from common.environment import check_environment
 from engine.distributed import KVSTORES, check_launched
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    parser = ArgumentParser(description=__doc__.split('\n\n')[0])
     parser.add_argument('config', help='network config: a name in config/ or a path')
     parser.add_argument('--dataset_cfg', default='chairs.yaml', help='dataset config (chairs.yaml)')
     parser.add_argument('-g', '--gpu_device', default='', help='GPU ids, e.g. 0,1; CPU if omitted')

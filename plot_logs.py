@@ -9,15 +9,14 @@ per run. With --tensorboard DIR each log is also written as TensorBoard events u
 with the tags live training writes, so that `tensorboard --logdir DIR` shows the runs side by
 side. Lines that cannot be read are counted and reported, never fatal.
 """
-import argparse
 import sys
 
-from common.cli import run
+from common.cli import ArgumentParser, run
 from common.environment import check_environment
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    parser = ArgumentParser(description=__doc__.split('\n\n')[0])
     parser.add_argument('out', help='the figure: .png or .svg')
     parser.add_argument('logs', nargs='+', metavar='LOG', help='run logs (logs/RUN.log)')
     parser.add_argument('--tensorboard', metavar='DIR', default=None,

@@ -17,17 +17,16 @@ Images, frames and --resize are limited to 32704 px per side (MXNet cannot resiz
 Outputs are checked before any work starts; a failed or interrupted run (Ctrl-C: exit 130)
 leaves the files that were at the output paths before as they were.
 """
-import argparse
 import sys
 
-from common.cli import run
+from common.cli import ArgumentParser, run
 from common.devices import prepare_process
 from common.environment import check_environment
 from common.options import DEFAULT_VIDEO_BATCH
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         description=__doc__.split('\n\n')[0],
         usage='%(prog)s OUT CONFIG (--image_1 A --image_2 B | --video_filepath V) -c CHECKPOINT '
               '[options]')

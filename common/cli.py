@@ -1,4 +1,6 @@
 """The one place that turns a user error or an interrupt into a message and an exit status."""
+import argparse
+import os
 import sys
 
 from common.errors import UserError
@@ -19,3 +21,13 @@ def run(body):
     except KeyboardInterrupt:
         print('interrupted', file=sys.stderr)
         return INTERRUPTED
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse, with its usage errors in the one-line form of every other error:
+    ``error: <option>: <problem> (--help: usage)``, exit status 2 (argparse prints the whole
+    usage first)."""
+
+    def error(self, message):
+        self.exit(USER_ERROR, 'error: %s (%s --help: usage)\n'
+                  % (message, os.path.basename(self.prog)))

@@ -5,14 +5,13 @@
 Useful to try the tools end to end before you have trained or downloaded weights: the flow
 from such a checkpoint is meaningless, but every file format and shape is real.
 """
-import argparse
 import sys
 
-from common.cli import run
+from common.cli import ArgumentParser, run
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    parser = ArgumentParser(description=__doc__.split('\n\n')[0])
     parser.add_argument('config', help='network config name in config/ or a path')
     parser.add_argument('out', help='path of the .params file to write')
     parser.add_argument('--seed', type=int, default=0, help='random seed of the initialisation')

@@ -389,7 +389,8 @@ def test_image_pair_and_video_options_exclude_each_other(clip, capsys):
         with pytest.raises(SystemExit) as exit_info:
             run_cli(['out.mp4', 'MaskFlownet_S', '-c', 'x.params'] + args)
         assert exit_info.value.code == 2
-        assert message in capsys.readouterr().err
+        err = capsys.readouterr().err
+        assert message in err and err.startswith('error: ') and err.count('\n') == 1, err
 
 
 def test_video_output_must_not_be_the_input_and_is_checked_first(clip, golden_checkpoint, tmp_path,

@@ -151,3 +151,19 @@ def test_environment_variable_table_knows_every_dataset_root():
     assert {roots.env_var(key) for key in roots.DATASETS} | {roots.ROOTS_FILE_ENV} <= set(VARIABLES)
     from engine import published, runs
     assert {published.URL_VARIABLE, runs.RUN_RECORD_ENV} <= set(VARIABLES)
+
+
+@pytest.mark.parametrize('command, argv, fragment', [
+    (main_cli, ['MaskFlownet_S.yaml', '--batch', 'abc'], "argument --batch: invalid int value: 'abc'"),
+    (main_cli, [], 'the following arguments are required: config'),
+    (main_cli, ['MaskFlownet_S.yaml', '--valid', '--predict'], 'not allowed with argument'),
+    (plot_logs, ['out.png', 'run.log', '--smoothing', 'x'], "invalid float value: 'x'"),
+    (launch, ['-n', 'two', 'python', 'x.py'], "argument -n/--num-workers: invalid int value"),
+    (predict_new_data, ['o.flo', 'MaskFlownet.yaml', '-c', 'x'], 'give an image pair'),
+])
+def test_usage_errors_are_one_line_too(capsys, command, argv, fragment):
+    with pytest.raises(SystemExit) as exit_info:
+        command.main(argv)
+    assert exit_info.value.code == 2
+    err = one_line(capsys, fragment)
+    assert err.endswith('--help: usage)\n')
