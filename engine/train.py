@@ -243,7 +243,9 @@ def train(pipe, trainer, data, run_id, steps, log, weights_dir=runs.WEIGHTS_DIR,
     than 0 (``log`` None there) only train.
     """
     seed_augmentation(loop.seed, workers)
-    geo_aug, color_aug = make_augmentations(data.dataset, data.target_shape, data.orig_shape,
+    # a custom dataset config picks whose augmentation ranges it trains with
+    geo_aug, color_aug = make_augmentations(data.augmentation or data.dataset, data.target_shape,
+                                            data.orig_shape,
                                             data.batch_size // (len(pipe.ctx) * workers.count))
     train_epe, total_time = MovingAverage(), MovingAverage()
     stop_at = None if loop.max_steps is None else steps + loop.max_steps
