@@ -156,12 +156,13 @@ def _png_is_complete(data):
     return _png_problem(data) is None
 
 
-def _flo_is_complete(data):
-    """Whether a .flo file holds exactly the bytes its header announces."""
-    if len(data) < 12 or np.frombuffer(data, '<f4', 1)[0] != FLO_MAGIC:
+def _flo_is_complete(head, size):
+    """Whether a .flo file of ``size`` bytes starting with ``head`` holds exactly the bytes its
+    header announces."""
+    if len(head) < 12 or np.frombuffer(head, '<f4', 1)[0] != FLO_MAGIC:
         return False
-    width, height = (int(x) for x in np.frombuffer(data, '<i4', 2, offset=4))
-    return width > 0 and height > 0 and len(data) == 12 + 8 * width * height
+    width, height = (int(x) for x in np.frombuffer(head, '<i4', 2, offset=4))
+    return width > 0 and height > 0 and size == 12 + 8 * width * height
 
 
 def _npy_is_complete(path):
@@ -180,10 +181,11 @@ def output_is_complete(path):
     """
     if _ext(path) == '.npy':
         return os.path.isfile(path) and _npy_is_complete(path)
-    check = _flo_is_complete if _ext(path) == '.flo' else _png_is_complete
     try:
         with open(path, 'rb') as f:
-            return check(f.read())
+            if _ext(path) == '.flo':   # its header and its length tell: no need to read it all
+                return _flo_is_complete(f.read(12), os.fstat(f.fileno()).st_size)
+            return _png_is_complete(f.read())
     except OSError:
         return False
 
