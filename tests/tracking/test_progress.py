@@ -4,9 +4,12 @@ import io
 import re
 import sys
 
+import cv2
+import numpy as np
 import pytest
 
 import main as main_cli
+from reader import flowio
 from tracking.progress import TrainingProgress, duration
 
 
@@ -111,10 +114,15 @@ def log_body(text):
 @pytest.mark.slow
 def test_training_on_a_terminal_shows_the_line_and_elsewhere_nothing(tmp_path, monkeypatch,
                                                                       capsys):
-    (tmp_path / 'small.yaml').write_text('dataset: chairs\norig_shape: [128, 192]\n'
-                                         'target_shape: [128, 192]\n')
+    # two generated 64 x 96 pairs as a custom dataset: small and fast
+    rng = np.random.default_rng(0)
+    for k in range(3):
+        cv2.imwrite(str(tmp_path / ('%d.png' % k)), rng.integers(0, 256, (64, 96, 3), np.uint8))
+    flowio.write_flo(tmp_path / 'f.flo', rng.uniform(-3, 3, (64, 96, 2)).astype(np.float32))
+    (tmp_path / 'pairs.txt').write_text('0.png 1.png f.flo\n1.png 2.png f.flo\n')
+    (tmp_path / 'small.yaml').write_text('dataset: custom\ntrain_list: pairs.txt\n'
+                                         'validation_list: pairs.txt\nbatch_size: 1\n')
     monkeypatch.chdir(tmp_path)
-    monkeypatch.delenv('MASKFLOWNET_DATASETS', raising=False)
     train = ['MaskFlownet_S.yaml', '--dataset_cfg', 'small.yaml', '--debug', '--seed', '1',
              '--no_tensorboard']
     assert main_cli.main(train + ['--max_steps', '3']) == 0
@@ -132,6 +140,8 @@ def test_training_on_a_terminal_shows_the_line_and_elsewhere_nothing(tmp_path, m
                         r'ckpt in \S+  end in \S+\x1b\[K', lines[-1]), lines[-1]
     assert drawn.endswith('\r\x1b[K')   # wiped before the last lines were printed
     # the run log's lines are the same with and without the terminal
-    steps = lambda out: [re.sub(r'(epe|chairs|total_time)=[0-9.]+', r'\1=x', line)
+    steps = lambda out: [re.sub(r'(epe|custom.pairs|total_time)=[0-9.]+', r'\1=x', line)
                          for line in log_body(out) if line.startswith('steps=')]
-    assert steps(capsys.readouterr().out) == steps(plain.out)
+    assert steps(capsys.readouterr().out) == steps(plain.out) == [
+        'steps=1, epe=x, total_time=x', 'steps=1, custom.pairs=x', 'steps=2, epe=x, total_time=x',
+        'steps=2, custom.pairs=x', 'steps=3, epe=x, total_time=x']
