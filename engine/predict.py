@@ -293,10 +293,10 @@ def predict_folder(out_dir, config, checkpoint, frames=None, pairs=None, devices
         raise UserError('--format %s: one of %s' % (fmt, ', '.join(FORMATS)))
     if batch is not None and batch < 1:
         raise UserError('--batch %d: expected a positive number of pairs' % batch)
+    resize = parse_resize(resize)
     listed = custom.frame_pairs(frames) if frames is not None else custom.list_pairs(pairs)
     jobs = folder_jobs(listed, out_dir, fmt, occ_mask)
     _check_folder_outputs(out_dir, jobs)
-    resize = parse_resize(resize)
     ctx = parse_devices(devices)
     for folder in sorted({os.path.dirname(os.path.abspath(path))
                           for _, flow, mask in jobs for path in (flow, mask) if path}):

@@ -111,7 +111,7 @@ def read_list(path, names, required, paths=None):
     if not path.is_file():
         raise UserError(f'{path}: list file {"not a regular file" if path.exists() else "not found"}')
     try:
-        text = path.read_bytes().decode('utf-8')
+        text = path.read_bytes().decode('utf-8-sig')   # a byte order mark is not a path
     except OSError as e:
         raise UserError(f'{path}: cannot read the list ({e.strerror or e})') from None
     except UnicodeDecodeError as e:

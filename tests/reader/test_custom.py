@@ -105,6 +105,15 @@ def test_paths_are_relative_to_the_list_and_line_numbers_are_the_files(files, tm
     assert listed.smallest == (H, W) and listed.key == 'custom.list'
 
 
+def test_a_byte_order_mark_is_not_part_of_the_first_path(files):
+    path = files / 'bom.txt'
+    path.write_bytes('\ufeffa.png b.jpg f.flo\n'.encode('utf-8'))
+    assert custom.list_samples(path, progress=False).samples[0].img1 == files / 'a.png'
+    path.write_bytes(b'a.png b.jpg f.flo\n\xff.png b.jpg f.flo\n')
+    with pytest.raises(UserError, match=r'bom\.txt:2: not UTF-8 text'):
+        custom.list_samples(path, progress=False)
+
+
 def test_a_list_in_another_folder_reads_paths_relative_to_its_own_folder(files, tmp_path,
                                                                         monkeypatch):
     monkeypatch.chdir(tmp_path)
