@@ -4,7 +4,8 @@
                    [--debug | --valid | --predict] [--resize H,W]
 
 CONFIG is a network config in config/ (e.g. MaskFlownet_S.yaml), D a dataset config
-(default chairs.yaml). Dataset roots come from config/datasets.yaml or MASKFLOWNET_* variables.
+(default chairs.yaml; dataset: custom for list files of your own data, docs/own_data.md).
+Dataset roots come from config/datasets.yaml or MASKFLOWNET_* variables.
 """
 import sys
 
@@ -17,7 +18,9 @@ from engine.distributed import KVSTORES, check_launched
 def parse_args(argv=None):
     parser = ArgumentParser(description=__doc__.split('\n\n')[0])
     parser.add_argument('config', help='network config: a name in config/ or a path')
-    parser.add_argument('--dataset_cfg', default='chairs.yaml', help='dataset config (chairs.yaml)')
+    parser.add_argument('--dataset_cfg', default='chairs.yaml',
+                        help='dataset config (chairs.yaml), or one of your own data '
+                             '(dataset: custom, docs/own_data.md)')
     parser.add_argument('-g', '--gpu_device', default='', help='GPU ids, e.g. 0,1; CPU if omitted')
     parser.add_argument('--kvstore', default='device',
                         choices=KVSTORES,
@@ -35,7 +38,9 @@ def parse_args(argv=None):
     mode.add_argument('--debug', action='store_true',
                       help='a few steps on the bundled sample data (or your datasets, if '
                            'MASKFLOWNET_DATASETS is set), validating and saving every 2 steps')
-    mode.add_argument('--valid', action='store_true', help='validate the checkpoint')
+    mode.add_argument('--valid', action='store_true',
+                      help="validate the checkpoint on the benchmarks, or on a custom "
+                           "--dataset_cfg's validation_list")
     mode.add_argument('--predict', action='store_true', help='write benchmark submissions')
     parser.add_argument('--resize', default='', help='inference size H,W (multiples of 64)')
     parser.add_argument('--batch', type=int, default=8,

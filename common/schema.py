@@ -13,7 +13,7 @@ import difflib
 from typing import Annotated, List, Literal, Optional
 
 from pydantic import (AfterValidator, BaseModel, ConfigDict, Field, StrictBool, StrictFloat,
-                      StrictInt, ValidationError, field_validator, model_validator)
+                      StrictInt, StrictStr, ValidationError, field_validator, model_validator)
 
 from common.errors import UserError
 
@@ -25,6 +25,7 @@ NonNegativeInt = Annotated[StrictInt, Field(ge=0)]
 PositiveNumber = Annotated[StrictFloat, Field(gt=0, allow_inf_nan=False)]
 NonNegativeNumber = Annotated[StrictFloat, Field(ge=0, allow_inf_nan=False)]
 Number = Annotated[StrictFloat, Field(allow_inf_nan=False)]
+NonEmptyString = Annotated[StrictStr, Field(min_length=1)]
 
 
 def _entries(count, what):
@@ -147,8 +148,26 @@ class KittiDataset(_Dataset):
     train_all: StrictBool = False
 
 
+class CustomDataset(_Dataset):
+    """Your own data: list files of IMAGE1 IMAGE2 FLOW [VALID [OCC]] lines (reader.custom);
+    relative list paths are relative to the config file's folder."""
+    dataset: Literal['custom']
+    train_list: Optional[NonEmptyString] = None        # needed to train
+    validation_list: Optional[NonEmptyString] = None   # validated on (training, --valid)
+    batch_size: PositiveInt = 4            # training samples per step, over all devices
+    # the original's augmentation ranges of one of its datasets (network.augmentation)
+    augmentation: Literal['chairs', 'sintel', 'kitti'] = 'chairs'
+
+    @model_validator(mode='after')
+    def _some_list(self):
+        if self.train_list is None and self.validation_list is None:
+            raise ValueError('train_list, validation_list: give one or both (list files of '
+                             'IMAGE1 IMAGE2 FLOW [VALID [OCC]] lines)')
+        return self
+
+
 DATASETS = {'chairs': ChairsDataset, 'things3d': Things3dDataset, 'sintel': SintelDataset,
-            'kitti': KittiDataset}
+            'kitti': KittiDataset, 'custom': CustomDataset}
 KINDS = ('network', 'dataset')
 
 
@@ -210,7 +229,8 @@ def _plain(message):
     """Pydantic's message in this project's words."""
     return (message.replace('Input should be ', 'must be ')
             .replace('a valid number', 'a number').replace('a valid integer', 'an integer')
-            .replace('a valid boolean', 'true or false').replace('a valid list', 'a list'))
+            .replace('a valid boolean', 'true or false').replace('a valid list', 'a list')
+            .replace('String should have at least 1 character', 'must not be empty'))
 
 
 def _fields_at(model, loc):

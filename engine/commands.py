@@ -1,5 +1,9 @@
 """What ``main.py`` does, as one library call: ``main(args)`` checks the options, then trains,
-validates (``--valid``) or writes benchmark submissions (``--predict``)."""
+validates (``--valid``) or writes benchmark submissions (``--predict``).
+
+``--valid`` validates on the benchmarks (``engine.evaluate.BENCHMARKS``), unless
+``--dataset_cfg`` names a custom dataset config (``dataset: custom``): then it validates on
+that config's ``validation_list`` alone."""
 import os
 
 from common.config import load_config
@@ -8,10 +12,11 @@ from common.errors import UserError
 from common.files import prove_writable
 from common.options import parse_resize
 from network.pipeline import Pipeline
+from reader.mixes import custom_validation
 from tracking.runlog import RunLog
 
 from . import published
-from .evaluate import format_report, validate_checkpoint
+from .evaluate import format_report, validate_checkpoint, validate_list
 from .failures import memory_guard
 from .runs import find_checkpoint, find_or_download
 from .submission import predict_submissions
@@ -35,6 +40,12 @@ def main(args):
     dataset_cfg = load_config(args.dataset_cfg, 'dataset')
     resize = parse_resize(args.resize)
     ctx = parse_devices(args.gpu_device)
+    custom = dataset_cfg.dataset.value == 'custom' and (args.valid or args.predict)
+    if custom and args.predict:
+        raise UserError('--predict writes the benchmarks\' test submissions; for the flow of your '
+                        'own pairs use predict_new_data.py --pairs LIST or --frames DIR '
+                        '(--dataset_cfg %s is a custom dataset config)' % args.dataset_cfg)
+    listed = custom_validation(dataset_cfg) if custom else None   # checked before any work
     if args.download:
         if args.checkpoint is None:
             raise UserError('--download: name the published checkpoint with -c (e.g. -c 5adNov03)')
@@ -42,7 +53,8 @@ def main(args):
                          training=not (args.valid or args.predict))
     if args.valid or args.predict:
         return run_benchmarks(config, args.checkpoint, ctx, predict=args.predict,
-                              batch_size=args.batch, resize=resize, occ_mask=args.occ_mask)
+                              batch_size=args.batch, resize=resize, occ_mask=args.occ_mask,
+                              listed=listed)
     return train(args, config, dataset_cfg, ctx)
 
 
@@ -64,11 +76,13 @@ def train(args, config, dataset_cfg, ctx):
 
 
 def run_benchmarks(config, checkpoint_spec, ctx=None, predict=False, batch_size=1, resize=None,
-                   occ_mask=False):
+                   occ_mask=False, listed=None):
     """``main.py --valid`` (``predict=False``) or ``--predict`` for the checkpoint ``-c`` names
     (``RUN[:STEPS]`` or a .params path); returns the report to print.
 
     ``--valid`` logs to ``logs/val/RUN.val.log``; ``--predict`` writes under ``flows/``.
+    ``listed``: a checked custom validation list (``reader.custom.CustomList``) that
+    ``--valid`` validates on instead of the benchmarks.
     """
     if checkpoint_spec is None:
         raise UserError('--valid and --predict need a checkpoint: -c RUN[:STEPS] or -c FILE.params')
@@ -91,7 +105,10 @@ def run_benchmarks(config, checkpoint_spec, ctx=None, predict=False, batch_size=
     log = RunLog(log_path)
     try:
         with memory_guard('validating %s' % path, reduce):
-            report = validate_checkpoint(pipe, log, steps, batch_size, resize)
+            if listed is not None:
+                report = validate_list(pipe, listed, log, steps, batch_size, resize)
+            else:
+                report = validate_checkpoint(pipe, log, steps, batch_size, resize)
     finally:
         log.close()
     return '\n'.join(['checkpoint %s (steps=%d)' % (path, steps), format_report(report),

@@ -7,6 +7,11 @@ written (``engine.submission`` writes them). Every use streams its samples throu
 runs are listed per dataset config in ``reader.mixes.MIXES``; their keys are the original's
 log keys (``chairs``, ``sintel.clean``, ``kitti.2015``), which differ from ``--valid``'s
 (``sintel.training2.clean:epe``) as the original's did.
+
+Besides the original's metrics (``epe`` and ``kitti``, means over images), every set gets the
+pixel-pooled metrics of ``engine.metrics`` (``epe_all``, ``above3px``, ``epe_s40+``, ...). With a
+custom dataset config, ``--valid`` validates on its ``validation_list`` instead of the
+benchmarks (``validate_list``).
 """
 import os
 from typing import Callable, NamedTuple, Optional
@@ -18,12 +23,16 @@ from tqdm import tqdm
 from network.conventions import occ_mask_image
 from network.losses import kitti_outliers, pooled_fl
 from reader import chairs, flowio, kitti, roots, sintel
-from reader.sample import group_samples, load_sample
+from reader.sample import group_samples, load_occlusion, load_sample
+
+from .metrics import PIXEL_METRICS, PooledMetrics
 
 SINTEL_NETWORK_SIZE = (448, 1024)   # the original's Sintel inference size for --predict (H, W)
 KITTI_NETWORK_SIZE = (512, 1152)    # the original's KITTI inference size (H, W)
 # 'kitti' is the original's log key (per-image mean Fl); 'fl_all' pools all pixels (benchmark).
 KITTI_METRICS = ('epe', 'kitti', 'fl_all')
+# The original's EPE (a mean over images) first, then the pixel-pooled ones (engine.metrics).
+EPE_METRICS = ('epe',) + PIXEL_METRICS
 
 
 class Submission(NamedTuple):
@@ -62,16 +71,16 @@ def _kitti_lister(edition):
 BENCHMARKS = (
     # The held-out Sintel split first, as the original logged.
     Benchmark('sintel', 'sintel', sintel.list_samples, valid_splits=('training2', 'training'),
-              metrics=('epe',), valid_size=None, test_split='test',
+              metrics=EPE_METRICS, valid_size=None, test_split='test',
               predict_size=SINTEL_NETWORK_SIZE, submission=SINTEL_SUBMISSION, per_pass=True),
     Benchmark('kitti.2012', 'kitti2012', _kitti_lister('2012'), valid_splits=('mixed',),
-              metrics=KITTI_METRICS, valid_size=KITTI_NETWORK_SIZE, test_split='testing',
+              metrics=KITTI_METRICS + PIXEL_METRICS, valid_size=KITTI_NETWORK_SIZE, test_split='testing',
               predict_size=KITTI_NETWORK_SIZE, submission=KITTI_SUBMISSION),
     Benchmark('kitti.2015', 'kitti2015', _kitti_lister('2015'), valid_splits=('mixed',),
-              metrics=KITTI_METRICS, valid_size=KITTI_NETWORK_SIZE, test_split='testing',
+              metrics=KITTI_METRICS + PIXEL_METRICS, valid_size=KITTI_NETWORK_SIZE, test_split='testing',
               predict_size=KITTI_NETWORK_SIZE, submission=KITTI_SUBMISSION),
     Benchmark('chairs', 'chairs', chairs.list_samples, valid_splits=('val',),
-              metrics=('epe',), valid_size=None),   # no test split: nothing to submit
+              metrics=EPE_METRICS, valid_size=None),   # no test split: nothing to submit
 )
 
 
@@ -108,14 +117,19 @@ def stream_runs(pipe, samples, batch_size, on_run, description=None, progress=Tr
 
 
 def per_sample_metrics(pipe, img1s, img2s, labels, masks=None, batch_size=1, resize=None,
-                       metrics=('epe',)):
+                       metrics=('epe',), pooled=None, occlusions=None):
     """``{metric: per-sample float array}`` for metrics 'epe', 'kitti' (Fl, the outlier share
-    of the sample's valid pixels), 'fl_outliers' and 'fl_pixels' (the counts behind Fl)."""
+    of the sample's valid pixels), 'fl_outliers' and 'fl_pixels' (the counts behind Fl).
+
+    ``pooled``: an ``engine.metrics.PooledMetrics`` that gets every sample's pixels too, with
+    its occlusion map from ``occlusions`` (a list of H x W bool maps or None, one per sample).
+    """
     fl_metrics = {'kitti', 'fl_outliers', 'fl_pixels'}
     unknown = set(metrics) - {'epe'} - fl_metrics
     if unknown:
         raise ValueError('unknown metrics %s' % sorted(unknown))
     values = {metric: [] for metric in metrics}
+    done = 0
     for flow, label, mask, epe in pipe.labelled_batches(img1s, img2s, labels, masks,
                                                         batch_size, resize):
         if 'epe' in values:
@@ -126,6 +140,13 @@ def per_sample_metrics(pipe, img1s, img2s, labels, masks=None, batch_size=1, res
                                   ('fl_pixels', pixels)):
                 if metric in values:
                     values[metric].append(value)
+        if pooled is not None:
+            flow, label, mask = (a.asnumpy() for a in (flow, label, mask))
+            for k in range(len(flow)):
+                occluded = None if occlusions is None else occlusions[done + k]
+                pooled.add(flow[k].transpose(1, 2, 0), label[k].transpose(1, 2, 0), mask[k, 0],
+                           occluded)
+        done += len(flow)
     return {metric: np.concatenate(v) for metric, v in values.items()}
 
 
@@ -136,17 +157,23 @@ def evaluate_samples(pipe, samples, batch_size=1, resize=None, metrics=('epe',),
     Metrics: 'epe' (masked average end-point error) and 'kitti' (the KITTI outlier share of a
     sample's valid pixels) are means over samples, as the original reported them; 'fl_all'
     is the outlier share of the valid pixels of all samples together, the KITTI benchmark's
-    Fl-all.
+    Fl-all; the ``engine.metrics.PIXEL_METRICS`` are pooled over the valid pixels of all
+    samples too (the occlusion ones are left out when no sample has occlusion ground truth).
     """
-    per_sample = [m for m in metrics if m != 'fl_all']
+    pixel_metrics = [m for m in metrics if m in PIXEL_METRICS]
+    per_sample = [m for m in metrics if m != 'fl_all' and m not in PIXEL_METRICS]
     if 'fl_all' in metrics:
         per_sample += ['fl_outliers', 'fl_pixels']
+    pooled = PooledMetrics(pixel_metrics) if pixel_metrics else None
     values = {metric: [] for metric in per_sample}
 
-    def measure(_, run):
+    def measure(part, run):
+        occlusions = ([load_occlusion(s) for s in part]
+                      if pooled is not None and pooled.needs_occlusion else None)
         result = per_sample_metrics(
             pipe, [e.img1 for e in run], [e.img2 for e in run], [e.flow for e in run],
-            [e.mask for e in run], batch_size=batch_size, resize=resize, metrics=per_sample)
+            [e.mask for e in run], batch_size=batch_size, resize=resize, metrics=per_sample,
+            pooled=pooled, occlusions=occlusions)
         for metric in per_sample:
             values[metric].append(result[metric])
 
@@ -155,12 +182,16 @@ def evaluate_samples(pipe, samples, batch_size=1, resize=None, metrics=('epe',),
     means = {metric: float(np.mean(v)) if len(v) else float('nan') for metric, v in values.items()}
     if 'fl_all' in metrics:
         means['fl_all'] = pooled_fl(values['fl_outliers'], values['fl_pixels'])
-    return {metric: means[metric] for metric in metrics}
+    if pooled is not None:
+        means.update(pooled.values())
+    return {metric: means[metric] for metric in metrics if metric in means}
 
 
 def validate_sets(pipe, validation, batch_size=1):
     """Validation during training: ``{name: mean EPE}`` of each non-empty ``{name: samples}``
-    set, at the network size each frame rounds up to."""
+    set, at the network size each frame rounds up to. Only the original's EPE: the run log's
+    validation line is the original's, and TensorBoard shows what the log holds (the pooled
+    metrics come from ``--valid``)."""
     return {name: evaluate_samples(pipe, samples, batch_size, description=name)['epe']
             for name, samples in validation.items() if samples}
 
@@ -214,11 +245,28 @@ def validate_checkpoint(pipe, log, steps, batch_size=1, resize=None, progress=Tr
         for name, samples in sets:
             result = evaluate_samples(pipe, samples, batch_size, resize or benchmark.valid_size,
                                       benchmark.metrics, description=name, progress=progress)
-            for metric in benchmark.metrics:
-                entry = '%s:%s' % (name, metric)
-                log.log('steps=%d, %s=%s' % (steps, entry, result[metric]))
-                report.append((entry, result[metric], ''))
+            report += _log_results(log, steps, name, result)
     return report
+
+
+def _log_results(log, steps, name, result):
+    """One ``steps=N, NAME:METRIC=value`` line per metric; the report's rows."""
+    rows = []
+    for metric, value in result.items():
+        entry = '%s:%s' % (name, metric)
+        log.log('steps=%d, %s=%s' % (steps, entry, value))
+        rows.append((entry, value, ''))
+    return rows
+
+
+def validate_list(pipe, listed, log, steps, batch_size=1, resize=None, progress=True):
+    """``--valid`` with a custom dataset config: its checked validation list ``listed`` (a
+    ``reader.custom.CustomList``), each pair at its own size rounded up to multiples of 64 as
+    predict_new_data.py runs it (or at ``resize``), logged under ``custom.<list stem>``.
+    Returns the report's rows."""
+    result = evaluate_samples(pipe, listed.samples, batch_size, resize, EPE_METRICS,
+                              description=listed.key, progress=progress)
+    return _log_results(log, steps, listed.key, result)
 
 
 def format_report(report):

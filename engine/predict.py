@@ -1,7 +1,8 @@
-"""Prediction for new data: load a network for a config and checkpoint, run it on an image pair
-or on the consecutive frames of a video.
+"""Prediction for new data: load a network for a config and checkpoint, run it on an image pair,
+on the consecutive frames of a video or of a folder, or on the pairs of a list.
 
-``predict_new_data.py`` is a thin command line over ``predict_files``.
+``predict_new_data.py`` is a thin command line over ``predict_files`` and ``predict_folder``;
+both run the network through ``engine.api.Model``, the Python API.
 """
 import itertools
 import os
@@ -13,17 +14,15 @@ import numpy as np
 from tqdm import tqdm
 
 from common import files
-from common.config import load_config
 from common.devices import parse_devices
 from common.errors import UserError
-from common.options import DEFAULT_VIDEO_BATCH, check_side, parse_resize
-from network.conventions import network_size, occ_mask_image
-from network.pipeline import Pipeline
-from reader import flowio, video
+from common.options import check_side, parse_resize
+from network.conventions import network_size
+from reader import custom, flowio, video
 
-from . import published
+from . import api
 from .failures import memory_guard
-from .runs import find_checkpoint, find_or_download
+from .settings import as_recorded, check_settings, network_identity, write_settings
 
 
 def predict_files(out, config, checkpoint, image_1=None, image_2=None, video_path=None,
@@ -45,31 +44,25 @@ def predict_files(out, config, checkpoint, image_1=None, image_2=None, video_pat
     for folder in sorted({os.path.dirname(os.path.abspath(path)) for path in outputs}):
         files.remove_stale_temporaries(folder)   # what killed runs left behind
     pipe, checkpoint = load_pipeline(config, checkpoint, ctx, download)
+    model = api.Model(pipe)
     if video_path is not None:
-        frames = predict_video(pipe, video_path, out, batch=batch, resize=resize,
+        frames = predict_video(model, video_path, out, batch=batch, resize=resize,
                                side_by_side=side_by_side, accept_short=accept_short_video)
         fps, width, height = video.video_format(out)
         return '%s: %d flow frames, %.2f fps, %dx%d, from %s' % (out, frames, fps, width, height,
                                                                  checkpoint)
-    flow, _ = write_pair_flow(pipe, *images, out, occ_mask, resize)
+    flow, _ = write_pair_flow(model, *images, out, occ_mask, resize)
     return '%s: flow %dx%d from %s, max |flow| %.2f px' % (out, flow.shape[1], flow.shape[0],
                                                            checkpoint, abs(flow).max())
 
 
 def load_pipeline(config_name, checkpoint_spec, ctx=None, download=False):
-    """Pipeline for ``config_name`` with the checkpoint ``-c`` names loaded; returns (pipe, path).
+    """The inference backend for ``config_name`` with the checkpoint ``-c`` names loaded, by
+    ``engine.api.load_model``; returns (backend, checkpoint path).
 
     ``download``: see predict_files."""
-    config = load_config(config_name, 'network')
-    if download:
-        path, _, _ = find_or_download(checkpoint_spec, config.network_class,
-                                      config_source=config.source)
-    else:
-        path, _, _ = find_checkpoint(checkpoint_spec)
-    pipe = Pipeline(config, ctx)
-    with published.config_hints():
-        pipe.load(path)
-    return pipe, path
+    model = api.load_model(config_name, checkpoint_spec, device=ctx, download=download)
+    return model.backend, model.loaded.checkpoint
 
 
 def read_pair(path1, path2):
@@ -99,21 +92,21 @@ def check_image_pair(image_1, image_2, out_path, occ_mask_path=None):
     return read_pair(image_1, image_2)
 
 
-def write_pair_flow(pipe, img1, img2, out_path, occ_mask_path=None, resize=None):
+def write_pair_flow(model, img1, img2, out_path, occ_mask_path=None, resize=None):
     """Write the flow from ``img1`` to ``img2`` (read and checked by ``check_image_pair``) to
-    ``out_path`` (kind by extension); return (flow, occlusion mask).
+    ``out_path`` (kind by extension); return (flow, occlusion mask) as ``api.Model.predict``.
 
     With ``occ_mask_path`` the occlusion mask is written too: both files or neither, and a
     failure leaves the files that were at these paths before as they were.
     """
     network = 'x'.join(map(str, network_size(img1.shape[:2], resize)[::-1]))
     with memory_guard('predicting the flow at network size %s' % network, '--resize'):
-        flow, occ_mask, _ = pipe.predict_pair(img1, img2, resize=resize)
+        flow, occ = model.predict(img1, img2, resize=resize)
     with files.atomic_outputs(*pair_outputs(out_path, occ_mask_path)) as tmps:
         flowio.write_flow(tmps[0], flow)
         if occ_mask_path:
-            flowio.write_image(tmps[1], occ_mask_image(occ_mask))
-    return flow, occ_mask
+            flowio.write_image(tmps[1], api.occ_image(occ))
+    return flow, occ
 
 
 # --- video --------------------------------------------------------------------------------
@@ -146,30 +139,33 @@ def pair_batches(frames, batch):
         yield firsts, seconds
 
 
-def render_video_frame(frame_bgr, flow, occ_mask, side_by_side=False):
-    """The flow colours (RGB), or [frame | flow colours | occlusion mask] with ``side_by_side``."""
+def render_video_frame(frame_bgr, flow, occ, side_by_side=False):
+    """The flow colours (RGB), or [frame | flow colours | occlusion mask] with ``side_by_side``
+    (``occ`` as ``api.Model.predict`` gives it)."""
     colours = flow_vis.flow_to_color(flow, convert_to_bgr=False)
     if not side_by_side:
         return colours
-    mask = np.repeat(occ_mask_image(occ_mask)[..., None], 3, axis=2)
+    mask = np.repeat(api.occ_image(occ)[..., None], 3, axis=2)
     return np.concatenate([frame_bgr[..., ::-1], colours, mask], axis=1)
 
 
-def predict_video(pipe, video_path, out_path, batch=None, resize=None, side_by_side=False,
+def predict_video(model, video_path, out_path, batch=None, resize=None, side_by_side=False,
                   accept_short=False):
     """Write the flow between consecutive frames of ``video_path`` as a video; return its frames.
 
+    ``model``: an ``api.Model`` (or a backend, such as a ``Pipeline``, that it wraps).
     Frame k of the output shows the flow from input frame k to k+1, in flow_vis colours, at the
     input's frame rate. Frames are streamed, ``batch`` pairs a network call (by default
-    DEFAULT_VIDEO_BATCH for the pipeline's device type): at most two batches of pairs
+    the model's ``default_batch`` for its device type): at most two batches of pairs
     are in memory at a time. The output appears only when complete (written beside it, then
     renamed). A video that ends before the frame count its container announces is an error,
     unless ``accept_short`` (then a line on standard error says so).
     """
     ext = video.check_video_output_path(out_path)
     files.check_output_paths([out_path], inputs=[video_path])
+    model = model if isinstance(model, api.Model) else api.Model(model)
     if batch is None:
-        batch = DEFAULT_VIDEO_BATCH[pipe.ctx[0].device_type]
+        batch = model.default_batch
     if batch < 1:
         raise UserError('--batch %d: expected a positive number of frame pairs' % batch)
     video_path = os.fspath(video_path)
@@ -192,8 +188,8 @@ def predict_video(pipe, video_path, out_path, batch=None, resize=None, side_by_s
                 tqdm(total=frame_count - 1 if frame_count > 1 else None, unit='frame',
                      desc='flow', leave=False, disable=None) as bar:
             def write(firsts, results):
-                for frame, (flow, occ_mask, _) in zip(firsts, results):
-                    writer.write(render_video_frame(frame, flow, occ_mask, side_by_side))
+                for frame, (flow, occ) in zip(firsts, results):
+                    writer.write(render_video_frame(frame, flow, occ, side_by_side))
                     bar.update()
 
             # A batch's colours and encoding (~60 ms a frame) run in a thread while the network
@@ -208,8 +204,8 @@ def predict_video(pipe, video_path, out_path, batch=None, resize=None, side_by_s
                         pending.result()   # a failed write ends the run before another batch
                     with memory_guard('predicting %d frame pairs at network size %s'
                                       % (len(firsts), network), '--batch or --resize'):
-                        results = list(pipe.predict(firsts, seconds, batch_size=batch,
-                                                    resize=resize))
+                        results = list(model.iter_predict(firsts, seconds, batch_size=batch,
+                                                          resize=resize))
                     pending.result()
                     pending = writing.submit(write, firsts, results)
                     written += len(firsts)
@@ -228,3 +224,121 @@ def check_frame_count(path, decoded, announced, accept_short=False):
             raise UserError(message + '; --accept_short_video writes the flow of the frames '
                                       'that decode')
         print('warning: %s; writing the flow of those %d' % (message, decoded), file=sys.stderr)
+
+
+# --- folders of frames and lists of pairs -----------------------------------------------------
+
+# --format: (extension, writer(path, flow))
+FORMATS = {
+    'flo': ('.flo', flowio.write_flo),
+    'npy': ('.npy', flowio.write_npy),
+    'png': ('.png', flowio.write_flow),               # flow_vis colours
+    'kitti': ('.png', flowio.write_kitti_flow_png),   # KITTI's 16-bit flow PNG
+}
+OCC_SUFFIX = '_occ.png'
+
+
+def folder_jobs(pairs, out_dir, fmt, occ_mask):
+    """[(pair, flow path, mask path or None)] for ``pairs`` written into ``out_dir``; UserError
+    for two pairs (or a flow and a mask) that would write one file."""
+    ext = FORMATS[fmt][0]
+    jobs, owners = [], {}
+    for pair in pairs:
+        name = pair.name[:-len(ext)] if pair.name.lower().endswith(ext) else pair.name
+        flow_path = os.path.join(out_dir, name + ext)
+        mask_path = os.path.join(out_dir, name + OCC_SUFFIX) if occ_mask else None
+        for path in filter(None, (flow_path, mask_path)):
+            key = os.path.normcase(os.path.normpath(os.path.abspath(path)))
+            if key in owners:
+                raise UserError('%s: writes %s, which %s writes too; give the pairs different '
+                                'names (a third field in a --pairs list)'
+                                % (pair.where, path, owners[key]))
+            owners[key] = pair.where
+        jobs.append((pair, flow_path, mask_path))
+    return jobs
+
+
+def _check_folder_outputs(out_dir, jobs):
+    """Raise UserError now unless every output can be written: the folder (made if missing) is
+    writable, no output is a folder or one of the input images."""
+    outputs = [path for _, flow, mask in jobs for path in (flow, mask) if path]
+    for folder in dict.fromkeys(os.path.dirname(path) for path in outputs):
+        files.check_output_paths([os.path.join(folder, 'x')])   # each folder, once
+    inputs = {}
+    for pair, _, _ in jobs:
+        for image in (pair.img1, pair.img2):
+            inputs.setdefault(os.path.realpath(image), image)
+    for path in outputs:
+        if os.path.isdir(path):
+            raise UserError('%s: is a directory' % path)
+        if os.path.realpath(path) in inputs:
+            raise UserError('%s: is the input %s; write the flows into another folder'
+                            % (path, inputs[os.path.realpath(path)]))
+
+
+def predict_folder(out_dir, config, checkpoint, frames=None, pairs=None, devices='', resize='',
+                   fmt='flo', occ_mask=False, batch=None, download=False):
+    """``predict_new_data.py OUT_DIR CONFIG --frames DIR | --pairs LIST``: the flow of each pair
+    of consecutive frames of the folder ``frames`` (by name, numbers by value), or of each pair
+    of the list ``pairs``, as ``OUT_DIR/<NAME>.<ext>`` (NAME: the first image's stem, or the
+    list's third field), ``fmt`` one of ``FORMATS``; with ``occ_mask`` also
+    ``OUT_DIR/<NAME>_occ.png``. Returns the line to print.
+
+    Every input and output is checked before the network loads; the settings record
+    (``engine.settings``) refuses a folder written with another checkpoint, --resize or
+    --format. A restart skips the pairs whose files are complete. Pairs go through the
+    network ``batch`` at a time, each flow and its mask are written together or not at all.
+    """
+    if fmt not in FORMATS:
+        raise UserError('--format %s: one of %s' % (fmt, ', '.join(FORMATS)))
+    if batch is not None and batch < 1:
+        raise UserError('--batch %d: expected a positive number of pairs' % batch)
+    resize = parse_resize(resize)
+    listed = custom.frame_pairs(frames) if frames is not None else custom.list_pairs(pairs)
+    jobs = folder_jobs(listed, out_dir, fmt, occ_mask)
+    _check_folder_outputs(out_dir, jobs)
+    ctx = parse_devices(devices)
+    for folder in sorted({os.path.dirname(os.path.abspath(path))
+                          for _, flow, mask in jobs for path in (flow, mask) if path}):
+        files.remove_stale_temporaries(folder)   # what killed runs left behind
+    pipe, checkpoint = load_pipeline(config, checkpoint, ctx, download)
+    model = api.Model(pipe)
+    settings = as_recorded(dict(network_identity(pipe), format=fmt,
+                                network_size=None if resize is None else list(resize)))
+    outputs = [path for _, flow, mask in jobs for path in (flow, mask) if path]
+    check_settings(out_dir, settings, 'predict_new_data.py', outputs=outputs)
+    files.prove_writable(out_dir)
+    write_settings(out_dir, settings)
+    todo = [job for job in jobs
+            if not all(flowio.output_is_complete(path) for path in job[1:] if path)]
+    written = write_folder_flows(model, todo, fmt, batch, resize)
+    return '%s: %d flows written, %d already there, from %s' % (
+        out_dir, written, len(jobs) - len(todo), checkpoint)
+
+
+def write_folder_flows(model, jobs, fmt, batch=None, resize=None):
+    """Predict and write ``jobs`` (from ``folder_jobs``), ``batch`` pairs a network call;
+    returns how many were written. A frame shared by consecutive pairs is read once."""
+    write = FORMATS[fmt][1]
+    batch = model.default_batch if batch is None else batch
+    cache = {}   # path -> image, for the frames of the batch at hand (and the one after it)
+    with tqdm(total=len(jobs), unit='pair', desc='flow', leave=False, disable=None) as bar:
+        for start in range(0, len(jobs), batch):
+            chunk = jobs[start:start + batch]
+            wanted = [path for pair, _, _ in chunk for path in (pair.img1, pair.img2)]
+            cache = {path: cache[path] if path in cache else flowio.read_image(path)
+                     for path in dict.fromkeys(wanted)}
+            img1s = [cache[pair.img1] for pair, _, _ in chunk]
+            img2s = [cache[pair.img2] for pair, _, _ in chunk]
+            height, width = img1s[0].shape[:2]
+            network = 'x'.join(map(str, network_size((height, width), resize)[::-1]))
+            with memory_guard('predicting %d pairs at network size %s' % (len(chunk), network),
+                              '--batch or --resize'):
+                results = list(model.iter_predict(img1s, img2s, batch_size=batch, resize=resize))
+            for (_, flow_path, mask_path), (flow, occ) in zip(chunk, results):
+                with files.atomic_outputs(*filter(None, (flow_path, mask_path))) as tmps:
+                    write(tmps[0], flow)
+                    if mask_path:
+                        flowio.write_image(tmps[1], api.occ_image(occ))
+                bar.update()
+    return len(jobs)

@@ -6,6 +6,7 @@ A run may be one of several worker processes of MXNet's parameter-server kvstore
 (``--kvstore dist_*``, started by ``launch.py``): each reads its part of every batch, and
 worker 0 alone logs, validates and saves.
 """
+import contextlib
 import os
 import secrets
 import socket
@@ -27,6 +28,7 @@ from reader.mixes import shrink_for_debug, training_data
 from reader.sample import load_sample
 from tracking.events import EventSink
 from tracking.logformat import MovingAverage, format_pairs
+from tracking.progress import TrainingProgress
 from tracking.runlog import RunLog, events_folder
 
 from . import published, runs, runstate
@@ -36,6 +38,7 @@ from .failures import memory_guard
 from .trainer import FlowTrainer, NonFiniteStep, check_batch_split
 
 LOG_EVERY = 50           # after the first 20 steps, as the original
+_NO_TERMINAL = object()  # the progress stream of workers other than 0: never a terminal
 DEBUG_STEPS = 4          # --debug: steps per invocation
 DEBUG_INTERVAL = 2       # --debug: validate and save every this many steps
 
@@ -275,12 +278,20 @@ def train(pipe, trainer, data, run_id, steps, log, weights_dir=runs.WEIGHTS_DIR,
     the run got there, so a resumed run repeats the uninterrupted one exactly.
     ``averages``: the log's moving averages to go on from (a resumed run's).
     """
-    geo_aug, color_aug = make_augmentations(data.dataset, data.target_shape, data.orig_shape,
+    # a custom dataset config picks whose augmentation ranges it trains with
+    geo_aug, color_aug = make_augmentations(data.augmentation or data.dataset, data.target_shape,
+                                            data.orig_shape,
                                             data.batch_size // (len(pipe.ctx) * workers.count))
     train_epe, total_time = averages or (MovingAverage(), MovingAverage())
     stop_at = None if loop.max_steps is None else steps + loop.max_steps
     last = None
-    with make_stream(data, loop.seed, workers, start=steps) as stream:
+    # the live line on a terminal (worker 0 only); nothing at all otherwise
+    end = trainer.lr_schedule[-1][0]
+    progress = TrainingProgress(steps, end if stop_at is None else min(end, stop_at),
+                                loop.validation_steps, loop.checkpoint_steps,
+                                stream=None if workers.lead else _NO_TERMINAL)
+    with make_stream(data, loop.seed, workers, start=steps) as stream, \
+            contextlib.closing(progress):
         while stop_at is None or steps < stop_at:
             if not trainer.set_learning_rate(steps + 1):
                 break
@@ -304,12 +315,16 @@ def train(pipe, trainer, data, run_id, steps, log, weights_dir=runs.WEIGHTS_DIR,
             if not workers.lead:
                 continue
             log.release()   # the run has started: its log is written from here on
+            step_seconds = time.perf_counter() - now
             if steps <= 20 or steps % LOG_EVERY == 0:
                 train_epe.update(result['epe'])
+                progress.clear()
                 log.log('steps=%d, epe=%s, total_time=%.2f' % (steps, train_epe.average,
                                                                 total_time.average))
                 log.learning_rate(steps, trainer.lr)
             if steps % loop.validation_steps == 0 or steps <= 1:
+                progress.clear()
+                started = time.perf_counter()
                 pipe.release_graph_memory()   # each graph's memory, not both at once
                 with memory_guard('validating at step %d' % steps, '--batch'):
                     results = validate_sets(pipe, data.validation, loop.validation_batch)
@@ -317,6 +332,7 @@ def train(pipe, trainer, data, run_id, steps, log, weights_dir=runs.WEIGHTS_DIR,
                     log.log('steps=%d, %s' % (steps, format_pairs(results.items())))
                     log.validation_images(steps, lambda: example_prediction(pipe, data.validation))
                 pipe.release_graph_memory()
+                progress.validation_took(time.perf_counter() - started)
             # A run stopped by max_steps also saves, so that it can be resumed where it stopped.
             if steps % loop.checkpoint_steps == 0 or steps == stop_at:
                 state = runstate.RunState(
@@ -325,6 +341,7 @@ def train(pipe, trainer, data, run_id, steps, log, weights_dir=runs.WEIGHTS_DIR,
                     data=runstate.data_fingerprint(data), workers=workers.count)
                 trainer.save(os.path.join(weights_dir, '%s_%d' % (run_id, steps)), state)
                 runs.prune_checkpoints(run_id, weights_dir)
+            progress.step(steps, step_seconds, result['epe'], trainer.lr)
     return steps
 
 

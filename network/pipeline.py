@@ -69,6 +69,11 @@ class Pipeline:
         for block in (self.upsampler, self.epe_with_mask, self.multiscale_epe, self.reconstruction):
             block.hybridize()
 
+    @property
+    def device_type(self):
+        """'cpu' or 'gpu': the kind of the devices it runs on (engine.api's backend member)."""
+        return self.ctx[0].device_type
+
     # --- checkpoints ---------------------------------------------------------------------
 
     def load(self, path, arrays=None):

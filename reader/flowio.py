@@ -1,6 +1,10 @@
 """Read and write every flow and image file format the project uses.
 
-Flows are float32 H x W x 2 arrays holding (u, v) = (x, y) displacements in pixels.
+Flows are float32 H x W x 2 arrays holding (u, v) = (x, y) displacements in pixels. Ground
+truth is read by extension (``read_flow``): Middlebury ``.flo``, ``.pfm`` (FlyingThings3D's),
+KITTI's 16-bit ``.png`` with its valid bit, and ``.npy`` arrays. The sizes of images, flows and
+masks can be read from their headers alone (``image_size``, ``flow_size``, ``png_header``), so
+that a list of thousands of samples is checked in seconds before any work.
 Any problem with a file raises ``UserError`` with a one-line message that names the file.
 Writers are atomic (``common.files.atomic_output``): an interrupted run never leaves a
 half-written output.
@@ -8,6 +12,7 @@ half-written output.
 import contextlib
 import os
 import re
+import struct
 import tempfile
 import threading
 import zlib
@@ -21,6 +26,10 @@ from common.files import atomic_output, output_name
 
 FLO_MAGIC = 202021.25
 FLOW_OUTPUT_EXTENSIONS = ('.flo', '.npy', '.png', '.jpg', '.jpeg')
+FLOW_INPUT_EXTENSIONS = ('.flo', '.pfm', '.png', '.npy')   # ground truth, by read_flow
+# What OpenCV decodes, for listing the frames of a folder.
+IMAGE_INPUT_EXTENSIONS = ('.png', '.jpg', '.jpeg', '.jpe', '.bmp', '.dib', '.ppm', '.pgm', '.pbm',
+                          '.pnm', '.tif', '.tiff', '.webp', '.jp2', '.sr', '.ras')
 IMAGE_OUTPUT_EXTENSIONS = ('.png', '.jpg', '.jpeg')
 _MAX_DIM = 1 << 20  # far beyond any real frame; catches garbage headers early
 _HEADER_LIMIT = 4096  # PPM headers are tiny; never scan a whole payload for one
@@ -147,23 +156,36 @@ def _png_is_complete(data):
     return _png_problem(data) is None
 
 
-def _flo_is_complete(data):
-    """Whether a .flo file holds exactly the bytes its header announces."""
-    if len(data) < 12 or np.frombuffer(data, '<f4', 1)[0] != FLO_MAGIC:
+def _flo_is_complete(head, size):
+    """Whether a .flo file of ``size`` bytes starting with ``head`` holds exactly the bytes its
+    header announces."""
+    if len(head) < 12 or np.frombuffer(head, '<f4', 1)[0] != FLO_MAGIC:
         return False
-    width, height = (int(x) for x in np.frombuffer(data, '<i4', 2, offset=4))
-    return width > 0 and height > 0 and len(data) == 12 + 8 * width * height
+    width, height = (int(x) for x in np.frombuffer(head, '<i4', 2, offset=4))
+    return width > 0 and height > 0 and size == 12 + 8 * width * height
+
+
+def _npy_is_complete(path):
+    """Whether a .npy file holds exactly the bytes its header announces."""
+    try:
+        _, payload, expected = _npy_header(path)
+    except UserError:
+        return False
+    return payload == expected
 
 
 def output_is_complete(path):
-    """Whether ``path`` (.flo or .png) is a whole file, not a truncated or corrupt one.
+    """Whether ``path`` (.flo, .npy or .png) is a whole file, not a truncated or corrupt one.
 
     Checked without decoding, so that libpng prints nothing about the files it rejects.
     """
-    check = _flo_is_complete if _ext(path) == '.flo' else _png_is_complete
+    if _ext(path) == '.npy':
+        return os.path.isfile(path) and _npy_is_complete(path)
     try:
         with open(path, 'rb') as f:
-            return check(f.read())
+            if _ext(path) == '.flo':   # its header and its length tell: no need to read it all
+                return _flo_is_complete(f.read(12), os.fstat(f.fileno()).st_size)
+            return _png_is_complete(f.read())
     except OSError:
         return False
 
@@ -344,14 +366,17 @@ def read_ppm(path):
     return np.frombuffer(data, np.uint8, offset=offset).reshape(height, width, 3).copy()
 
 
-def read_mask_png(path):
-    """Read an 8-bit mask PNG (e.g. Sintel invalid/occlusions, {0, 255}) as (H, W) bool.
+def read_mask_png(path, sixteen_bit=False):
+    """Read an 8-bit mask PNG (e.g. Sintel invalid/occlusions, {0, 255}) as (H, W) bool,
+    True where non-zero. ``sixteen_bit``: 16-bit masks are read too (a custom list's VALID
+    and OCC).
 
     FlyingChairs2 stores its masks as RGB with equal channels, so those are accepted too.
     """
     image = _imread(path, cv2.IMREAD_UNCHANGED)
-    if image.dtype != np.uint8:
-        raise UserError(f'{path}: mask must be an 8-bit image, got {image.dtype}')
+    if image.dtype != np.uint8 and not (sixteen_bit and image.dtype == np.uint16):
+        raise UserError(f'{path}: mask must be an 8-bit{" or 16-bit" if sixteen_bit else ""} '
+                        f'image, got {image.dtype}')
     if image.ndim == 3:
         colour = image[..., :3]
         if not (colour == colour[..., :1]).all():
@@ -388,3 +413,306 @@ def write_image(path, image_rgb):
     if image.ndim == 3:
         image = np.ascontiguousarray(image[..., ::-1])  # OpenCV writes BGR
     _imwrite(path, image, ext)
+
+
+# --- ground truth of any kind: .pfm, .npy and read_flow --------------------------------------
+
+_PFM_HEADER = re.compile(rb'(PF|Pf)\s+(\d+)\s+(\d+)\s+([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)\s')
+_READ_CHUNK = 1 << 22   # values per read when scanning a flow's payload (16 MB of float32)
+
+
+def _pfm_header(path, head):
+    """(channels, width, height, dtype, payload offset) of a PFM file from its first bytes."""
+    match = _PFM_HEADER.match(head)
+    if match is None:
+        raise UserError(f'{path}: not a PFM file (malformed or truncated header)')
+    channels = 3 if match.group(1) == b'PF' else 1
+    width, height = int(match.group(2)), int(match.group(3))
+    scale = float(match.group(4))
+    if scale == 0:
+        raise UserError(f'{path}: malformed PFM header (scale 0)')
+    _check_dims(path, width, height)
+    return channels, width, height, np.dtype('<f4' if scale < 0 else '>f4'), match.end()
+
+
+def _pfm_flow_layout(path):
+    """(channels, width, height, dtype, offset) of a PFM flow, its length checked."""
+    path = _require_file(path)
+    try:
+        with open(path, 'rb') as f:
+            head = f.read(256)
+        size = os.path.getsize(path)
+    except OSError as e:
+        raise UserError(f'{path}: cannot read ({e.strerror or e})') from e
+    channels, width, height, dtype, offset = _pfm_header(path, head)
+    if channels != 3:
+        raise UserError(f'{path}: a 1-channel PFM (Pf) cannot hold a flow; expected a 3-channel '
+                        f'PF file (u, v and an unused third channel)')
+    _check_payload(path, 'PFM', size - offset, 4 * channels * width * height)
+    return channels, width, height, dtype, offset
+
+
+def read_pfm_flow(path):
+    """Read a PFM flow (FlyingThings3D's layout: 3 channels u, v and an unused third, rows
+    stored bottom to top) into an (H, W, 2) float32 array."""
+    channels, width, height, dtype, offset = _pfm_flow_layout(path)
+    data = _read_bytes(path)
+    values = np.frombuffer(data, dtype, offset=offset).reshape(height, width, channels)
+    return np.ascontiguousarray(values[::-1, :, :2], dtype=np.float32)
+
+
+def write_pfm(path, flow):
+    """Write an (H, W, 2) flow as a little-endian 3-channel PFM (third channel 0), rows bottom
+    to top, as FlyingThings3D stores its flows."""
+    flow = _check_flow(flow)
+    height, width = flow.shape[:2]
+    values = np.zeros((height, width, 3), '<f4')
+    values[..., :2] = flow
+    header = b'PF\n%d %d\n-1.0\n' % (width, height)
+    with atomic_output(path) as tmp:
+        _write_chunks(tmp, [header, np.ascontiguousarray(values[::-1]).tobytes()])
+
+
+def _npy_header(path):
+    """((shape, dtype, payload offset), payload bytes present, payload bytes announced)."""
+    path = _require_file(path)
+    try:
+        with open(path, 'rb') as f:
+            version = np.lib.format.read_magic(f)
+            if version == (1, 0):
+                shape, _, dtype = np.lib.format.read_array_header_1_0(f)
+            elif version == (2, 0):
+                shape, _, dtype = np.lib.format.read_array_header_2_0(f)
+            else:
+                raise ValueError(f'unsupported .npy version {version}')
+            offset = f.tell()
+        size = os.path.getsize(path)
+    except OSError as e:
+        raise UserError(f'{path}: cannot read ({e.strerror or e})') from e
+    except (ValueError, SyntaxError, TypeError) as e:
+        problem = ' '.join(str(e).split())[:200]
+        raise UserError(f'{path}: not a .npy file ({problem})') from None
+    if dtype.hasobject:
+        raise UserError(f'{path}: a .npy of Python objects (pickled) is not read; save a float '
+                        f'array')
+    return (shape, dtype, offset), size - offset, int(np.prod(shape)) * dtype.itemsize
+
+
+def _npy_flow_layout(path):
+    (shape, dtype, offset), present, expected = _npy_header(path)
+    if len(shape) != 3 or shape[2] != 2 or dtype.kind != 'f':
+        raise UserError(f'{path}: a .npy flow must be an H x W x 2 float array in (x, y) pixels, '
+                        f'got {dtype} with shape {shape}')
+    _check_dims(path, shape[1], shape[0])
+    _check_payload(path, '.npy', present, expected)
+    return shape, dtype, offset
+
+
+def read_npy_flow(path):
+    """Read an H x W x 2 float .npy flow ((x, y) pixels) as float32; never unpickles."""
+    _npy_flow_layout(path)
+    try:
+        flow = np.load(os.fspath(path), allow_pickle=False)
+    except (OSError, ValueError) as e:
+        raise UserError(f'{path}: cannot read the .npy flow ({" ".join(str(e).split())[:200]})') from None
+    return np.ascontiguousarray(flow, dtype=np.float32)
+
+
+def read_flow(path):
+    """Ground truth by extension: (flow (H, W, 2) float32 in (x, y) px, valid (H, W) bool or
+    None). ``.flo``, ``.pfm`` and ``.npy`` hold no valid mask; a KITTI ``.png`` holds its valid
+    bit (invalid pixels keep the flow the file stores there)."""
+    ext = _check_extension(path, FLOW_INPUT_EXTENSIONS, 'flow')
+    if ext == '.png':
+        return read_kitti_flow_png(path)
+    reader = {'.flo': read_flo, '.pfm': read_pfm_flow, '.npy': read_npy_flow}[ext]
+    return reader(path), None
+
+
+def flow_size(path):
+    """(height, width) of a ground-truth flow file from its header alone; UserError for a file
+    of the wrong kind or one whose length does not match its header (a KITTI PNG's data is
+    checked when it is decoded)."""
+    ext = _check_extension(path, FLOW_INPUT_EXTENSIONS, 'flow')
+    if ext == '.png':
+        height, width, depth, colour = png_header(path)
+        if depth != 16 or colour != 2:
+            raise UserError(f'{path}: not a KITTI flow PNG (expected 16-bit 3-channel, got '
+                            f'{depth}-bit PNG colour type {colour})')
+        return height, width
+    if ext == '.pfm':
+        _, width, height, _, _ = _pfm_flow_layout(path)
+        return height, width
+    if ext == '.npy':
+        shape, _, _ = _npy_flow_layout(path)
+        return shape[0], shape[1]
+    path = _require_file(path)
+    try:
+        with open(path, 'rb') as f:
+            head = f.read(12)
+        size = os.path.getsize(path)
+    except OSError as e:
+        raise UserError(f'{path}: cannot read ({e.strerror or e})') from e
+    if len(head) < 12 or np.frombuffer(head, '<f4', 1)[0] != FLO_MAGIC:
+        raise UserError(f'{path}: not a .flo file (bad magic number or too short)')
+    width, height = (int(x) for x in np.frombuffer(head, '<i4', 2, offset=4))
+    _check_dims(path, width, height)
+    _check_payload(path, '.flo', size - 12, 8 * width * height)
+    return height, width
+
+
+def count_non_finite(path):
+    """How many NaN or infinite values a float flow file (.flo, .pfm, .npy) holds, read in
+    chunks (memory stays small whatever the file's size); 0 for a KITTI PNG (integers)."""
+    ext = _check_extension(path, FLOW_INPUT_EXTENSIONS, 'flow')
+    if ext == '.png':
+        return 0
+    if ext == '.flo':
+        flow_size(path)
+        dtype, offset = np.dtype('<f4'), 12
+    elif ext == '.pfm':
+        _, _, _, dtype, offset = _pfm_flow_layout(path)
+    else:
+        _, dtype, offset = _npy_flow_layout(path)
+    count = 0
+    try:
+        with open(path, 'rb') as f:
+            f.seek(offset)
+            while True:
+                chunk = np.fromfile(f, dtype, count=_READ_CHUNK)
+                if not chunk.size:
+                    break
+                count += int(chunk.size - np.count_nonzero(np.isfinite(chunk)))
+    except OSError as e:
+        raise UserError(f'{path}: cannot read ({e.strerror or e})') from e
+    return count
+
+
+# --- sizes from headers ------------------------------------------------------------------------
+
+def png_header(path):
+    """(height, width, bit depth, colour type) from a PNG file's IHDR chunk."""
+    path = _require_file(path)
+    try:
+        with open(path, 'rb') as f:
+            head = f.read(8 + 8 + 13)
+    except OSError as e:
+        raise UserError(f'{path}: cannot read ({e.strerror or e})') from e
+    if not head.startswith(_PNG_SIGNATURE):
+        raise UserError(f'{path}: not a PNG file')
+    if len(head) < 29 or head[12:16] != b'IHDR':
+        raise UserError(f'{path}: truncated or corrupt PNG file (no IHDR chunk)')
+    width, height, depth, colour = struct.unpack('>IIBB', head[16:26])
+    _check_dims(path, width, height)
+    return height, width, depth, colour
+
+
+def _png_size(f):
+    """(height, width) of the PNG open in ``f``, or None where decoding should decide (an
+    ``eXIf`` chunk, whose orientation OpenCV may apply, or a malformed file)."""
+    f.seek(8)
+    head = f.read(8 + 13)
+    if len(head) < 21 or head[4:8] != b'IHDR':
+        return None
+    width, height = struct.unpack('>II', head[8:16])
+    f.seek(4, 1)   # the IHDR's CRC
+    while True:
+        chunk = f.read(8)
+        if len(chunk) < 8:
+            return None
+        length, kind = struct.unpack('>I4s', chunk)
+        if kind == b'eXIf':
+            return None
+        if kind in (b'IDAT', b'IEND'):
+            return height, width
+        f.seek(length + 4, 1)
+
+
+def _exif_orientation(tiff):
+    """The orientation tag (1 to 8) of an EXIF block's first IFD; 1 when absent."""
+    order = {b'II': '<', b'MM': '>'}.get(tiff[:2])
+    if order is None:
+        raise ValueError('no byte order')
+    magic, ifd = struct.unpack(order + 'HI', tiff[2:8])
+    if magic != 42:
+        raise ValueError('not TIFF')
+    count, = struct.unpack(order + 'H', tiff[ifd:ifd + 2])
+    for k in range(count):
+        entry = tiff[ifd + 2 + 12 * k:ifd + 14 + 12 * k]
+        tag, kind, _ = struct.unpack(order + 'HHI', entry[:8])
+        if tag == 0x0112:
+            return struct.unpack(order + 'H', entry[8:10])[0] if kind == 3 else 1
+    return 1
+
+
+_JPEG_SOF = {m for m in range(0xC0, 0xD0)} - {0xC4, 0xC8, 0xCC}
+
+
+def _jpeg_size(f):
+    """(height, width) of the JPEG open in ``f`` as OpenCV decodes it (EXIF orientations 5 to 8
+    swap the sides), or None where decoding should decide."""
+    f.seek(2)
+    size, orientation = None, 1
+    while True:
+        byte = f.read(1)
+        if byte != b'\xff':
+            return None
+        marker = f.read(1)
+        while marker == b'\xff':
+            marker = f.read(1)
+        if not marker:
+            return None
+        code = marker[0]
+        if code == 0x01 or 0xD0 <= code <= 0xD7:
+            continue
+        if code in (0xD9, 0xDA):   # the image ends or its data starts: every header was seen
+            break
+        length_bytes = f.read(2)
+        if len(length_bytes) < 2 or int.from_bytes(length_bytes, 'big') < 2:
+            return None
+        length = int.from_bytes(length_bytes, 'big') - 2
+        segment = f.read(length)
+        if len(segment) < length:
+            return None
+        if code in _JPEG_SOF and size is None:
+            if length < 5:
+                return None
+            _, height, width = struct.unpack('>BHH', segment[:5])
+            if not height or not width:   # a height given later (DNL): let the decoder say
+                return None
+            size = (height, width)
+        elif code == 0xE1 and segment.startswith(b'Exif\x00\x00') and orientation == 1:
+            try:
+                orientation = _exif_orientation(segment[6:])
+            except (ValueError, struct.error):
+                return None
+    if size is None:
+        return None
+    return size[::-1] if orientation in (5, 6, 7, 8) else size
+
+
+def image_size(path):
+    """(height, width) of an image as ``read_image`` would decode it, from the file's header
+    where it can be read (PNG, JPEG, binary PPM), else by decoding the image. UserError for a
+    missing file or one that is not an image."""
+    path = _require_file(path)
+    try:
+        with open(path, 'rb') as f:
+            start = f.read(8)
+            size = None
+            if start.startswith(_PNG_SIGNATURE):
+                size = _png_size(f)
+            elif start.startswith(_JPEG_START):
+                size = _jpeg_size(f)
+            elif start.startswith(b'P6') and _ext(path) == '.ppm':
+                f.seek(0)
+                tokens, _ = _header_tokens(path, f.read(_HEADER_LIMIT), 4)
+                width, height = (_parse_number(path, t, int) for t in tokens[1:3])
+                size = (height, width)
+    except OSError as e:
+        raise UserError(f'{path}: cannot read ({e.strerror or e})') from e
+    except (UserError, struct.error):
+        size = None   # the decoder gives the precise message
+    if size is None or not (0 < size[0] <= _MAX_DIM and 0 < size[1] <= _MAX_DIM):
+        size = read_image(path).shape[:2]
+    return tuple(int(s) for s in size)

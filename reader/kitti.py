@@ -2,7 +2,8 @@
 
 Layout under the edition's root (``data_stereo_flow`` for 2012, ``data_scene_flow`` for 2015):
 ``<training|testing>/<colored_0 (2012) | image_2 (2015)>/%06d_10.png`` and ``%06d_11.png``,
-with ground truth ``training/flow_occ/%06d_10.png``. Images are BGR (the original used
+with ground truth ``training/flow_occ/%06d_10.png`` (and ``training/flow_noc/``, where present,
+for the metrics on occluded and non-occluded pixels). Images are BGR (the original used
 cv2.imread). The mask is the valid bit of the 16-bit flow PNG (0/255); invalid pixels get
 zero flow.
 
@@ -22,7 +23,7 @@ import re
 from pathlib import Path
 
 from common.errors import UserError
-from reader.sample import BGR, FLOW_VALID, Sample
+from reader.sample import BGR, FLOW_VALID, NOC_FLOW, Sample
 
 VALIDATE_INDICES = {
     '2012': (0, 12, 15, 16, 17, 18, 24, 30, 38, 39, 42, 50, 54, 59, 60, 61, 77, 78, 81, 89, 97,
@@ -63,10 +64,14 @@ def list_samples(root, edition, part='mixed', crop=None, resize_hw=None):
         for path in (img1, img2):
             if not path.is_file():
                 raise UserError(f'{path}: file not found (frame of KITTI {edition} pair {index:06d})')
+        # flow_noc, where present, tells occluded pixels apart (for the metrics only)
+        noc = None if flows is None else root / split / 'flow_noc' / f'{index:06d}_10.png'
+        noc = noc if noc is not None and noc.is_file() else None
         samples.append(Sample(
             name=f'kitti{edition}/{split}/{index:06d}', img1=img1, img2=img2,
             flow=None if flows is None else flows / f'{index:06d}_10.png',
             mask_kind=None if flows is None else FLOW_VALID, channel_order=BGR, group=edition,
             crop_bottom_left=None if crop is None else tuple(crop),
-            resize_hw=None if resize_hw is None else tuple(resize_hw)))
+            resize_hw=None if resize_hw is None else tuple(resize_hw),
+            occ=noc, occ_kind=None if noc is None else NOC_FLOW))
     return samples

@@ -5,13 +5,18 @@ from every training sample (``orig_shape``, which the config may override), the 
 (which samples, how many of each per batch) and the validation sets. The numbers are the
 original main.py's. A config's own keys fill in the options of a row (``kitti``, ``hd1k``,
 ``train_all``, ``sub_type``, ``parts``, ``resize_shape``, ``orig_shape``, ``target_shape``).
+
+``dataset: custom`` has no row but a handler beside the table (``HANDLERS``): its samples,
+batch, crop and validation set come from the config's own list files (``reader.custom``).
 """
 import math
 from dataclasses import dataclass, field
 from typing import Callable, Optional, Tuple
 
 from common.errors import UserError
-from reader import chairs, hd1k, kitti, sintel, things3d
+from pathlib import Path
+
+from reader import chairs, custom, hd1k, kitti, sintel, things3d
 from reader.roots import Roots
 
 KITTI_CROP = (370, 1224)   # the smallest KITTI frame: full-resolution validation crop
@@ -129,6 +134,48 @@ MIXES = {
 }
 
 
+def config_relative(dataset_cfg, path):
+    """A path in a dataset config: relative to the config file's folder, ``~`` expanded."""
+    path = Path(path).expanduser()
+    if path.is_absolute() or dataset_cfg.source is None:
+        return path
+    return Path(dataset_cfg.source).parent / path
+
+
+def custom_validation(dataset_cfg, progress=True):
+    """The checked ``validation_list`` of a custom dataset config (a ``reader.custom.CustomList``):
+    what ``--valid`` validates on with that config."""
+    listed = dataset_cfg.validation_list.get(None)
+    if listed is None:
+        raise UserError('%s: validation_list: missing: --valid with a custom dataset config '
+                        'validates on its validation_list' % dataset_cfg.source)
+    return custom.list_samples(config_relative(dataset_cfg, listed), progress=progress)
+
+
+def _custom_training_data(dataset_cfg, network_class):
+    """``dataset: custom``: ``batch_size`` samples of ``train_list`` a step, cropped to
+    ``orig_shape`` (by default the smallest frame of the list), validated on
+    ``validation_list`` (if given) under the key ``custom.<its stem>``."""
+    train_list = dataset_cfg.train_list.get(None)
+    if train_list is None:
+        raise UserError('%s: train_list: missing: training needs a train_list (--valid needs '
+                        'only validation_list)' % dataset_cfg.source)
+    crop = dataset_cfg.orig_shape.get(None)
+    train = custom.list_samples(config_relative(dataset_cfg, train_list), crop=crop)
+    orig_shape = tuple(crop or train.smallest)
+    validation = {}
+    if dataset_cfg.validation_list.get(None) is not None:
+        listed = custom_validation(dataset_cfg)
+        validation[listed.key] = listed.samples
+    default_target = [s + (64 - s) % 64 for s in orig_shape]
+    return TrainingData('custom', [(train.samples, dataset_cfg.batch_size.get(4))], orig_shape,
+                        tuple(dataset_cfg.target_shape.get(None) or default_target), validation,
+                        augmentation=dataset_cfg.augmentation.get('chairs'))
+
+
+HANDLERS = {'custom': _custom_training_data}
+
+
 @dataclass
 class TrainingData:
     """What a dataset config asks for: the per-batch mix, crop shapes and validation sets."""
@@ -138,6 +185,7 @@ class TrainingData:
     target_shape: tuple            # network input after geometric augmentation (H, W)
     validation: dict = field(default_factory=dict)   # name -> samples
     skipped: list = field(default_factory=list)      # dataset keys whose validation is skipped
+    augmentation: Optional[str] = None   # whose augmentation ranges; None: the dataset's own
 
     @property
     def batch_size(self):
@@ -161,6 +209,8 @@ def training_data(dataset_cfg, network_class, roots=None, shard=1):
     """
     roots = roots or Roots()
     name = dataset_cfg.dataset.value
+    if name in HANDLERS:
+        return HANDLERS[name](dataset_cfg, network_class)
     if name not in MIXES:
         raise UserError('%s: dataset: unknown dataset %r (one of %s)'
                         % (dataset_cfg.source, name, ', '.join(MIXES)))

@@ -1,7 +1,7 @@
 """One training/validation sample: the paths of its files and how to load them.
 
-The dataset modules (``chairs``, ``things3d``, ``sintel``, ``kitti``, ``hd1k``) only list
-``Sample`` records; ``load_sample`` turns one into an ``Example`` of arrays:
+The dataset modules (``chairs``, ``things3d``, ``sintel``, ``kitti``, ``hd1k``, ``custom``) only
+list ``Sample`` records; ``load_sample`` turns one into an ``Example`` of arrays:
 
 * ``img1``, ``img2``: uint8 H x W x 3 in the dataset's ORIGINAL channel order (below);
 * ``flow``: float32 H x W x 2, (x, y) displacements in pixels; None for test splits;
@@ -21,7 +21,15 @@ Things3D    BGR      None (cv2.imread; the subset's occlusion maps are not used)
 Sintel      RGB      255 - ``invalid/<seq>/frame_XXXX.png`` (skimage.io.imread)
 KITTI       BGR      valid bit of the 16-bit ``flow_occ`` PNG x 255 (cv2.imread)
 HD1K        BGR      valid bit of the 16-bit ``flow_occ`` PNG x 255 (cv2.imread)
+custom      BGR      VALID PNG (non-zero) and a KITTI flow's valid bit; all 255 without
 ==========  =======  ================================================================
+
+Custom lists are fed in predict_new_data.py's order (OpenCV BGR), so that a model validated
+on a list sees exactly what the image-pair command line gives it.
+
+Occlusion ground truth (for the metrics only, never for training) comes from
+``load_occlusion``: Sintel's ``occlusions/`` PNGs, KITTI's ``flow_noc`` (occluded = not valid
+there), a custom list's OCC PNG; it goes through the same crop, trim and resize as the flow.
 
 Load options kept in the ``Sample`` (the original applied them while reading), in this order:
 
@@ -32,6 +40,7 @@ Load options kept in the ``Sample`` (the original applied them while reading), i
 3. ``normalize`` (HD1K): stretch both images with their joint min and max to 0..255.
 4. ``resize_hw=(h, w)`` (KITTI, HD1K): see ``sparse_resize``.
 """
+import contextlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple, Optional, Tuple
@@ -46,6 +55,12 @@ RGB, BGR = 'rgb', 'bgr'
 # mask kinds: where a sample's valid mask comes from
 INVALID_PNG = 'invalid_png'  # `mask` is a Sintel-style PNG marking INVALID pixels (non-zero)
 FLOW_VALID = 'flow_valid'    # the valid bit of the KITTI-format flow PNG at `flow`
+# A custom list's: valid where `mask` (an optional 8- or 16-bit PNG) is non-zero AND the flow
+# file's own valid bit (KITTI PNG) is set; every pixel valid without either. Always a mask.
+LISTED = 'listed'
+# occlusion kinds: where `occ` comes from
+OCC_PNG = 'occ_png'          # `occ` is a PNG marking OCCLUDED pixels (non-zero): Sintel, custom
+NOC_FLOW = 'noc_flow'        # `occ` is KITTI's flow_noc PNG: occluded where its valid bit is 0
 
 
 @dataclass(frozen=True)
@@ -63,6 +78,9 @@ class Sample:
     trim_margins: Optional[Tuple[int, int]] = None
     normalize: bool = False
     resize_hw: Optional[Tuple[int, int]] = None
+    occ: Optional[Path] = None     # occlusion ground truth, for the metrics (see load_occlusion)
+    occ_kind: Optional[str] = None
+    listed_at: Optional[str] = None   # 'LIST:LINE' of a custom list: errors name it
 
 
 class Example(NamedTuple):
@@ -113,20 +131,19 @@ def sparse_resize(flow, valid, resize_hw):
 
 
 def _read_flow(path):
-    """(flow, valid or None) from a .flo or a KITTI-format flow PNG.
+    """(flow, valid or None) from a .flo, .pfm or .npy file or a KITTI-format flow PNG.
 
     Ground truth with NaN or infinite values is refused with the file's name: one such label
     turns every weight of a training run into NaN, and no dataset we read stores unknown flow
     that way (KITTI marks it with its valid bit, Sintel with its invalid masks).
     """
-    if Path(path).suffix.lower() == '.png':
-        return flowio.read_kitti_flow_png(path)
-    flow = flowio.read_flo(path)
-    finite = np.isfinite(flow)
-    if not finite.all():
-        raise UserError(f'{path}: ground-truth flow holds {flow.size - finite.sum()} NaN or '
-                        f'infinite values; fix or remove this sample')
-    return flow, None
+    flow, valid = flowio.read_flow(path)
+    if valid is None:
+        finite = np.isfinite(flow)
+        if not finite.all():
+            raise UserError(f'{path}: ground-truth flow holds {flow.size - finite.sum()} NaN or '
+                            f'infinite values; fix or remove this sample')
+    return flow, valid
 
 
 def _crop(sample, arrays):
@@ -159,6 +176,22 @@ def _normalize_pair(img1, img2):
 
 def load_sample(sample):
     """Read ``sample`` into an ``Example`` (see the module docstring for layout and options)."""
+    with _listed_at(sample):
+        return _load_sample(sample)
+
+
+@contextlib.contextmanager
+def _listed_at(sample):
+    """A problem with a custom list's sample names the list's line first."""
+    try:
+        yield
+    except UserError as error:
+        if sample.listed_at is None:
+            raise
+        raise UserError(f'{sample.listed_at}: {error}') from None
+
+
+def _load_sample(sample):
     read = flowio.read_image_rgb if sample.channel_order == RGB else flowio.read_image
     img1, img2 = read(sample.img1), read(sample.img2)
     if img1.shape != img2.shape:
@@ -180,6 +213,14 @@ def load_sample(sample):
         if valid is None:
             raise UserError(f'{sample.flow}: expected a KITTI-format flow PNG holding a valid bit')
         flow = flow * valid[..., np.newaxis]  # invalid pixels carry no flow (KITTI stores 0 there)
+    elif sample.mask_kind == LISTED:
+        if valid is not None:
+            flow = flow * valid[..., np.newaxis]   # as for KITTI
+        else:
+            valid = np.ones(img1.shape[:2], bool)
+        if sample.mask is not None:
+            listed = _read_mask(sample.mask, img1, sample.img1)
+            valid = valid & listed
     elif sample.mask_kind is not None:
         raise ValueError(f'unknown mask kind {sample.mask_kind!r}')
     else:
@@ -204,3 +245,37 @@ def load_sample(sample):
     return Example(np.ascontiguousarray(img1), np.ascontiguousarray(img2),
                    None if flow is None else np.ascontiguousarray(flow, dtype=np.float32),
                    None if mask is None else np.ascontiguousarray(mask))
+
+
+def _read_mask(path, img1, img1_path):
+    """A custom list's VALID or OCC PNG (8- or 16-bit, non-zero = set), of the image's size."""
+    mask = flowio.read_mask_png(path, sixteen_bit=True)
+    if mask.shape != img1.shape[:2]:
+        raise UserError(f'{path}: mask size {mask.shape[1]}x{mask.shape[0]} differs from image '
+                        f'{img1_path} ({img1.shape[1]}x{img1.shape[0]})')
+    return mask
+
+
+def load_occlusion(sample):
+    """The sample's occlusion ground truth as an H x W bool map (True = occluded), through the
+    same crop, trim and resize (nearest neighbour) as its flow; None when it has none."""
+    if sample.occ is None:
+        return None
+    with _listed_at(sample):
+        height, width = flowio.image_size(sample.img1)
+        if sample.occ_kind == OCC_PNG:
+            occluded = flowio.read_mask_png(sample.occ, sixteen_bit=True)
+        elif sample.occ_kind == NOC_FLOW:
+            occluded = ~flowio.read_kitti_flow_png(sample.occ)[1]
+        else:
+            raise ValueError(f'unknown occlusion kind {sample.occ_kind!r}')
+        if occluded.shape != (height, width):
+            raise UserError(f'{sample.occ}: occlusion map size {occluded.shape[1]}x'
+                            f'{occluded.shape[0]} differs from image {sample.img1} '
+                            f'({width}x{height})')
+        occluded, = _crop(sample, [occluded])
+        if sample.resize_hw is not None:
+            new_h, new_w = sample.resize_hw
+            occluded = cv2.resize(occluded.astype(np.uint8), (new_w, new_h),
+                                  interpolation=cv2.INTER_NEAREST) > 0
+        return np.ascontiguousarray(occluded)

@@ -3,8 +3,8 @@
 Layout under ``MPI-Sintel-complete``: ``<part>/<pass>/<sequence>/frame_%04d.png`` with
 ``training/flow/<sequence>/frame_%04d.flo`` and ``training/invalid/<sequence>/frame_%04d.png``
 for the pair (frame i, frame i + 1). Images are RGB (the original used skimage.io.imread).
-The mask is ``255 - invalid``, as in the original: valid = not marked in the ``invalid`` PNG
-(the occlusion maps are not used).
+The mask is ``255 - invalid``, as in the original: valid = not marked in the ``invalid`` PNG.
+The occlusion maps (``training/occlusions/``, where present) are used by the metrics only.
 
 Splits: 'training' (all), 'training1' (MaskFlownet's train part), 'training2' (its validation
 part: sequences ambush_2, ambush_6, bamboo_2, cave_4, market_6 and temple_2) and 'test'.
@@ -20,7 +20,7 @@ import re
 from pathlib import Path
 
 from common.errors import UserError
-from reader.sample import INVALID_PNG, RGB, Sample, group_samples
+from reader.sample import INVALID_PNG, OCC_PNG, RGB, Sample, group_samples
 
 DEFAULT_SPLIT_FILE = Path(__file__).resolve().parent.parent / 'config' / 'Sintel_train_val_maskflownet.txt'
 SPLITS = ('training', 'training1', 'training2', 'test')
@@ -106,7 +106,7 @@ def list_samples(root, split='training', passes=PASSES, split_file=None):
             pairs = [pair for pair, label in zip(pairs, labels) if label == wanted]
         for sequence, frame in pairs:
             name = f'frame_{frame:04d}'
-            flow = mask = None
+            flow = mask = occ = None
             if part == 'training':
                 flow = root / part / 'flow' / sequence / f'{name}.flo'
                 mask = root / part / 'invalid' / sequence / f'{name}.png'
@@ -114,12 +114,16 @@ def list_samples(root, split='training', passes=PASSES, split_file=None):
                     if not path.is_file():
                         raise UserError(f'{path}: file not found (ground truth of '
                                         f'{folder / sequence / name}.png)')
+                # for the occluded / not occluded metrics, where the folder is there
+                occ = root / part / 'occlusions' / sequence / f'{name}.png'
+                occ = occ if occ.is_file() else None
             samples.append(Sample(
                 name=f'sintel/{pass_name}/{sequence}/{name}',
                 img1=folder / sequence / f'{name}.png',
                 img2=folder / sequence / f'frame_{frame + 1:04d}.png',
                 flow=flow, mask=mask, mask_kind=None if mask is None else INVALID_PNG,
-                channel_order=RGB, group=pass_name))
+                channel_order=RGB, group=pass_name,
+                occ=occ, occ_kind=None if occ is None else OCC_PNG))
     return samples
 
 

@@ -113,7 +113,7 @@ def test_network_config_problems(tmp_path, text, expected):
                                                "learning_rate)"),
     ('dataset: chair\n', "dataset: unknown dataset 'chair' (one of chairs, things3d, sintel"),
     ('validation_steps: 10\n', 'not a dataset config: no `dataset:` key'),
-    (NETWORK, 'not a dataset config: no `dataset:` key (one of chairs, things3d, sintel, kitti) '
+    (NETWORK, 'not a dataset config: no `dataset:` key (one of chairs, things3d, sintel, kitti, custom) '
               '(a network config? it goes first, before --dataset_cfg)'),
 ])
 def test_dataset_config_problems(tmp_path, text, expected):

