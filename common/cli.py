@@ -1,23 +1,53 @@
 """The one place that turns a user error or an interrupt into a message and an exit status."""
 import argparse
+import contextlib
 import os
+import signal
 import sys
+import threading
 
 from common.errors import UserError
 
 USER_ERROR = 2      # a problem the user can fix: one line naming the file or option
 INTERRUPTED = 130   # Ctrl-C, as a shell reports a process ended by SIGINT
+TERMINATED = 143    # SIGTERM, likewise
+
+
+class Terminated(KeyboardInterrupt):
+    """A termination signal (SIGTERM: a scheduler's preemption, kill, launch.py stopping a job),
+    raised in the main thread as Ctrl-C's interrupt is, so that the same clean-up runs."""
+
+
+def _terminate(signum, frame):
+    raise Terminated()
+
+
+@contextlib.contextmanager
+def _terminations_raise():
+    """SIGTERM raises Terminated in the main thread while the block runs."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, _terminate)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def run(body):
     """Call ``body()`` and return the exit status: its own (None meaning 0), 2 for a UserError
-    (printed as ``error: <message>``), 130 for Ctrl-C (``interrupted``; outputs are written
-    atomically, so nothing half-written is left)."""
+    (printed as ``error: <message>``), 130 for Ctrl-C (``interrupted``), 143 for SIGTERM
+    (``terminated``). Outputs are written atomically, so nothing half-written is left."""
     try:
-        return body() or 0
+        with _terminations_raise():
+            return body() or 0
     except UserError as error:
         print('error: %s' % error, file=sys.stderr)
         return USER_ERROR
+    except Terminated:
+        print('terminated', file=sys.stderr)
+        return TERMINATED
     except KeyboardInterrupt:
         print('interrupted', file=sys.stderr)
         return INTERRUPTED

@@ -1,10 +1,12 @@
 """Reading the YAML configs in ``config/`` (network and dataset configs alike).
 
 A config is a nested mapping. ``load_config(path, kind)`` checks it against the schema of its
-kind (``common.schema``) as a whole when it is read. ``Config`` wraps it so that
-``cfg.optimizer.learning_rate.get(default)`` reads a value or falls back to a default. Keys
-that are Python keywords or clash with a method name (``class``, ``get``, ``value``) are read
-with ``getattr(node, 'class')`` or ``node['get']``.
+kind (``common.schema``) as a whole when it is read, and fills in the schema's defaults: every
+key of the schema is then present. ``Config`` wraps it so that
+``cfg.optimizer.learning_rate.get(default)`` reads a value or falls back to a default (for a
+config built in code, which has only the keys it was given). Keys that are Python keywords or
+clash with a method name (``class``, ``get``, ``value``) are read with ``getattr(node, 'class')``
+or ``node['get']``.
 """
 from pathlib import Path
 
@@ -21,12 +23,13 @@ _MISSING = object()
 class Config:
     """One node of a nested config: a key path and the value stored there (if any)."""
 
-    def __init__(self, value=None, key='', *, _present=True, source=None):
+    def __init__(self, value=None, key='', *, _present=True, source=None, raw=None):
         # Names start with an underscore so they never clash with config keys.
         self._source = source
         self._value = value
         self._key = key
         self._present = _present
+        self._raw = value if raw is None else raw
 
     def __getattr__(self, name):
         if name.startswith('_'):
@@ -61,6 +64,12 @@ class Config:
     def get(self, default=None):
         """The stored value, or ``default`` when absent."""
         return self._value if self._present else default
+
+    @property
+    def raw(self):
+        """The mapping as the file wrote it, without the defaults a checked load fills in (what
+        settings records keep, as they always did)."""
+        return self._raw
 
     @property
     def source(self):
@@ -120,6 +129,7 @@ def load_config(name_or_path, kind=None):
         data = {}
     if not isinstance(data, dict):
         raise UserError(f'{path}: top level of a config must be a mapping, got {type(data).__name__}')
+    raw = data
     if kind is not None:   # the checked values, with the schema's defaults filled in
         data = check_config(data, kind, str(path)).model_dump(by_alias=True)
-    return Config(data, source=str(path))
+    return Config(data, source=str(path), raw=raw)

@@ -16,6 +16,7 @@ VARIABLES = {
     'MASKFLOWNET_DATASETS': ('file', 'the dataset roots file (instead of config/datasets.yaml)'),
     **{PREFIX + key.upper(): ('folder', 'the %s dataset root' % key) for key in DATASET_KEYS},
     'MASKFLOWNET_WEIGHTS_URL': ('url', "a mirror of the original's repository for --download"),
+    # Its folder may exist only on launch.py's machine: worker 0 creates it where it runs.
     'MASKFLOWNET_RUN_RECORD': ('output', 'set by launch.py: where worker 0 names its run'),
 }
 
@@ -53,7 +54,3 @@ def _check_value(name, value, kind):
                                                             and not parts.netloc):
             raise UserError('%s: not an http(s):// or file:// address (e.g. '
                             'https://github.com/microsoft/MaskFlownet/raw)' % where)
-    if kind == 'output':
-        folder = os.path.dirname(os.path.abspath(path))
-        if not os.path.isdir(folder):
-            raise UserError('%s: its folder %s does not exist' % (where, folder))

@@ -248,7 +248,8 @@ def prove_writable(folder):
     folder = os.fspath(folder)
     try:
         os.makedirs(folder, exist_ok=True)
-        probe = os.path.join(folder, '.write-test-%d' % os.getpid())
+        # named like a temporary, so that remove_stale_temporaries takes one a kill left
+        probe = _temporary_path(os.path.join(folder, '.write-test.probe'), '')
         with open(probe, 'wb') as f:
             f.write(b'.')
         os.remove(probe)

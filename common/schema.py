@@ -24,7 +24,6 @@ PositiveInt = Annotated[StrictInt, Field(gt=0)]
 NonNegativeInt = Annotated[StrictInt, Field(ge=0)]
 PositiveNumber = Annotated[StrictFloat, Field(gt=0, allow_inf_nan=False)]
 NonNegativeNumber = Annotated[StrictFloat, Field(ge=0, allow_inf_nan=False)]
-Number = Annotated[StrictFloat, Field(allow_inf_nan=False)]
 NonEmptyString = Annotated[StrictStr, Field(min_length=1)]
 
 
@@ -81,7 +80,7 @@ class _Optimizer(_Schema):
 
 
 class _Network(_Schema):
-    network_class: Literal['MaskFlownet_S', 'MaskFlownet'] = Field(alias='class')
+    network_class: Literal[NETWORK_CLASSES] = Field(alias='class')
     flow_multiplier: PositiveNumber = 1.0
     deform_bias: StrictBool = True
     upfeat_ch: Annotated[List[PositiveInt], _entries(4, 'a list of 4 positive integers')] = \
@@ -168,7 +167,6 @@ class CustomDataset(_Dataset):
 
 DATASETS = {'chairs': ChairsDataset, 'things3d': Things3dDataset, 'sintel': SintelDataset,
             'kitti': KittiDataset, 'custom': CustomDataset}
-KINDS = ('network', 'dataset')
 
 
 def check_config(data, kind, source):

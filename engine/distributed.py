@@ -61,6 +61,25 @@ def open_kvstore(name='device'):
     return kvstore, Workers(kvstore.rank, kvstore.num_workers, name)
 
 
+# A kvstore key of its own, far from the parameters' (Gluon's trainer numbers them from 0).
+SEED_KEY = 9999991
+
+
+def shared_seed(kvstore, workers, seed):
+    """Worker 0's ``seed``, for every worker of a distributed job: each draws its own when
+    --seed gives none, and they must read one stream (and record one seed). The servers keep
+    the value worker 0 initialises a key with; the seed travels as two 16-bit halves (exact in
+    float32)."""
+    if not workers.distributed:
+        return seed
+    import mxnet as mx
+    kvstore.init(SEED_KEY, mx.nd.array(divmod(seed, 2 ** 16)))
+    halves = mx.nd.zeros(2)
+    kvstore.pull(SEED_KEY, out=halves)
+    high, low = (int(v) for v in halves.asnumpy())
+    return high * 2 ** 16 + low
+
+
 def augmentation_seed(seed, rank, steps):
     """MXNet's seed for the network-side augmentation of training step ``steps`` on worker
     ``rank``: each step draws from its own seed, so that a resumed run draws exactly what the

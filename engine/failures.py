@@ -10,11 +10,12 @@ import contextlib
 from common.errors import UserError
 
 # What MXNet 1.9 says when an allocation fails: its own storage ("Failed to allocate CPU
-# Memory"), oneDNN's primitives, which allocate their own buffers ("could not execute a
-# primitive", "could not create a primitive"), C++'s bad_alloc, and CUDA's.
-OUT_OF_MEMORY = ('Failed to allocate', 'could not execute a primitive',
-                 'could not create a primitive', 'bad_alloc', 'out of memory',
-                 'Cannot allocate memory', 'cudaMalloc')
+# Memory"), C++'s bad_alloc, and CUDA's.
+OUT_OF_MEMORY = ('Failed to allocate', 'bad_alloc', 'out of memory', 'Cannot allocate memory',
+                 'cudaMalloc')
+# oneDNN's primitives allocate their own buffers and say only this when that fails (seen here
+# under a memory limit); it is also their answer to other failures, so the line says both.
+ONEDNN_FAILURE = ('could not execute a primitive', 'could not create a primitive')
 
 
 class OutOfMemory(UserError):
@@ -26,6 +27,10 @@ def is_out_of_memory(error):
     return isinstance(error, MemoryError) or any(marker in text for marker in OUT_OF_MEMORY)
 
 
+def onednn_failed(error):
+    return any(marker in str(error) for marker in ONEDNN_FAILURE)
+
+
 @contextlib.contextmanager
 def memory_guard(doing, reduce):
     """Turn an allocation failure inside the block into ``OutOfMemory``: 'out of memory while
@@ -34,10 +39,15 @@ def memory_guard(doing, reduce):
     try:
         yield
     except (MemoryError, mx.base.MXNetError) as error:
-        if not is_out_of_memory(error):
-            raise
-        _drain(mx)
-        raise OutOfMemory('out of memory while %s; reduce %s' % (doing, reduce)) from None
+        if is_out_of_memory(error):
+            _drain(mx)
+            raise OutOfMemory('out of memory while %s; reduce %s' % (doing, reduce)) from None
+        if onednn_failed(error):
+            _drain(mx)
+            raise OutOfMemory("oneDNN could not run an operation while %s, which is how it reports "
+                              "running out of memory; reduce %s (if that does not help, it is "
+                              "another oneDNN failure: report it)" % (doing, reduce)) from None
+        raise
 
 
 def _drain(mx):

@@ -235,18 +235,23 @@ def check_command(command):
         return
     kvstore = None
     for k, word in enumerate(command):
-        if word == '--kvstore' and k + 1 < len(command):
-            kvstore = command[k + 1]
-        elif word.startswith('--kvstore='):
-            kvstore = word.partition('=')[2]
+        name, equals, value = word.partition('=')
+        if _abbreviates(name, '--kvstore'):   # main.py takes unique prefixes, as argparse does
+            kvstore = value if equals else (command[k + 1] if k + 1 < len(command) else None)
     if kvstore is None or not kvstore.startswith('dist'):
         raise UserError('the command runs main.py with --kvstore %s: its workers would train '
                         'alone, not as one job; add --kvstore dist_sync (or dist_device_sync, '
                         'dist_async)' % (kvstore or 'device (the default)'))
     for mode in ('--valid', '--predict'):
-        if mode in command:
+        if any(_abbreviates(word, mode) for word in command):
             raise UserError('the command runs main.py %s, which trains nothing: launch.py '
                             'starts training jobs' % mode)
+
+
+def _abbreviates(word, option):
+    """Whether ``word`` is ``option`` or a prefix of it that argparse takes for it (main.py has
+    no other option that starts like these)."""
+    return len(word) > 2 and word.startswith('--') and option.startswith(word)
 
 
 def watch(supervisor, submitting, failure, exit_timeout, record_path):
@@ -298,18 +303,12 @@ def launch(args):
         except Exception as error:   # reported by the watch below, with the job stopped
             failure.append(error)
     submitting = threading.Thread(target=submit, daemon=True)
-    previous = signal.signal(signal.SIGTERM, _interrupt)
-    try:
+    try:   # (common.cli.run turns SIGTERM into an exception: the job is stopped then too)
         submitting.start()
         status, line = watch(supervisor, submitting, failure, args.exit_timeout, record_path)
     finally:
         supervisor.stop_all()
-        signal.signal(signal.SIGTERM, previous)
         shutil.rmtree(record_dir, ignore_errors=True)
     if line:
         print('error: %s' % line, file=sys.stderr)
     return status
-
-
-def _interrupt(signum, frame):
-    raise KeyboardInterrupt

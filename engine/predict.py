@@ -192,7 +192,7 @@ def predict_video(model, video_path, out_path, batch=None, resize=None, side_by_
                     writer.write(render_video_frame(frame, flow, occ, side_by_side))
                     bar.update()
 
-            # A batch's colours and encoding (~60 ms a frame) run in a thread while the network
+            # A batch's colours and encoding run in a thread while the network
             # works on the next batch, filling the cores' idle moments between its operators;
             # at most two batches are in memory. An error on either side ends the loop, and
             # leaving the executor waits for the write under way before the output is dropped.

@@ -9,7 +9,8 @@ it had never stopped.
 - ``train_epe`` and ``step_time``: the state of the log's two moving averages, so that the
   resumed log goes on with the values the uninterrupted run would have logged.
 - ``data``: what the stream was read from (the dataset, each slot's sample count and a digest
-  of its sample names, the batch), and ``workers``: to say when a resume cannot be exact.
+  of its sample names, the batch); ``workers``, ``devices``, ``kvstore`` and ``weight_decay``:
+  how the steps were computed. They say when a resume cannot be exact.
 
 A JSON file, never a pickle: it is read with ``json`` and checked field by field. The original's
 checkpoints, and this project's before it had the file, have none: they resume as before, with
@@ -36,6 +37,9 @@ class RunState:
     step_time: List[float] = field(default_factory=lambda: [0.0, 1e-8])
     data: dict = field(default_factory=dict)
     workers: int = 1
+    devices: str = 'cpu x1'        # device type and count of each worker (-g)
+    kvstore: str = 'device'
+    weight_decay: float = 0.0      # --use_wd's, as the optimizer applied it
     format: int = FORMAT
 
     def to_json(self):
@@ -81,7 +85,8 @@ def _problem(raw):
         return 'not a JSON object'
     if raw.get('format') != FORMAT:
         return 'format %r, expected %d' % (raw.get('format'), FORMAT)
-    expected = {'seed', 'steps', 'train_epe', 'step_time', 'data', 'workers', 'format'}
+    expected = {'seed', 'steps', 'train_epe', 'step_time', 'data', 'workers', 'devices',
+                'kvstore', 'weight_decay', 'format'}
     if set(raw) != expected:
         return 'keys %s' % ', '.join(sorted(set(raw) ^ expected))
     for key in ('seed', 'steps', 'workers'):
@@ -94,10 +99,21 @@ def _problem(raw):
             return '%s is not a pair of finite numbers' % key
     if not isinstance(raw['data'], dict):
         return 'data is not an object'
+    if not isinstance(raw['devices'], str) or not isinstance(raw['kvstore'], str):
+        return 'devices or kvstore is not a string'
+    if (not isinstance(raw['weight_decay'], (int, float)) or isinstance(raw['weight_decay'], bool)
+            or not math.isfinite(raw['weight_decay'])):
+        return 'weight_decay is not a finite number'
     return None
 
 
-def resume_notes(state, data, workers, seed_option, params_path):
+def devices_of(ctx):
+    """'cpu x1', 'gpu x4': the device type and count a worker trains on."""
+    return '%s x%d' % (ctx[0].device_type, len(ctx))
+
+
+def resume_notes(state, data, workers, seed_option, params_path, devices='cpu x1',
+                 kvstore='device', weight_decay=0.0):
     """Lines saying how a resume from ``state`` (None: none saved) differs from the
     uninterrupted run; [] when it continues exactly."""
     name = os.path.basename(os.fspath(params_path))
@@ -115,4 +131,13 @@ def resume_notes(state, data, workers, seed_option, params_path):
         notes.append('the run was trained by %d worker(s), now %d: the data goes on exactly '
                      '(no sample twice, none skipped), the augmentation draws differ'
                      % (state.workers, workers))
+    if state.devices != devices:
+        notes.append('the run trained on %s per worker, now %s: each device draws its own '
+                     'augmentation, so the resume is not exact' % (state.devices, devices))
+    if state.kvstore != kvstore:
+        notes.append('the run summed gradients with --kvstore %s, now %s: the resume is not '
+                     'exact' % (state.kvstore, kvstore))
+    if state.weight_decay != weight_decay:
+        notes.append('the weight decay was %g, now %g (--use_wd is read on every start): the '
+                     'resume is not exact' % (state.weight_decay, weight_decay))
     return notes

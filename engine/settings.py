@@ -41,7 +41,8 @@ def network_identity(pipe):
     """What a network's flows depend on besides their inputs: its class, config and weights.
     Batch size and devices change nothing but float noise; --occ_mask only adds files."""
     return {'network_class': pipe.network_class,
-            'network_config': pipe.config['network'].value,
+            # as the file wrote it: records written before configs were checked compare equal
+            'network_config': (pipe.config.raw or {}).get('network'),
             'weights_sha256': weights_sha256(pipe.network)}
 
 

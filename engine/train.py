@@ -17,8 +17,10 @@ from typing import Optional
 
 import mxnet as mx
 
+from common.cli import Terminated
 from common.errors import UserError
-from common.files import prove_writable, remove_stale_temporaries
+from common.files import prove_writable, remove_stale_temporaries, same_file
+from network import checkpoint
 from network.augmentation import make_augmentations
 from network.pipeline import Pipeline
 from reader import roots as dataset_roots
@@ -32,7 +34,7 @@ from tracking.progress import TrainingProgress
 from tracking.runlog import RunLog, events_folder
 
 from . import published, runs, runstate
-from .distributed import Workers, augmentation_seed, open_kvstore
+from .distributed import Workers, augmentation_seed, open_kvstore, shared_seed
 from .evaluate import example_prediction, validate_sets
 from .failures import memory_guard
 from .trainer import FlowTrainer, NonFiniteStep, check_batch_split
@@ -128,9 +130,6 @@ def draw_seed():
     return secrets.randbelow(MAX_SEED + 1)
 
 
-def _resuming(options, path):
-    return path is not None and not options.clear_steps
-
 
 def _roots(options):
     if (options.debug and options.roots_file is None
@@ -148,13 +147,21 @@ def prepare_run(config, dataset_cfg, ctx, options=RunOptions()):
         raise UserError('--shard %d: must be 1 or more' % options.shard)
     path, run_id, steps = ((None, None, 0) if options.checkpoint is None
                            else runs.find_checkpoint(options.checkpoint, options.weights_dir))
-    # The run's seed: given, or the resumed run's own, or drawn. It seeds the initial weights
-    # here, the data stream and every step's augmentation.
-    saved = runstate.read_state(path) if _resuming(options, path) else None
-    seed = next(s for s in (options.seed, saved and saved.seed, draw_seed()) if s is not None)
-    mx.random.seed(seed)
+    arrays, head_only = None, False
+    if path is not None:
+        arrays = checkpoint.read_checkpoint(path)
+        # A MaskFlownet-S checkpoint starts MaskFlownet's second stage: a new run.
+        head_only = (config.network_class == 'MaskFlownet'
+                     and checkpoint.guess_network(arrays) == 'MaskFlownet_S')
+    saved = (runstate.read_state(path) if path is not None and not options.clear_steps
+             and not head_only else None)
     data = training_data(dataset_cfg, config.network_class, _roots(options), shard=options.shard)
     kv, workers = open_kvstore(options.kvstore)
+    # The run's seed: given, or the resumed run's own, or drawn (by worker 0 for a job). It
+    # seeds the initial weights here, the data stream and every step's augmentation.
+    seed = next(s for s in (options.seed, saved and saved.seed, draw_seed()) if s is not None)
+    seed = shared_seed(kv, workers, seed)
+    mx.random.seed(seed)
     if options.debug:
         data = shrink_for_debug(data, len(ctx) * workers.count)
     pipe = Pipeline(config, ctx)
@@ -168,10 +175,9 @@ def prepare_run(config, dataset_cfg, ctx, options=RunOptions()):
               % config.source, file=sys.stderr)
     check_batch_split(data.batch_size, len(ctx), workers.count)   # before the run leaves any log
     trainer = FlowTrainer(pipe, schedule, weight_decay, kv, workers)
-    head_only = False
     if path is not None:
         with published.config_hints():
-            head_only = pipe.load_start_point(path)
+            pipe.load_start_point(path, arrays)
         if config.network_class == 'MaskFlownet':
             pipe.fix_head()
     start = runs.plan_start(path, run_id, steps, runs.newest_checkpoint(run_id, options.weights_dir),
@@ -179,7 +185,9 @@ def prepare_run(config, dataset_cfg, ctx, options=RunOptions()):
     averages = (MovingAverage(), MovingAverage())
     if start.load_states:
         trainer.load_states(runs.states_path(path))
-        for note in runstate.resume_notes(saved, data, workers.count, options.seed, path):
+        for note in runstate.resume_notes(saved, data, workers.count, options.seed, path,
+                                          runstate.devices_of(ctx), workers.kvstore,
+                                          trainer.weight_decay):
             print('note: %s' % note, file=sys.stderr)
         if saved is not None:
             for average, (total, weight) in zip(averages, (saved.train_epe, saved.step_time)):
@@ -208,6 +216,13 @@ def run(prepared):
     prove_writable(options.weights_dir)
     prove_writable(os.path.dirname(os.path.abspath(log_path)))
     with runs.own_run(run_id, options.weights_dir):
+        # Planned before the lock was ours: the run may have gone on since (its owner saved
+        # again before it ended). Resuming from what is now an older checkpoint would overwrite
+        # the later ones.
+        newest = runs.newest_checkpoint(run_id, options.weights_dir) if p.start.run_id else None
+        if newest is not None and not same_file(newest, p.started_from):
+            raise UserError('run %s went on while this process started (its newest checkpoint '
+                            'is now %s); resume again with -c %s' % (run_id, newest, run_id))
         if p.start.branched_from:
             print('%s is not the newest checkpoint of its run: continuing its history as the '
                   'new run %s (the later checkpoints stay as they are)' % (p.started_from, run_id))
@@ -237,8 +252,10 @@ def run(prepared):
 
 def stop_reason(error):
     """What the run log's last line says of an error that stopped a run."""
+    if isinstance(error, Terminated):
+        return 'terminated (SIGTERM)'
     if isinstance(error, KeyboardInterrupt):
-        return 'interrupted (Ctrl-C or a termination signal)'
+        return 'interrupted (Ctrl-C)'
     if isinstance(error, UserError):
         return ' '.join(str(error).split())
     return '%s: %s' % (type(error).__name__, ' '.join(str(error).split())[-300:])
@@ -338,7 +355,9 @@ def train(pipe, trainer, data, run_id, steps, log, weights_dir=runs.WEIGHTS_DIR,
                 state = runstate.RunState(
                     seed=loop.seed, steps=steps, train_epe=[train_epe.total, train_epe.weight],
                     step_time=[total_time.total, total_time.weight],
-                    data=runstate.data_fingerprint(data), workers=workers.count)
+                    data=runstate.data_fingerprint(data), workers=workers.count,
+                    devices=runstate.devices_of(pipe.ctx), kvstore=workers.kvstore,
+                    weight_decay=trainer.weight_decay)
                 trainer.save(os.path.join(weights_dir, '%s_%d' % (run_id, steps)), state)
                 runs.prune_checkpoints(run_id, weights_dir)
             progress.step(steps, step_seconds, result['epe'], trainer.lr)

@@ -16,7 +16,7 @@ from network.conventions import centralize, flow_yx, full_mask, mask_weights, un
 
 from . import runstate
 from .distributed import Workers
-from .schedule import learning_rate_at
+from .schedule import check_schedule, learning_rate_at
 
 
 def check_batch_split(batch_size, devices, workers=1):
@@ -44,7 +44,7 @@ class FlowTrainer:
     def __init__(self, pipe, lr_schedule, weight_decay=None, kvstore='device', workers=Workers()):
         self.pipe = pipe
         self.lr_schedule = lr_schedule
-        learning_rate_at(lr_schedule, 0)   # validates the schedule now, with a clear error
+        check_schedule(lr_schedule)   # once, now, with a clear error
         self.weight_decay = float(weight_decay or 0)
         self.workers = workers
         # dist_sync and dist_device_sync sum the gradients on the servers and every worker

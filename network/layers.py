@@ -143,13 +143,13 @@ def concat(F, *parts, axis, ndim=4, onednn=False):
     """``parts`` (``ndim`` axes each) concatenated on ``axis`` (0 <= axis < ndim).
 
     MXNet 1.9 sends a Concat whose ``dim`` is above 0 to oneDNN (2-d and 4-d float parts),
-    whose backward pass leaks about 0.9 KB per part and call (mkldnn_concat.cc allocates a
-    memory object per part with ``new`` and never frees it): ~190 KB a MaskFlownet-S training
-    step, for as long as the run lasts. The axis counted from the end takes MXNet's own
-    kernels, forward and backward. ``onednn``: keep oneDNN's, for a graph that never runs
-    backward; they concatenate oneDNN's blocked layouts as they are, where MXNet's first
-    converts every part (prediction took 5-10 % longer with MXNet's, its peak memory was 17-21 %
-    higher). Small or rare concatenations (weights, 5-d parts) are left to MXNet's either way.
+    whose backward pass leaks memory per part and call (mkldnn_concat.cc allocates a memory
+    object per part with ``new`` and never frees it), for as long as a training run lasts. The
+    axis counted from the end takes MXNet's own kernels, forward and backward. ``onednn``: keep
+    oneDNN's, for a graph that never runs backward; they concatenate oneDNN's blocked layouts
+    as they are, where MXNet's first converts every part (slower, more memory). Small or rare
+    concatenations (weights, 5-d parts) are left to MXNet's either way. The measurements are
+    in docs/performance.md, "Concatenation and training memory".
     """
     assert 0 <= axis < ndim, (axis, ndim)
     return F.concat(*parts, dim=axis if onednn else axis - ndim)

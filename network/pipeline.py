@@ -86,13 +86,15 @@ class Pipeline:
         checkpoint.load_checkpoint(self.network.head, path, 'the MaskFlownet_S head of MaskFlownet',
                                    arrays)
 
-    def load_start_point(self, path):
+    def load_start_point(self, path, arrays=None):
         """Load the checkpoint a training run starts from; True if only the head was loaded.
 
         A MaskFlownet-S checkpoint given to MaskFlownet goes into its head: stage 2 of the
-        schedule starts there. Anything else must fit the whole network.
+        schedule starts there. Anything else must fit the whole network. ``arrays``: the
+        file's contents when the caller has read them already.
         """
-        arrays = checkpoint.read_checkpoint(path)
+        if arrays is None:
+            arrays = checkpoint.read_checkpoint(path)
         head_only = (self.network_class == 'MaskFlownet'
                      and checkpoint.guess_network(arrays) == 'MaskFlownet_S')
         (self.load_head if head_only else self.load)(path, arrays)

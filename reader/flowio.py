@@ -203,42 +203,56 @@ def _check_complete(path, data):
             raise UserError(f'{path}: {problem} PNG file')
 
 
-_stderr_lock = threading.Lock()
+_capture_lock = threading.Lock()
+# What libjpeg says of damaged data (its warnings; it decodes on with a grey or garbage fill).
+JPEG_DAMAGE = re.compile(r'^(Corrupt JPEG data|Premature end of JPEG file|Invalid JPEG file '
+                         r'structure|Invalid SOS parameters|Inconsistent progression sequence|'
+                         r'Bogus |Huffman|JPEG datastream)')
 
 
 @contextlib.contextmanager
-def decoder_messages():
-    """Collect what native decoders print inside the block; yields a list that holds their
-    lines afterwards.
+def decoder_messages(is_decoders=JPEG_DAMAGE.match, fds=(2,)):
+    """Collect what native decoders print inside the block: yields a list that holds, after
+    the block, the lines printed on the file descriptors ``fds`` for which ``is_decoders(line)``
+    holds; every other line is written on to where it was going.
 
-    libjpeg decodes a damaged scan with a grey or garbage fill and only prints a warning
-    ('Corrupt JPEG data: ...') on standard error; ffmpeg conceals a damaged video frame and
-    logs an error, which OpenCV prints on standard output. Both descriptors (1 and 2) are the
-    whole process's, so the blocks of all threads take turns; what other threads print
-    meanwhile is collected too, and shown with the decoder's lines.
+    libjpeg decodes a damaged scan with a grey or garbage fill and only prints a warning on
+    standard error; ffmpeg conceals a damaged video frame and logs an error, which OpenCV
+    prints on standard output. A descriptor is the whole process's, so the blocks of all
+    threads take turns, and what another thread prints meanwhile arrives a moment later.
     """
     import sys
-    lines = []
-    with _stderr_lock, tempfile.TemporaryFile() as capture:
+    with _capture_lock, contextlib.ExitStack() as stack:
+        try:
+            captures = [stack.enter_context(tempfile.TemporaryFile()) for _ in fds]
+        except OSError as e:
+            raise UserError(f'cannot make a temporary file to read the decoder\'s messages '
+                            f'({e.strerror or e}); is the temporary folder full?') from None
         sys.stdout.flush()
         sys.stderr.flush()
-        saved = [os.dup(1), os.dup(2)]
+        saved = [os.dup(fd) for fd in fds]
+        lines = []
         try:
-            os.dup2(capture.fileno(), 1)
-            os.dup2(capture.fileno(), 2)
+            for fd, capture in zip(fds, captures):
+                os.dup2(capture.fileno(), fd)
             try:
                 yield lines
             finally:
                 sys.stdout.flush()
                 sys.stderr.flush()
-                os.dup2(saved[0], 1)
-                os.dup2(saved[1], 2)
+                for fd, original in zip(fds, saved):
+                    os.dup2(original, fd)
         finally:
-            for fd in saved:
-                os.close(fd)
-        capture.seek(0)
-        lines.extend(line.strip() for line in capture.read().decode(errors='replace').splitlines()
-                     if line.strip())
+            for original in saved:
+                os.close(original)
+        for fd, capture in zip(fds, captures):
+            capture.seek(0)
+            others = []
+            for line in capture.read().decode(errors='replace').splitlines(keepends=True):
+                (lines if is_decoders(line.strip()) else others).append(line)
+            if others:
+                os.write(fd, ''.join(others).encode())
+        lines[:] = [line.strip() for line in lines if line.strip()]
 
 
 def _imread(path, flags):

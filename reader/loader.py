@@ -49,7 +49,7 @@ class BatchStream:
     ``load(sample)`` returns ``(img1, img2, flow, mask_or_None)`` HWC arrays. ``batch_size``
     must be a multiple of the number of slots. ``transform(example, rng, name)`` turns a loaded
     sample into CHW arrays of one shape (the training crop and mirror of
-    ``network.augmentation.random_crop_and_flip``), drawing from the slot's ``rng``.
+    ``reader.crop.random_crop_and_flip``), drawing from the item's ``rng``.
 
     ``part=(index, count)``: yield only part ``index`` of ``count`` equal parts of each batch
     (the slots of that part), as one of ``count`` training processes does. Every slot keeps the

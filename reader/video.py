@@ -10,6 +10,7 @@ import contextlib
 import itertools
 import math
 import os
+import re
 import sys
 
 import cv2
@@ -19,9 +20,22 @@ from moviepy.video.io.ffmpeg_writer import FFMPEG_VideoWriter
 from common.errors import UserError
 from reader.flowio import decoder_messages
 
-# ffmpeg's errors (AV_LOG_ERROR) reach standard error, where read_frames collects them; its
-# warnings and information do not.
+# ffmpeg's errors (AV_LOG_ERROR, 16) reach OpenCV's log, where read_frames collects them; its
+# warnings and information do not (a level set by the user is kept; lines above 16 pass).
 os.environ.setdefault('OPENCV_FFMPEG_LOGLEVEL', '16')
+_FFMPEG_LINE = re.compile(r'^\[OPENCV:FFMPEG:(\d+)\]|^\[[^\]]+ @ 0x[0-9a-f]+\]')
+
+
+def _ffmpeg_error(line):
+    """Whether ``line`` is ffmpeg's (through OpenCV's log, or its own) at error level or worse."""
+    match = _FFMPEG_LINE.match(line)
+    return bool(match) and (match.group(1) is None or int(match.group(1)) <= 16)
+
+
+def frame_messages():
+    """decoder_messages for ffmpeg: its error lines, on standard output or error."""
+    return decoder_messages(_ffmpeg_error, fds=(1, 2))
+
 
 # moviepy's streaming writer encodes with libx264 by default; these containers take H.264
 # (.webm, .ogv and .gif need other codecs and fail with it).
@@ -45,7 +59,7 @@ def open_video(path):
     if not os.path.isfile(path):
         raise UserError('%s: %s' % (path, 'not a regular file' if os.path.exists(path)
                                     else 'file not found'))
-    with decoder_messages() as messages:
+    with frame_messages() as messages:
         # One decoding thread: ffmpeg then reports a damaged frame while that frame is being
         # read, the same one on every run (threads report it a frame or two later, by chance).
         capture = cv2.VideoCapture(path, cv2.CAP_FFMPEG, [cv2.CAP_PROP_N_THREADS, 1])
@@ -76,7 +90,7 @@ def read_frames(capture, path, stop_at_damage=False):
     """
     size = None
     for index in itertools.count():
-        with decoder_messages() as messages:
+        with frame_messages() as messages:
             ok, frame = capture.read()
         if messages and ok:
             if not stop_at_damage:

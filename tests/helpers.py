@@ -15,7 +15,7 @@ import mxnet as mx
 import numpy as np
 import pytest
 
-from reader import flowio, kitti, video
+from reader import kitti, video
 
 REPO = Path(__file__).resolve().parent.parent
 DATA = REPO / 'tests' / 'data'
@@ -331,7 +331,7 @@ def decode_video(path):
     damaged = []
     with video.open_video(path) as capture:
         for index in range(10 * VIDEO_FRAMES):
-            with flowio.decoder_messages() as messages:
+            with video.frame_messages() as messages:
                 ok, _ = capture.read()
             if messages and ok:
                 damaged.append((index, messages))

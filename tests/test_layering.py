@@ -1,11 +1,12 @@
 """The project's layers: every import points down, and no modules import each other in a circle.
 
-    common <- reader <- network <- engine <- command lines
+    common <- reader   <- engine <- command lines
+    common <- network  <- engine
     common <- tracking <- engine
 
-``network`` is the model and its checkpoint contract: it imports ``common`` only. ``tracking``
-(run logs, TensorBoard events, curves) imports ``common`` only. Every import counts, also one
-inside a function. The command lines (``main.py``, ...) are imported by no package.
+``reader`` (data on disk), ``network`` (the model and its checkpoint contract) and ``tracking``
+(run logs, TensorBoard events, curves) each import ``common`` only. Every import counts, also
+one inside a function. The command lines (``main.py``, ...) are imported by no package.
 """
 import ast
 from pathlib import Path

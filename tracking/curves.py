@@ -55,8 +55,8 @@ def axis_outliers(values):
 
 
 def log_scale_helps(values):
-    finite = [v for v in values if math.isfinite(v)]
-    return bool(finite) and min(finite) > 0 and max(finite) / min(finite) > LOG_SCALE_RATIO
+    shown = [v for v in values if math.isfinite(v)]
+    return bool(shown) and min(shown) > 0 and max(shown) / min(shown) > LOG_SCALE_RATIO
 
 
 def ylabel(tag):

@@ -46,8 +46,8 @@ class RunLog:
         """Write the lines held so far, and every later one as it comes."""
         if self._held is None:
             return
+        self._open()   # first: a log that cannot be opened stays held (nothing written)
         held, self._held = self._held, None
-        self._open()
         for line, message, wall_time in held:
             self._write(line, message, wall_time)
 

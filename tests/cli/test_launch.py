@@ -235,3 +235,25 @@ def test_a_two_worker_job_resumed_is_the_uninterrupted_job(job):
     notes = [line for line in err.splitlines() if line.startswith('note: ')]
     assert notes == ['note: the run was trained by 2 worker(s), now 1: the data goes on exactly '
                      '(no sample twice, none skipped), the augmentation draws differ'], err
+
+
+def test_workers_without_a_seed_share_worker_0s_drawn_seed(job):
+    """Without --seed every worker draws one; they must read one stream: the job logs worker
+    0's seed, and the same job with --seed that seed gives the same weights, bit for bit."""
+    def command(*extra):
+        return ['-n', 2, '-s', 1, '--launcher', 'local', '--port', free_port(), sys.executable,
+                REPO / 'main.py', 'MaskFlownet_S.yaml', '--dataset_cfg', 'tiny.yaml',
+                '--kvstore', 'dist_sync', '--no_tensorboard', '--max_steps', 2] + list(extra)
+    drawn, given = job.folder / 'drawn', job.folder / 'given'
+    for folder in (drawn, given):
+        folder.mkdir()
+        (folder / 'tiny.yaml').write_text('dataset: chairs\norig_shape: [128, 192]\n'
+                                          'target_shape: [64, 128]\n')
+    status, _, err = job.run(*command(), cwd=drawn)
+    assert status == 0, err
+    log = next((drawn / 'logs').glob('*.log'))
+    seed = int(re.search(r'seed=(\d+)', log.read_text()).group(1))
+    status, _, err = job.run(*command('--seed', seed), cwd=given)
+    assert status == 0, err
+    assert (next((drawn / 'weights').glob('*_2.params')).read_bytes()
+            == next((given / 'weights').glob('*_2.params')).read_bytes())

@@ -427,3 +427,36 @@ def test_truncated_outputs_are_written_again(predicted_small, tmp_path, monkeypa
                                                  png.with_name('000007_10_occ.png'))}
     assert {k: v for k, v in snapshot(flows).items() if k not in rerun} == \
         {k: v for k, v in before.items() if k not in rerun}
+
+
+@pytest.mark.slow
+def test_sigterm_stops_a_run_with_one_line_its_log_says_so_and_the_lock_goes(chairs_copy):
+    """A scheduler's preemption (SIGTERM): 'terminated', exit status 143, the run log ends with
+    stopped=terminated, the run's lock is released, and the run resumes."""
+    import signal
+    import subprocess
+    import sys
+    import time
+    from tests.helpers import REPO
+    command = [sys.executable, str(REPO / 'main.py'), 'MaskFlownet_S.yaml', '--dataset_cfg',
+               'small.yaml', '--debug', '--no_tensorboard', '--max_steps', '200']
+    process = subprocess.Popen(command, cwd=chairs_copy, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and not list(
+                (chairs_copy / 'weights').glob('*_2.params')):
+            time.sleep(0.2)
+        assert list((chairs_copy / 'weights').glob('*.lock')), 'the run did not start in time'
+        process.send_signal(signal.SIGTERM)
+        out, err = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == 143, err
+    assert err.splitlines()[-1] == 'terminated'
+    log, = (chairs_copy / 'logs' / 'debug').glob('*.log')
+    assert log.read_text().splitlines()[-1].endswith('] stopped=terminated (SIGTERM)')
+    assert not list((chairs_copy / 'weights').glob('*.lock'))
+    assert main_cli.main(['MaskFlownet_S.yaml', '--dataset_cfg', 'small.yaml', '--debug',
+                          '--no_tensorboard', '-c', log.stem, '--max_steps', '1']) == 0

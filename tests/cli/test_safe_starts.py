@@ -126,6 +126,9 @@ def test_a_process_started_by_a_launcher_without_a_distributed_kvstore_refuses(n
     (['python', 'main.py', 'MaskFlownet_S.yaml', '--kvstore', 'local'], '--kvstore local'),
     (['python', 'main.py', 'MaskFlownet_S.yaml', '--kvstore=dist_sync', '--valid'],
      'main.py --valid, which trains nothing'),
+    (['python', 'main.py', 'MaskFlownet_S.yaml', '--kv', 'local'], '--kvstore local'),
+    (['python', 'main.py', 'MaskFlownet_S.yaml', '--kvs=dist_sync', '--pred'],
+     'main.py --predict, which trains nothing'),
 ])
 def test_launch_refuses_a_command_that_cannot_form_one_job_before_starting_anything(
         no_network, capsys, monkeypatch, command, fragment):

@@ -3,7 +3,7 @@
 import pytest
 
 from common.config import CONFIG_DIR, Config, load_config, resolve_config_path
-from engine.schedule import learning_rate_at
+from engine.schedule import check_schedule
 from common.errors import UserError
 
 NETWORK_CONFIGS = {
@@ -56,7 +56,7 @@ def test_network_configs(name):
     schedule = cfg.optimizer.learning_rate.value
     for boundary, lr in schedule:
         assert type(boundary) is int and type(lr) is float
-    learning_rate_at(schedule, 0)  # validates the schedule
+    check_schedule(schedule)
     if name in WITH_WD:
         assert 'not passed to the optimizer' in (CONFIG_DIR / f'{name}.yaml').read_text()
 

@@ -17,7 +17,6 @@ PAIR = [REPO / 'tests/data/datasets/sintel/training/clean/alley_1/frame_0002.png
 @pytest.mark.parametrize('error', [
     mx.base.MXNetError('Traceback (most recent call last):\n  File "../src/storage/./'
                        'cpu_device_storage.h", line 74\nMXNetError: Failed to allocate CPU Memory'),
-    mx.base.MXNetError('MXNetError: could not execute a primitive'),
     MemoryError(),
 ])
 def test_allocation_failures_become_one_line(error):
@@ -26,6 +25,16 @@ def test_allocation_failures_become_one_line(error):
             raise error
     assert str(raised.value) == 'out of memory while predicting at 448x1024; reduce --resize'
     assert isinstance(raised.value, UserError)
+
+
+def test_a_onednn_failure_says_it_may_be_memory_or_not():
+    with pytest.raises(OutOfMemory) as raised:
+        with memory_guard('predicting at 448x1024', '--resize'):
+            raise mx.base.MXNetError('MXNetError: could not execute a primitive')
+    assert str(raised.value) == (
+        'oneDNN could not run an operation while predicting at 448x1024, which is how it reports '
+        'running out of memory; reduce --resize (if that does not help, it is another oneDNN '
+        'failure: report it)')
 
 
 def test_other_mxnet_errors_pass_unchanged():

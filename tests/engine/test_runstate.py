@@ -126,7 +126,9 @@ def test_the_run_state_is_json_and_a_damaged_one_is_one_line(workdir):
     first = train(parts, 2)
     path = Path(runstate.state_path(first.newest))
     state = json.loads(path.read_text())
-    assert set(state) == {'seed', 'steps', 'train_epe', 'step_time', 'data', 'workers', 'format'}
+    assert set(state) == {'seed', 'steps', 'train_epe', 'step_time', 'data', 'workers',
+                          'devices', 'kvstore', 'weight_decay', 'format'}
+    assert (state['devices'], state['kvstore'], state['weight_decay']) == ('cpu x1', 'device', 0)
     assert state['steps'] == 2 and state['data']['slots'][0]['samples'] == 1
     path.write_text('{"format": 1, "seed": "7"}')
     from common.errors import UserError
@@ -167,6 +169,13 @@ def test_resume_notes_say_what_keeps_a_resume_from_being_exact():
     changed = runstate.resume_notes(state, data(('a', 'c')), 2, None, 'w/r_4.params')
     assert changed == ['the data differs from what the run read before r_4.params (dataset '
                        'config, samples or batch): the resume is not exact']
+    assert runstate.resume_notes(state, data(), 2, None, 'w/r_4.params', 'cpu x2', 'local',
+                                 0.5) == [
+        'the run trained on cpu x1 per worker, now cpu x2: each device draws its own '
+        'augmentation, so the resume is not exact',
+        'the run summed gradients with --kvstore device, now local: the resume is not exact',
+        'the weight decay was 0, now 0.5 (--use_wd is read on every start): the resume is not '
+        'exact']
     assert runstate.resume_notes(None, data(), 1, None, 'w/r_4.params')[0].startswith(
         "r_4.params has no run state (an older checkpoint or the original's): the resume is "
         'not exact')

@@ -3,7 +3,7 @@ import pytest
 
 from common.config import load_config
 from common.errors import UserError
-from engine.schedule import learning_rate_at
+from engine.schedule import check_schedule, learning_rate_at
 
 
 def test_learning_rate_at_boundaries():
@@ -30,6 +30,6 @@ def test_learning_rate_at_on_shipped_schedule():
     [], None, 'abc', [[100, 1e-3], [100, 5e-4]], [[200, 1e-3], [100, 5e-4]],
     [[100]], [[100, 1e-3, 5]], [[100.5, 1e-3]], [['100', 1e-3]], [[100, 'fast']], [100, 1e-3],
 ])
-def test_learning_rate_at_rejects_malformed(schedule):
-    with pytest.raises(UserError):
-        learning_rate_at(schedule, 0)
+def test_check_schedule_rejects_malformed(schedule):
+    with pytest.raises(UserError, match='^learning_rate schedule: '):
+        check_schedule(schedule)

@@ -204,7 +204,7 @@ def test_an_interrupted_run_says_so_in_the_last_log_line(chairs_copy, capsys, mo
     monkeypatch.setattr(trainer.FlowTrainer, 'train_batch', interrupt_third)
     assert train_cli('--max_steps', '4') == 130
     assert logs(chairs_copy)[0].read_text().splitlines()[-1].endswith(
-        '] stopped=interrupted (Ctrl-C or a termination signal)')
+        '] stopped=interrupted (Ctrl-C)')
     assert [p.name[-9:] for p in sorted((chairs_copy / 'weights').glob('*.params'))] == ['_2.params']
 
 
@@ -236,3 +236,23 @@ def test_the_lock_file_goes_with_the_run(chairs_copy, capsys):
     assert train_cli('--max_steps', '2') == 0
     assert sorted(p.name.partition('.')[2] for p in (chairs_copy / 'weights').iterdir()) == [
         'params', 'run.json', 'states']
+
+
+def test_a_resume_planned_while_the_run_went_on_is_refused_and_overwrites_nothing(chairs_copy):
+    """Another process saved the run again between this one's planning (-c RUN: RUN_2 the
+    newest) and its taking the run's lock: resuming from RUN_2 would overwrite RUN_4."""
+    from common.config import load_config
+    from engine.train import RunOptions, prepare_run, run
+    assert train_cli('--max_steps', '2') == 0
+    run_id = logs(chairs_copy)[0].stem
+    options = RunOptions(checkpoint=run_id, debug=True, max_steps=2, tensorboard=False)
+    prepared = prepare_run(load_config('MaskFlownet_S.yaml', 'network'),
+                           load_config('small.yaml', 'dataset'), [mx.cpu()], options)
+    weights = chairs_copy / 'weights'
+    for suffix in ('.params', '.states', '.run.json'):   # the other process's save at step 4
+        (weights / ('%s_4%s' % (run_id, suffix))).write_bytes(
+            (weights / ('%s_2%s' % (run_id, suffix))).read_bytes())
+    before = {p.name: p.read_bytes() for p in weights.iterdir()}
+    with pytest.raises(UserError, match='run %s went on while this process started' % run_id):
+        run(prepared)
+    assert {p.name: p.read_bytes() for p in weights.iterdir()} == before

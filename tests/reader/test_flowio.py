@@ -711,3 +711,33 @@ def test_masks_of_16_bits_are_read_where_asked(tmp_path):
     with pytest.raises(UserError, match='8-bit'):
         flowio.read_mask_png(tmp_path / 'm.png')
     assert flowio.png_header(tmp_path / 'm.png') == (2, 2, 16, 0)
+
+
+def test_what_other_threads_print_while_a_jpeg_decodes_is_not_damage_and_is_not_lost(
+        tmp_path, capfd):
+    """The decoder's messages are collected from the process's standard error while a JPEG
+    decodes; lines of other threads printed meanwhile pass on (they once made a valid JPEG
+    'damaged')."""
+    import os
+    import threading
+    good = tmp_path / 'good.jpg'
+    good.write_bytes(bytes(encoded_picture('.jpg')))
+    stop = threading.Event()
+    printed = []
+
+    def chatter():
+        while not stop.is_set():
+            os.write(2, b'progress %d\n' % len(printed))
+            printed.append(1)
+    thread = threading.Thread(target=chatter)
+    thread.start()
+    try:
+        for _ in range(200):
+            assert flowio.read_image(good).shape == (64, 96, 3)
+    finally:
+        stop.set()
+        thread.join()
+    err = capfd.readouterr().err
+    assert err.count('progress') == len(printed) > 0
+    with pytest.raises(UserError, match='damaged image'):
+        flowio.read_image(damaged_jpeg(tmp_path / 'bad.jpg'))
