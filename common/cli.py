@@ -10,44 +10,56 @@ from common.errors import UserError
 
 USER_ERROR = 2      # a problem the user can fix: one line naming the file or option
 INTERRUPTED = 130   # Ctrl-C, as a shell reports a process ended by SIGINT
-TERMINATED = 143    # SIGTERM, likewise
 
 
 class Terminated(KeyboardInterrupt):
-    """A termination signal (SIGTERM: a scheduler's preemption, kill, launch.py stopping a job),
-    raised in the main thread as Ctrl-C's interrupt is, so that the same clean-up runs."""
+    """A termination signal (SIGTERM: a scheduler's preemption, kill, launch.py stopping a job;
+    SIGHUP: the terminal or ssh connection went away), raised in the main thread as Ctrl-C's
+    interrupt is, so that the same clean-up runs."""
+
+    def __init__(self, signum=signal.SIGTERM):
+        super().__init__()
+        self.signal = signal.Signals(signum)
+
+    @property
+    def status(self):
+        return 128 + self.signal
 
 
 def _terminate(signum, frame):
-    raise Terminated()
+    raise Terminated(signum)
+
+
+TERMINATING = (signal.SIGTERM, signal.SIGHUP)
 
 
 @contextlib.contextmanager
 def _terminations_raise():
-    """SIGTERM raises Terminated in the main thread while the block runs."""
+    """SIGTERM and SIGHUP raise Terminated in the main thread while the block runs."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    previous = signal.signal(signal.SIGTERM, _terminate)
+    previous = {signum: signal.signal(signum, _terminate) for signum in TERMINATING}
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
 
 
 def run(body):
     """Call ``body()`` and return the exit status: its own (None meaning 0), 2 for a UserError
-    (printed as ``error: <message>``), 130 for Ctrl-C (``interrupted``), 143 for SIGTERM
-    (``terminated``). Outputs are written atomically, so nothing half-written is left."""
+    (printed as ``error: <message>``), 130 for Ctrl-C (``interrupted``), 143 for SIGTERM and
+    129 for SIGHUP (``terminated (SIGTERM)``). Outputs are written atomically, so nothing half-written is left."""
     try:
         with _terminations_raise():
             return body() or 0
     except UserError as error:
         print('error: %s' % error, file=sys.stderr)
         return USER_ERROR
-    except Terminated:
-        print('terminated', file=sys.stderr)
-        return TERMINATED
+    except Terminated as stop:
+        print('terminated (%s)' % stop.signal.name, file=sys.stderr)
+        return stop.status
     except KeyboardInterrupt:
         print('interrupted', file=sys.stderr)
         return INTERRUPTED

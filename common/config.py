@@ -98,18 +98,56 @@ def _available_names():
     return sorted(p.stem for p in CONFIG_DIR.glob('*.yaml') if p.stem != 'datasets')
 
 
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """yaml.safe_load's loader, refusing a key given twice in one mapping (YAML itself keeps
+    the last one silently: a misedited config would run with the other value)."""
+
+    def construct_mapping(self, node, deep=False):
+        seen = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if isinstance(key, (str, int, float, bool)) and key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, 'the key %r is given twice' % (key,), key_node.start_mark)
+            seen.add(key)
+        return super().construct_mapping(node, deep)
+
+
+_UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG,
+                                 _UniqueKeyLoader.construct_mapping)
+
+
+def read_yaml(path, what='config'):
+    """The data of a YAML file, read safely (no code runs, no key twice); a UserError naming
+    the file for anything else (not YAML, not UTF-8, nested beyond reason, unreadable)."""
+    try:
+        with open(path, encoding='utf-8') as f:
+            return yaml.load(f, Loader=_UniqueKeyLoader)
+    except yaml.YAMLError as exc:
+        problem = ' '.join(str(exc).split())
+        raise UserError(f'{path}: malformed YAML: {problem[:300]}') from None
+    except UnicodeDecodeError:
+        raise UserError(f'{path}: not a text file in UTF-8 (a {what} is YAML)') from None
+    except RecursionError:
+        raise UserError(f'{path}: nested too deeply to be a {what}') from None
+    except OSError as exc:
+        raise UserError(f'{path}: cannot read {what}: {exc.strerror or exc}') from None
+
+
 def resolve_config_path(name_or_path):
     """An existing file path as given, else ``config/<name>`` or ``config/<name>.yaml``."""
     given = Path(name_or_path)
     if given.is_file():
         return given
+    if given.exists():
+        raise UserError(f'config {name_or_path}: not a regular file')
     candidates = [CONFIG_DIR / str(name_or_path)]
     if given.suffix != '.yaml':
         candidates.append(CONFIG_DIR / f'{name_or_path}.yaml')
     for candidate in candidates:
         if candidate.is_file():
             return candidate
-    looked = ', '.join(str(c) for c in [given] + candidates)
+    looked = ', '.join(dict.fromkeys(str(c) for c in [given] + candidates))
     raise UserError(f'config {name_or_path!r} not found (looked for {looked}); '
                     f'available configs: {", ".join(_available_names()) or "none"}')
 
@@ -118,13 +156,7 @@ def load_config(name_or_path, kind=None):
     """Read a YAML config (by path or by name in ``config/``) into a ``Config``; with ``kind``
     ('network' or 'dataset') it is checked against that kind's schema first."""
     path = resolve_config_path(name_or_path)
-    try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        problem = ' '.join(str(exc).split())
-        raise UserError(f'{path}: malformed YAML: {problem}') from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise UserError(f'{path}: cannot read config: {exc}') from None
+    data = read_yaml(path)
     if data is None:
         data = {}
     if not isinstance(data, dict):

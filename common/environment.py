@@ -5,11 +5,13 @@ closest known one, not a setting silently ignored) with a value of its kind, and
 """
 import difflib
 import os
+import re
 import urllib.parse
 
 from common.errors import UserError
 
 PREFIX = 'MASKFLOWNET_'
+MAX_THREADS = 4096
 # The dataset keys of reader.roots.DATASETS (a test keeps the two equal).
 DATASET_KEYS = ('chairs', 'things3d', 'sintel', 'kitti2012', 'kitti2015', 'hd1k')
 VARIABLES = {
@@ -37,9 +39,11 @@ def check_environment(environ=None):
             if value:
                 _check_value(name, value, VARIABLES[name][0])
     threads = environ.get('OMP_NUM_THREADS')
-    if threads is not None and not (threads.strip().isdigit() and int(threads) > 0):
-        raise UserError('environment variable OMP_NUM_THREADS=%r: must be a positive whole '
-                        'number of threads (MXNet aborts on anything else)' % threads)
+    if threads is not None and not (re.fullmatch(r'\s*[0-9]{1,5}\s*', threads)
+                                    and 0 < int(threads) <= MAX_THREADS):
+        raise UserError('environment variable OMP_NUM_THREADS=%r: must be a whole number of '
+                        'threads from 1 to %d (MXNet aborts on anything else)'
+                        % (threads, MAX_THREADS))
 
 
 def _check_value(name, value, kind):
@@ -49,7 +53,11 @@ def _check_value(name, value, kind):
         raise UserError('%s: %s' % (where, 'not a regular file' if os.path.exists(path)
                                     else 'no such file'))
     if kind == 'url':
-        parts = urllib.parse.urlsplit(value)
+        try:
+            parts = urllib.parse.urlsplit(value)
+            parts.port   # parsed lazily: a bad port or address raises here
+        except ValueError as error:
+            raise UserError('%s: not an address (%s)' % (where, error)) from None
         if parts.scheme not in ('http', 'https', 'file') or (parts.scheme != 'file'
                                                             and not parts.netloc):
             raise UserError('%s: not an http(s):// or file:// address (e.g. '

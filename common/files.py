@@ -271,9 +271,16 @@ class OwnerLock:
 
     def acquire(self):
         import fcntl   # here: POSIX only
-        os.makedirs(os.path.dirname(os.path.abspath(self.path)), exist_ok=True)
+        try:
+            os.makedirs(os.path.dirname(os.path.abspath(self.path)), exist_ok=True)
+        except OSError as e:
+            raise UserError(f'{self.path}: cannot make its folder ({e.strerror or e})') from None
         while True:
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            try:
+                fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            except OSError as e:
+                raise UserError(f'{self.path}: cannot open the lock of {self.what} '
+                                f'({e.strerror or e}); move it away if nothing uses it') from None
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:

@@ -9,6 +9,8 @@ MAX_SIDE_PX = (2 ** 15 - 1) // SIZE_MULTIPLE * SIZE_MULTIPLE   # 32704
 # type: the original's 8 on GPUs, 2 on the CPU (see docs/performance.md, "Video batch"). Here
 # so that --help can show it without loading MXNet.
 DEFAULT_VIDEO_BATCH = {'gpu': 8, 'cpu': 2}
+# Seeds (--seed, a run's drawn one): MXNet seeds with a C int.
+MAX_SEED = 2 ** 31 - 1
 
 
 def parse_resize(spec):

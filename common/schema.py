@@ -16,11 +16,18 @@ from pydantic import (AfterValidator, BaseModel, ConfigDict, Field, StrictBool, 
                       StrictInt, StrictStr, ValidationError, field_validator, model_validator)
 
 from common.errors import UserError
+from common.options import MAX_SIDE_PX
 
 NETWORK_CLASSES = ('MaskFlownet_S', 'MaskFlownet')
 DECODER_LEVELS = 5
 
 PositiveInt = Annotated[StrictInt, Field(gt=0)]
+# Sides: MXNet cannot resize to 32768 px or more (common.options.MAX_SIDE_PX).
+Side = Annotated[StrictInt, Field(gt=0, le=MAX_SIDE_PX)]
+# Counts far beyond any use, so that a typo is an error here, not MXNet's failure later.
+MAX_CHANNELS = 4096
+MAX_BATCH = 65536
+MAX_STEPS = 10 ** 9
 NonNegativeInt = Annotated[StrictInt, Field(ge=0)]
 PositiveNumber = Annotated[StrictFloat, Field(gt=0, allow_inf_nan=False)]
 NonNegativeNumber = Annotated[StrictFloat, Field(ge=0, allow_inf_nan=False)]
@@ -35,7 +42,7 @@ def _entries(count, what):
     return AfterValidator(check)
 
 
-Shape = Annotated[List[PositiveInt], _entries(2, '[H, W], two positive integers')]
+Shape = Annotated[List[Side], _entries(2, '[H, W], two positive integers')]
 
 
 class _Schema(BaseModel):
@@ -62,8 +69,10 @@ def check_schedule(schedule):
               and isinstance(entry[1], (int, float)) and not isinstance(entry[1], bool)
               and 0 < entry[1] < float('inf'))
         if not ok:
-            raise ValueError('entry %r is not a [step, lr] pair with a positive step and a '
-                             'positive learning rate' % (entry,))
+            hint = (_number_hint(entry[1]) if isinstance(entry, list) and len(entry) == 2
+                    else '')
+            raise ValueError('entry %s is not a [step, lr] pair with a positive step and a '
+                             'positive learning rate%s' % (_shown(entry), hint))
         if previous is not None and entry[0] <= previous:
             raise ValueError('step boundaries must increase: %d then %d' % (previous, entry[0]))
         previous = entry[0]
@@ -83,7 +92,8 @@ class _Network(_Schema):
     network_class: Literal[NETWORK_CLASSES] = Field(alias='class')
     flow_multiplier: PositiveNumber = 1.0
     deform_bias: StrictBool = True
-    upfeat_ch: Annotated[List[PositiveInt], _entries(4, 'a list of 4 positive integers')] = \
+    upfeat_ch: Annotated[List[Annotated[StrictInt, Field(gt=0, le=MAX_CHANNELS)]],
+                         _entries(4, 'a list of 4 positive integers')] = \
         [16, 16, 16, 16]
     # one weight per decoder level, coarse to fine
     mw: Optional[Annotated[List[NonNegativeNumber],
@@ -105,8 +115,8 @@ class _DatasetOptimizer(_Schema):
 class _Dataset(_Schema):
     """The keys every dataset config may have."""
     dataset: str
-    validation_steps: PositiveInt = 2500
-    checkpoint_steps: PositiveInt = 5000
+    validation_steps: Annotated[StrictInt, Field(gt=0, le=MAX_STEPS)] = 2500
+    checkpoint_steps: Annotated[StrictInt, Field(gt=0, le=MAX_STEPS)] = 5000
     orig_shape: Optional[Shape] = None      # the training crop (H, W); the dataset's own default
     target_shape: Optional[Shape] = None    # network input after augmentation; multiples of 64
     optimizer: _DatasetOptimizer = _DatasetOptimizer()
@@ -129,7 +139,7 @@ class SintelDataset(_Dataset):
     kitti: NonNegativeInt = 0       # KITTI 2015 samples in each batch of 4
     hd1k: NonNegativeInt = 0        # HD1K samples in each batch of 4
     train_all: StrictBool = False   # train on the validation split too
-    resize_shape: PositiveInt = 436
+    resize_shape: Side = 436
     # In the original's sintel_kitti2015_hd1k.yaml, read by no code there either: accepted so
     # that the original's file loads, and ignored.
     kitti_15: Optional[StrictBool] = None
@@ -153,7 +163,7 @@ class CustomDataset(_Dataset):
     dataset: Literal['custom']
     train_list: Optional[NonEmptyString] = None        # needed to train
     validation_list: Optional[NonEmptyString] = None   # validated on (training, --valid)
-    batch_size: PositiveInt = 4            # training samples per step, over all devices
+    batch_size: Annotated[StrictInt, Field(gt=0, le=MAX_BATCH)] = 4   # a step's samples, all devices
     # the original's augmentation ranges of one of its datasets (network.augmentation)
     augmentation: Literal['chairs', 'sintel', 'kitti'] = 'chairs'
 
@@ -219,8 +229,27 @@ def _first_problem(error, model, data, where):
             'at least' if problem['type'] == 'too_short' else 'at most', bound,
             problem.get('input'))
     else:
-        message = '%s; got %r' % (_plain(message), problem.get('input'))
+        message = '%s; got %s%s' % (_plain(message), _shown(problem.get('input')),
+                                    _number_hint(problem.get('input')))
     return '%s: %s' % (where, '%s: %s' % (key, message) if loc else message)
+
+
+def _shown(value, limit=120):
+    """repr(value), cut short: a YAML alias bomb would otherwise make a line of gigabytes."""
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit] + '... (%d characters)' % len(text)
+
+
+def _number_hint(value):
+    """YAML 1.1 reads 1e-4 (no dot) as text: say so when a string is a number."""
+    if isinstance(value, str):
+        try:
+            float(value)
+        except ValueError:
+            return ''
+        return (' (YAML reads %s as text, not as a number: write it with a dot and no quotes, '
+                'e.g. 1.0e-4)' % value)
+    return ''
 
 
 def _plain(message):

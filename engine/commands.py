@@ -16,21 +16,12 @@ from reader.mixes import custom_validation
 from tracking.runlog import RunLog
 
 from . import published
-from .evaluate import format_report, validate_checkpoint, validate_list
+from .evaluate import benchmark_plan, format_report, validate_checkpoint, validate_list
 from .failures import memory_guard
 from .runs import find_checkpoint, find_or_download
-from .submission import predict_submissions
-from .train import MAX_SEED, RunOptions, run_training
-
-
-def check_args(args):
-    """main.py's numbers, checked before any work (argparse only checks that they are ints)."""
-    for option, value in (('--batch', args.batch), ('--max_steps', args.max_steps),
-                          ('--shard', args.shard)):
-        if value is not None and value < 1:
-            raise UserError('%s %d: must be 1 or more' % (option, value))
-    if args.seed is not None and not 0 <= args.seed <= MAX_SEED:
-        raise UserError('--seed %d: must be from 0 to %d' % (args.seed, MAX_SEED))
+from .submission import predict_submissions, submission_plan
+from .main_options import check_args
+from .train import RunOptions, run_training
 
 
 def main(args):
@@ -87,28 +78,33 @@ def run_benchmarks(config, checkpoint_spec, ctx=None, predict=False, batch_size=
     if checkpoint_spec is None:
         raise UserError('--valid and --predict need a checkpoint: -c RUN[:STEPS] or -c FILE.params')
     path, run_id, steps = find_checkpoint(checkpoint_spec)
+    name = os.path.basename(path)[:-len('.params')]
+    prefix = os.path.join('flows', name)
+    log_path = os.path.join('logs', 'val', '%s.val.log' % (run_id or name))
+    # What to read and where to write, found and checked before the network is built.
+    if predict:
+        tasks = submission_plan(prefix, resize)
+    else:
+        plan = benchmark_plan() if listed is None else None
+        prove_writable(os.path.dirname(log_path))
     pipe = Pipeline(config, ctx)
     with published.config_hints():
         pipe.load(path)
-    name = os.path.basename(path)[:-len('.params')]
     reduce = '--batch or --resize' if resize else '--batch'
     if predict:
-        prefix = os.path.join('flows', name)
         with memory_guard('writing the submissions of %s' % path, reduce):
-            report = predict_submissions(pipe, prefix, batch_size, resize, occ_mask)
+            report = predict_submissions(pipe, prefix, batch_size, resize, occ_mask, tasks)
         lines = ['%-10s %s' % (what, note if isinstance(note, str) else
                                '%d written, %d already there' % (written, note))
                  for what, written, note in report]
         return '\n'.join(lines + ['submissions under %s_sintel and %s_kitti' % (prefix, prefix)])
-    log_path = os.path.join('logs', 'val', '%s.val.log' % (run_id or name))
-    prove_writable(os.path.dirname(log_path))
-    log = RunLog(log_path)
+    log = RunLog(log_path, hold=True)   # written from its first result on
     try:
         with memory_guard('validating %s' % path, reduce):
             if listed is not None:
                 report = validate_list(pipe, listed, log, steps, batch_size, resize)
             else:
-                report = validate_checkpoint(pipe, log, steps, batch_size, resize)
+                report = validate_checkpoint(pipe, log, steps, batch_size, resize, plan=plan)
     finally:
         log.close()
     return '\n'.join(['checkpoint %s (steps=%d)' % (path, steps), format_report(report),

@@ -23,7 +23,7 @@ from tqdm import tqdm
 from network.conventions import occ_mask_image
 from network.losses import kitti_outliers, pooled_fl
 from reader import chairs, flowio, kitti, roots, sintel
-from reader.sample import group_samples, load_occlusion, load_sample
+from reader.sample import check_sets, group_samples, load_occlusion, load_sample
 
 from .metrics import PIXEL_METRICS, PooledMetrics
 
@@ -222,21 +222,27 @@ def validation_sets(benchmark, root):
     return sets
 
 
-def validate_checkpoint(pipe, log, steps, batch_size=1, resize=None, progress=True):
-    """``--valid``: Sintel, KITTI 2012/2015 and FlyingChairs metrics of the loaded checkpoint.
+def benchmark_plan():
+    """[(benchmark, [(name, samples)] or None when not configured)]: every configured dataset
+    found and listed, before any network is built: a wrong root is reported at the start,
+    not after the datasets before it."""
+    plan = [(benchmark, validation_sets(benchmark, roots.dataset_root(benchmark.root_key))
+             if roots.configured(benchmark.root_key) else None) for benchmark in BENCHMARKS]
+    check_sets({name: samples for _, sets in plan for name, samples in sets or ()})
+    return plan
+
+
+def validate_checkpoint(pipe, log, steps, batch_size=1, resize=None, progress=True, plan=None):
+    """``--valid``: Sintel, KITTI 2012/2015 and FlyingChairs metrics of the loaded checkpoint
+    (``plan``: benchmark_plan's, made before the network was built).
 
     Each result is logged as the original did (``steps=N, sintel.training2.clean:epe=...``);
     KITTI adds ``kitti.2015:fl_all`` (the benchmark's Fl-all, pooled over all valid pixels)
     to the original's ``kitti.2015:kitti`` (the per-image mean of Fl). Returns
     ``[(name, value or None, note)]``; unconfigured datasets are skipped.
     """
-    # Every configured dataset is found and listed before the first is evaluated: a wrong
-    # root is reported at the start, not after the datasets before it.
-    plan = []   # (benchmark, [(name, samples)]) or (benchmark, None) when not configured
-    for benchmark in BENCHMARKS:
-        key = benchmark.root_key
-        plan.append((benchmark, validation_sets(benchmark, roots.dataset_root(key))
-                     if roots.configured(key) else None))
+    if plan is None:
+        plan = benchmark_plan()
     report = []
     for benchmark, sets in plan:
         if sets is None:
@@ -252,6 +258,8 @@ def validate_checkpoint(pipe, log, steps, batch_size=1, resize=None, progress=Tr
 def _log_results(log, steps, name, result):
     """One ``steps=N, NAME:METRIC=value`` line per metric; the report's rows."""
     rows = []
+    if hasattr(log, 'release'):
+        log.release()   # a log held until its first result (nothing written for a failure)
     for metric, value in result.items():
         entry = '%s:%s' % (name, metric)
         log.log('steps=%d, %s=%s' % (steps, entry, value))

@@ -24,6 +24,7 @@ import time
 
 from common.errors import UserError
 
+from . import main_options
 from .runs import RUN_RECORD_ENV, describe_newest
 
 LAUNCHERS = ('local', 'ssh', 'mpi', 'slurm', 'sge')
@@ -228,30 +229,33 @@ def check_args(args):
 
 
 def check_command(command):
-    """Refuse, before anything starts, a main.py command that cannot form one job: without a
-    distributed kvstore each worker would train alone (duplicate runs), and --valid or
-    --predict train nothing. Other commands (your own scripts) are started as given."""
-    if not any(os.path.basename(word) == 'main.py' for word in command):
+    """Refuse, before anything starts, a main.py command that cannot form one job: options or
+    configs main.py would refuse (every process would print the same error), no distributed
+    kvstore (each worker would train alone, duplicate runs), or --valid/--predict (they train
+    nothing). Other commands (your own scripts) are started as given."""
+    argv = _main_py_arguments(command)
+    if argv is None:
         return
-    kvstore = None
-    for k, word in enumerate(command):
-        name, equals, value = word.partition('=')
-        if _abbreviates(name, '--kvstore'):   # main.py takes unique prefixes, as argparse does
-            kvstore = value if equals else (command[k + 1] if k + 1 < len(command) else None)
-    if kvstore is None or not kvstore.startswith('dist'):
+    args = main_options.check_command(argv)
+    if not args.kvstore.startswith('dist'):
         raise UserError('the command runs main.py with --kvstore %s: its workers would train '
                         'alone, not as one job; add --kvstore dist_sync (or dist_device_sync, '
-                        'dist_async)' % (kvstore or 'device (the default)'))
-    for mode in ('--valid', '--predict'):
-        if any(_abbreviates(word, mode) for word in command):
-            raise UserError('the command runs main.py %s, which trains nothing: launch.py '
+                        'dist_async)' % args.kvstore)
+    for mode in ('valid', 'predict'):
+        if getattr(args, mode):
+            raise UserError('the command runs main.py --%s, which trains nothing: launch.py '
                             'starts training jobs' % mode)
 
 
-def _abbreviates(word, option):
-    """Whether ``word`` is ``option`` or a prefix of it that argparse takes for it (main.py has
-    no other option that starts like these)."""
-    return len(word) > 2 and word.startswith('--') and option.startswith(word)
+def _main_py_arguments(command):
+    """main.py's arguments in ``command`` (``... main.py ARGS`` or ``python -m main ARGS``),
+    or None for another command."""
+    for k, word in enumerate(command):
+        if os.path.basename(word) == 'main.py':
+            return command[k + 1:]
+        if word == '-m' and k + 1 < len(command) and command[k + 1] == 'main':
+            return command[k + 2:]
+    return None
 
 
 def watch(supervisor, submitting, failure, exit_timeout, record_path):

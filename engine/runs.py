@@ -38,6 +38,18 @@ def new_run_id(device_desc='', now=None):
     return digest.hexdigest()[:3] + stamp
 
 
+def unused_run_id(device_desc, weights_dir, log_path_of):
+    """A new run id that no run in ``weights_dir`` (checkpoints, lock) or its log folder
+    (``log_path_of(run_id)``) has: three hex characters a minute make a clash rare, not
+    impossible, and a clash would mix two runs."""
+    while True:
+        run_id = new_run_id(device_desc)
+        taken = [name for name in (os.listdir(weights_dir) if os.path.isdir(weights_dir) else [])
+                 if name.startswith(run_id + '_') or name == run_id + '.lock']
+        if not taken and not os.path.exists(log_path_of(run_id)):
+            return run_id
+
+
 def parse_checkpoint_name(name):
     """(run_id, steps, kind) of a file name ``RUN_STEPS.params``, ``.states`` or ``.run.json``,
     else None."""

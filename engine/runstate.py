@@ -52,28 +52,36 @@ def state_path(params_path):
 
 
 def data_fingerprint(data):
-    """What a run's stream reads: dataset, batch, and each slot's samples (count and a digest
-    of their names, in order)."""
+    """What a run's stream reads and how: dataset, batch, crop and network size, augmentation
+    ranges, and each slot's samples (count and a digest of their names, in order)."""
     slots = []
     for samples, count in data.mix:
         digest = hashlib.sha256('\n'.join(getattr(s, 'name', str(s)) for s in samples).encode())
         slots.append({'samples': len(samples), 'per_batch': count,
                       'names_sha256': digest.hexdigest()[:16]})
-    return {'dataset': data.dataset, 'batch': data.batch_size, 'slots': slots}
+    return {'dataset': data.dataset, 'batch': data.batch_size, 'slots': slots,
+            'crop': list(data.orig_shape), 'target': list(data.target_shape),
+            'augmentation': getattr(data, 'augmentation', None) or data.dataset}
 
 
-def read_state(params_path):
-    """The RunState saved with the checkpoint at ``params_path``, or None if it has none."""
+def read_state(params_path, steps=None):
+    """The RunState saved with the checkpoint at ``params_path`` (of ``steps``, when known from
+    its name), or None if it has none."""
     path = state_path(params_path)
     if not os.path.exists(path):
         return None
     try:
         with open(path, encoding='utf-8') as f:
             raw = json.load(f)
+    except RecursionError:
+        raise UserError('%s: not a run state of this project (nested too deeply); move it away '
+                        'to resume without it (not exactly)' % path) from None
     except (OSError, ValueError) as error:
         raise UserError('%s: unreadable run state (%s); move it away to resume without it '
                         '(not exactly)' % (path, error)) from None
     problem = _problem(raw)
+    if not problem and steps is not None and raw['steps'] != steps:
+        problem = 'it is of step %d, the checkpoint of step %d' % (raw['steps'], steps)
     if problem:
         raise UserError('%s: not a run state of this project (%s); move it away to resume '
                         'without it (not exactly)' % (path, problem))
@@ -88,10 +96,13 @@ def _problem(raw):
     expected = {'seed', 'steps', 'train_epe', 'step_time', 'data', 'workers', 'devices',
                 'kvstore', 'weight_decay', 'format'}
     if set(raw) != expected:
-        return 'keys %s' % ', '.join(sorted(set(raw) ^ expected))
-    for key in ('seed', 'steps', 'workers'):
-        if not isinstance(raw[key], int) or isinstance(raw[key], bool) or raw[key] < 0:
-            return '%s is not a non-negative integer' % key
+        missing, unknown = sorted(expected - set(raw)), sorted(set(raw) - expected)
+        return '; '.join(part for part in (missing and 'no %s' % ', '.join(missing),
+                                           unknown and 'unknown %s' % ', '.join(unknown)) if part)
+    for key, largest in (('seed', 2 ** 31 - 1), ('steps', 10 ** 12), ('workers', 10 ** 6)):
+        if (not isinstance(raw[key], int) or isinstance(raw[key], bool)
+                or not 0 <= raw[key] <= largest):
+            return '%s is not an integer from 0 to %d' % (key, largest)
     for key in ('train_epe', 'step_time'):
         value = raw[key]
         if (not isinstance(value, list) or len(value) != 2
@@ -126,7 +137,7 @@ def resume_notes(state, data, workers, seed_option, params_path, devices='cpu x1
                      % (seed_option, state.seed))
     if state.data != data_fingerprint(data):
         notes.append('the data differs from what the run read before %s (dataset config, '
-                     'samples or batch): the resume is not exact' % name)
+                     'samples, batch, crop or augmentation): the resume is not exact' % name)
     elif state.workers != workers:
         notes.append('the run was trained by %d worker(s), now %d: the data goes on exactly '
                      '(no sample twice, none skipped), the augmentation draws differ'

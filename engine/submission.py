@@ -53,14 +53,11 @@ class _Run(NamedTuple):
     network_size: tuple
 
 
-def predict_submissions(pipe, out_prefix, batch_size=1, resize=None, occ_mask=False):
-    """Write ``{out_prefix}_sintel/{clean,final}/SEQ/frame_XXXX.flo`` and
-    ``{out_prefix}_kitti/{2012,2015}/XXXXXX_10.png``; returns [(what, written, skipped or note)].
-
-    Raises UserError, before writing anything, if an output folder was written with other
-    settings (see ``check_settings``).
-    """
-    tasks = []   # a _Run, or (what, note) for a benchmark that is not configured
+def submission_plan(out_prefix, resize=None):
+    """The submissions to write: a _Run per configured benchmark (its test split listed, its
+    root checked), or (what, note) for one that is not configured. Needs no network: found
+    before one is built."""
+    tasks = []
     for benchmark in BENCHMARKS:
         if benchmark.submission is None:
             continue
@@ -73,7 +70,19 @@ def predict_submissions(pipe, out_prefix, batch_size=1, resize=None, occ_mask=Fa
         jobs = [(s, os.path.join(folder, submission.path(s))) for s in samples]
         tasks.append(_Run(benchmark.name, folder, jobs, submission.write_flow,
                           resize or benchmark.predict_size))
+    return tasks
 
+
+def predict_submissions(pipe, out_prefix, batch_size=1, resize=None, occ_mask=False, tasks=None):
+    """Write ``{out_prefix}_sintel/{clean,final}/SEQ/frame_XXXX.flo`` and
+    ``{out_prefix}_kitti/{2012,2015}/XXXXXX_10.png``; returns [(what, written, skipped or note)].
+    ``tasks``: submission_plan's, when made before the network was built.
+
+    Raises UserError, before writing anything, if an output folder was written with other
+    settings (see ``check_settings``).
+    """
+    if tasks is None:
+        tasks = submission_plan(out_prefix, resize)
     runs = [task for task in tasks if isinstance(task, _Run)]
     settings = {}
     if runs:

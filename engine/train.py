@@ -20,6 +20,7 @@ import mxnet as mx
 from common.cli import Terminated
 from common.errors import UserError
 from common.files import prove_writable, remove_stale_temporaries, same_file
+from common.options import MAX_SEED
 from network import checkpoint
 from network.augmentation import make_augmentations
 from network.pipeline import Pipeline
@@ -27,7 +28,7 @@ from reader import roots as dataset_roots
 from reader.crop import random_crop_and_flip
 from reader.loader import BatchStream
 from reader.mixes import shrink_for_debug, training_data
-from reader.sample import load_sample
+from reader.sample import check_sets, load_sample
 from tracking.events import EventSink
 from tracking.logformat import MovingAverage, format_pairs
 from tracking.progress import TrainingProgress
@@ -121,9 +122,6 @@ def loop_settings(dataset_cfg, options, seed):
                         validation_batch=options.validation_batch)
 
 
-MAX_SEED = 2 ** 31 - 1   # MXNet seeds with a C int
-
-
 def draw_seed():
     """A run's seed when --seed does not give one: recorded in its log and checkpoints, so that
     it can be resumed exactly and run again identically."""
@@ -153,8 +151,8 @@ def prepare_run(config, dataset_cfg, ctx, options=RunOptions()):
         # A MaskFlownet-S checkpoint starts MaskFlownet's second stage: a new run.
         head_only = (config.network_class == 'MaskFlownet'
                      and checkpoint.guess_network(arrays) == 'MaskFlownet_S')
-    saved = (runstate.read_state(path) if path is not None and not options.clear_steps
-             and not head_only else None)
+    saved = (runstate.read_state(path, steps if run_id else None)
+             if path is not None and not options.clear_steps and not head_only else None)
     data = training_data(dataset_cfg, config.network_class, _roots(options), shard=options.shard)
     kv, workers = open_kvstore(options.kvstore)
     # The run's seed: given, or the resumed run's own, or drawn (by worker 0 for a job). It
@@ -164,6 +162,8 @@ def prepare_run(config, dataset_cfg, ctx, options=RunOptions()):
     mx.random.seed(seed)
     if options.debug:
         data = shrink_for_debug(data, len(ctx) * workers.count)
+    if workers.lead:   # the files of validations hours in: there, complete, of one size
+        check_sets(data.validation)
     pipe = Pipeline(config, ctx)
     schedule = (dataset_cfg.optimizer.learning_rate.get(None)
                 or config.optimizer.learning_rate.get(None))
@@ -211,8 +211,9 @@ def run(prepared):
         steps = train(p.pipe, p.trainer, p.data, None, p.start.steps, None, options.weights_dir,
                       p.loop, p.workers, p.averages)
         return RunResult(None, steps, None, p.started_from, p.workers.rank)
-    run_id = p.start.run_id or runs.new_run_id(p.device_desc)
-    log_path = os.path.join(options.logs_dir, 'debug' if options.debug else '', '%s.log' % run_id)
+    run_id = p.start.run_id or runs.unused_run_id(
+        p.device_desc, options.weights_dir, lambda candidate: _log_path(options, candidate))
+    log_path = _log_path(options, run_id)
     prove_writable(options.weights_dir)
     prove_writable(os.path.dirname(os.path.abspath(log_path)))
     with runs.own_run(run_id, options.weights_dir):
@@ -250,10 +251,14 @@ def run(prepared):
                      p.started_from)
 
 
+def _log_path(options, run_id):
+    return os.path.join(options.logs_dir, 'debug' if options.debug else '', '%s.log' % run_id)
+
+
 def stop_reason(error):
     """What the run log's last line says of an error that stopped a run."""
     if isinstance(error, Terminated):
-        return 'terminated (SIGTERM)'
+        return 'terminated (%s)' % error.signal.name
     if isinstance(error, KeyboardInterrupt):
         return 'interrupted (Ctrl-C)'
     if isinstance(error, UserError):

@@ -18,13 +18,22 @@ def main(argv=None):
     args = parser.parse_args(argv)
 
     def body():
-        from common.environment import check_environment
-        check_environment()   # before MXNet loads: it aborts on a malformed OMP_NUM_THREADS
-        import mxnet as mx
         from common.config import load_config
+        from common.environment import check_environment
+        from common.errors import UserError
+        from common.files import check_output_paths
+        check_environment()   # before MXNet loads: it aborts on a malformed OMP_NUM_THREADS
+        if not 0 <= args.seed <= 2 ** 31 - 1:
+            raise UserError('--seed %d: must be from 0 to %d' % (args.seed, 2 ** 31 - 1))
+        if not args.out.endswith('.params'):
+            raise UserError('%s: a checkpoint is a .params file (-c takes RUN_STEPS.params)'
+                            % args.out)
+        config = load_config(args.config, 'network')
+        check_output_paths([args.out], inputs=[config.source])   # before the network is built
+        import mxnet as mx
         from .pipeline import Pipeline
         mx.random.seed(args.seed)
-        pipe = Pipeline(load_config(args.config, 'network'))
+        pipe = Pipeline(config)
         pipe.save(args.out)
         print('%s: untrained %s checkpoint (seed %d)' % (args.out, pipe.network_class, args.seed))
     return run(body)

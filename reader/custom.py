@@ -25,25 +25,21 @@ it too, and float flows hold no NaN or infinite value (those files are read once
 A problem is one line: ``LIST:LINE: what``. Nothing of the images is kept: a list of any
 length costs a few hundred bytes a line.
 """
-import collections
 import os
 import re
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import List, Optional, Tuple
 
-from tqdm import tqdm
 
 from common.errors import UserError
 from common.options import check_side
 from reader import flowio
-from reader.sample import BGR, LISTED, OCC_PNG, Sample
+from reader.sample import BGR, LISTED, OCC_PNG, Sample, check_lines
 
 SAMPLE_FIELDS = ('IMAGE1', 'IMAGE2', 'FLOW', 'VALID', 'OCC')
 PAIR_FIELDS = ('IMAGE1', 'IMAGE2', 'NAME')
 NONE = '-'              # an optional field left empty (VALID when only OCC is given)
-CHECK_THREADS = 4       # headers and float payloads are read by this many threads at once
 _KEY_CHARACTERS = re.compile(r'[^A-Za-z0-9_.-]')
 
 
@@ -215,30 +211,6 @@ def _check_line(line, crop=None):
         problem('IMAGE1', f'is {_size_text(size1)}, smaller than the training crop '
                           f'{_size_text(crop)} (orig_shape [{crop[0]}, {crop[1]}])')
     return size1
-
-
-def check_lines(lines, check, description=None):
-    """``check(line)`` for every line, on CHECK_THREADS threads (the work is reading files);
-    their results in order. The first problem in line order is raised, and the lines after it
-    that are not under way yet are not checked."""
-    ahead = 4 * CHECK_THREADS
-    results, pending = [], collections.deque()
-    with ThreadPoolExecutor(max_workers=CHECK_THREADS) as pool, \
-            tqdm(total=len(lines), desc=description, unit='line', leave=False,
-                 disable=None if description else True) as bar:
-        try:
-            for line in lines:
-                pending.append(pool.submit(check, line))
-                if len(pending) >= ahead:
-                    results.append(pending.popleft().result())
-                    bar.update()
-            while pending:
-                results.append(pending.popleft().result())
-                bar.update()
-        finally:
-            for future in pending:
-                future.cancel()
-    return results
 
 
 @dataclass

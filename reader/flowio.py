@@ -204,6 +204,8 @@ def _check_complete(path, data):
 
 
 _capture_lock = threading.Lock()
+_LIBPNG_LINE = re.compile(r'^libpng ')
+_CODEC_LINE = re.compile(r'^(libpng |Corrupt JPEG|Premature end|JPEG|Not a JPEG|Empty JPEG)')
 # What libjpeg says of damaged data (its warnings; it decodes on with a grey or garbage fill).
 JPEG_DAMAGE = re.compile(r'^(Corrupt JPEG data|Premature end of JPEG file|Invalid JPEG file '
                          r'structure|Invalid SOS parameters|Inconsistent progression sequence|'
@@ -262,15 +264,18 @@ def _imread(path, flags):
     data = _read_bytes(path)
     _check_complete(path, data)
     buffer = np.frombuffer(data, np.uint8)
-    guard = decoder_messages() if data.startswith(_JPEG_START) else contextlib.nullcontext([])
-    with guard as messages:
+    jpeg = data.startswith(_JPEG_START)
+    # A JPEG's warnings are damage; libpng's lines come with its failures, which the CRCs have
+    # mostly caught: they go into the error line, not on the terminal before it.
+    with decoder_messages(JPEG_DAMAGE.match if jpeg else _LIBPNG_LINE.match) as messages:
         try:
             image = cv2.imdecode(buffer, flags)
         except cv2.error:
             image = None
     if image is None:
-        raise UserError(f'{path}: cannot decode image (corrupt or unsupported format)')
-    if messages:
+        said = f'; the decoder says: {"; ".join(messages)[:300]}' if messages else ''
+        raise UserError(f'{path}: cannot decode image (corrupt or unsupported format{said})')
+    if messages and jpeg:
         raise UserError(f'{path}: damaged image (the decoder says: {"; ".join(messages)[:300]})')
     return image
 
@@ -278,12 +283,15 @@ def _imread(path, flags):
 def _imwrite(path, image, suffix):
     with atomic_output(path, suffix) as tmp:
         problem = f'{output_name(path)}: OpenCV could not write the image'
-        try:
-            written = cv2.imwrite(tmp, image)
-        except cv2.error as e:
-            raise UserError(f"{problem} ({' '.join(str(e).split())[-200:]})") from None
+        with decoder_messages(_CODEC_LINE.match) as messages:   # libpng's 'Write Error', ...
+            try:
+                written = cv2.imwrite(tmp, image)
+            except cv2.error as e:
+                raise UserError(f"{problem} ({' '.join(str(e).split())[-200:]})") from None
         if not written:
-            raise UserError(problem)
+            said = ' (the encoder says: %s; is the disk full?)' % '; '.join(messages)[:200] \
+                if messages else ' (is the disk full?)'
+            raise UserError(problem + said)
 
 
 def read_flo(path):

@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
-import yaml
 
+from common.config import read_yaml
 from common.errors import UserError
 
 DEFAULT_ROOTS_FILE = Path(__file__).resolve().parent.parent / 'config' / 'datasets.yaml'
@@ -57,11 +57,7 @@ def _read_roots_file(path, named):
         if named:  # a file the user asked for must exist; the shipped default may be absent
             raise UserError(f'{path}: dataset roots file not found')
         return {}
-    try:
-        with open(path, encoding='utf-8') as f:
-            entries = yaml.safe_load(f)
-    except (OSError, yaml.YAMLError) as e:
-        raise UserError(f'{path}: cannot read dataset roots file ({" ".join(str(e).split())})') from e
+    entries = read_yaml(path, 'dataset roots file')
     if entries is None:  # every key commented out
         return {}
     if not isinstance(entries, dict):

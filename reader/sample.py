@@ -40,13 +40,16 @@ Load options kept in the ``Sample`` (the original applied them while reading), i
 3. ``normalize`` (HD1K): stretch both images with their joint min and max to 0..255.
 4. ``resize_hw=(h, w)`` (KITTI, HD1K): see ``sparse_resize``.
 """
+import collections
 import contextlib
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple, Optional, Tuple
 
 import cv2
 import numpy as np
+from tqdm import tqdm
 
 from common.errors import UserError
 from reader import flowio
@@ -279,3 +282,60 @@ def load_occlusion(sample):
             occluded = cv2.resize(occluded.astype(np.uint8), (new_w, new_h),
                                   interpolation=cv2.INTER_NEAREST) > 0
         return np.ascontiguousarray(occluded)
+
+
+# --- checks before work ---------------------------------------------------------------------
+
+CHECK_THREADS = 4       # headers and float payloads are read by this many threads at once
+
+
+def check_lines(lines, check, description=None):
+    """``check(line)`` for every line, on CHECK_THREADS threads (the work is reading files);
+    their results in order. The first problem in line order is raised, and the lines after it
+    that are not under way yet are not checked."""
+    ahead = 4 * CHECK_THREADS
+    results, pending = [], collections.deque()
+    with ThreadPoolExecutor(max_workers=CHECK_THREADS) as pool, \
+            tqdm(total=len(lines), desc=description, unit='line', leave=False,
+                 disable=None if description else True) as bar:
+        try:
+            for line in lines:
+                pending.append(pool.submit(check, line))
+                if len(pending) >= ahead:
+                    results.append(pending.popleft().result())
+                    bar.update()
+            while pending:
+                results.append(pending.popleft().result())
+                bar.update()
+        finally:
+            for future in pending:
+                future.cancel()
+    return results
+
+
+def check_files(sample):
+    """Raise UserError, naming the file, unless the sample's files are there, complete and of
+    one size, from their headers alone (a .flo whose length does not match its header, an
+    image of another size, a mask of another size): what a run finds before its first step
+    instead of at a validation hours in. Values (a NaN in a flow) are checked when read."""
+    size = flowio.image_size(sample.img1)
+    other = flowio.image_size(sample.img2)
+    if other != size:
+        raise UserError(f'{sample.img2}: size {other[1]}x{other[0]} differs from {sample.img1} '
+                        f'({size[1]}x{size[0]})')
+    if sample.flow is not None:
+        flow = flowio.flow_size(sample.flow)
+        if flow != size:
+            raise UserError(f'{sample.flow}: flow size {flow[1]}x{flow[0]} differs from image '
+                            f'{sample.img1} ({size[1]}x{size[0]})')
+    if sample.mask is not None and Path(sample.mask).suffix.lower() == '.png':
+        height, width = flowio.png_header(sample.mask)[:2]
+        if (height, width) != size:
+            raise UserError(f'{sample.mask}: mask size {width}x{height} differs from image '
+                            f'{sample.img1}')
+
+
+def check_sets(sets, description='checking validation files'):
+    """check_files for every sample of ``sets`` ({name: [Sample]}), on a few threads."""
+    samples = [s for samples in sets.values() for s in samples]
+    check_lines(samples, check_files, description if samples else None)

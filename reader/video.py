@@ -59,7 +59,9 @@ def open_video(path):
     if not os.path.isfile(path):
         raise UserError('%s: %s' % (path, 'not a regular file' if os.path.exists(path)
                                     else 'file not found'))
-    with frame_messages() as messages:
+    # Everything printed while it opens (ffmpeg's complaints, OpenCV's warning that no backend
+    # took the file) goes into the error line, or nowhere when it opens.
+    with decoder_messages(lambda line: True, fds=(1, 2)) as messages:
         # One decoding thread: ffmpeg then reports a damaged frame while that frame is being
         # read, the same one on every run (threads report it a frame or two later, by chance).
         capture = cv2.VideoCapture(path, cv2.CAP_FFMPEG, [cv2.CAP_PROP_N_THREADS, 1])
@@ -94,8 +96,9 @@ def read_frames(capture, path, stop_at_damage=False):
             ok, frame = capture.read()
         if messages and ok:
             if not stop_at_damage:
-                raise UserError('%s: frame %d is damaged%s (--accept_short_video: the frames '
-                                'end before it)' % (path, index, _said(messages)))
+                raise UserError('%s: frame %d is damaged%s (with --accept_short_video the flow '
+                                'of the frames before it is written)' % (path, index,
+                                                                         _said(messages)))
             print('warning: %s: frame %d is damaged%s; the frames end before it'
                   % (path, index, _said(messages)), file=sys.stderr)
             return

@@ -23,6 +23,8 @@ LOG_SCALE_RATIO = 5     # a panel whose values span more than this factor gets a
 # A value this many times the panel's median magnitude (a diverged run's 1e30) is left off
 # the axis, which would otherwise flatten every other value: the panel says how many.
 OUTLIER_RATIO = 1e3
+# A magnitude no metric of a sane run reaches; matplotlib cannot even scale an axis to 1e308.
+HUGE = 1e15
 DEFAULT_SMOOTHING = 0.95
 _COLUMNS = 3
 
@@ -47,11 +49,12 @@ def axis_outliers(values):
     """The finite values too far from the panel's others to share an axis with them."""
     magnitudes = np.abs(np.asarray([v for v in values if math.isfinite(v)]))
     if len(magnitudes) < 2:
-        return []
+        return [v for v in values if math.isfinite(v) and abs(v) > HUGE]
     typical = np.percentile(magnitudes, 50, method='lower')
     if typical <= 0:
         typical = magnitudes[magnitudes > 0].min() if (magnitudes > 0).any() else 0
-    return [v for v in values if math.isfinite(v) and typical and abs(v) > OUTLIER_RATIO * typical]
+    return [v for v in values if math.isfinite(v) and (
+        abs(v) > HUGE or (typical and abs(v) > OUTLIER_RATIO * typical))]
 
 
 def log_scale_helps(values):
@@ -126,7 +129,7 @@ def draw_figure(runs, smoothing=DEFAULT_SMOOTHING):
                     ha='right', va='top', fontsize=8, color='0.3')
         log_scale = log_scale_helps(values)
         if outliers:
-            low, high = min(values), max(values)
+            low, high = (min(values), max(values)) if values else (0.0, 1.0)
             if log_scale:
                 ax.set_ylim(low / 1.2, high * 1.2)
             else:
@@ -190,6 +193,8 @@ def plot_logs(out, paths, tensorboard=None, smoothing=DEFAULT_SMOOTHING):
     if not 0 <= smoothing < 1:
         raise UserError('--smoothing %g: must be in [0, 1)' % smoothing)
     files.check_output_paths([out], inputs=paths)
+    if tensorboard is not None:
+        files.prove_writable(tensorboard)   # before the figure is drawn and written
     runs = read_runs(paths)
     lines = [summary(run) for run in runs]
     if not any(run.points() for run in runs):

@@ -7,6 +7,7 @@ Events are a view of the run, not its record: the text log is. So an EventSink t
 write (tensorboardX missing, disk full, ...) warns once and carries on without events.
 """
 import itertools
+import math
 import os
 import sys
 
@@ -62,7 +63,10 @@ class EventSink:
             if first_key == 'steps':
                 steps, scalars = line_scalars(parse_pairs(message))
                 for tag, value in scalars:
-                    writer.add_scalar(tag, value, steps, walltime=wall_time)
+                    # A diverged run's NaN stays in the text log: tensorboardX would print a
+                    # warning line for it, and the curve has nothing to draw.
+                    if math.isfinite(value):
+                        writer.add_scalar(tag, value, steps, walltime=wall_time)
             else:
                 writer.add_text(text_tag(first_key, after_start), message, self._text_step,
                                 walltime=wall_time)
@@ -74,6 +78,8 @@ class EventSink:
             self._guarded(write)
 
     def add_scalar(self, tag, value, steps):
+        if not math.isfinite(float(value)):
+            return
         self._guarded(lambda writer: writer.add_scalar(tag, float(value), steps))
 
     def add_validation_images(self, steps, predict):
@@ -84,6 +90,8 @@ class EventSink:
             if result is None:
                 return
             flow, occ_mask_image = result
+            if not np.isfinite(flow).all():   # a diverged network: no colours to show
+                return
             writer.add_image(FLOW_IMAGE_TAG, flow_colours(flow), steps, dataformats='HWC')
             writer.add_image(OCC_MASK_IMAGE_TAG, occ_mask_image, steps, dataformats='HW')
         self._guarded(write)

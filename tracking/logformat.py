@@ -55,6 +55,8 @@ def line_scalars(pairs):
     if not pairs or pairs[0][0] != 'steps':
         return None, []
     steps = int(pairs[0][1])
+    if not 0 <= steps < 2 ** 63:   # TensorBoard keeps steps in 64 bits
+        raise ValueError('steps=%s: out of range' % pairs[0][1])
     rest = pairs[1:]
     training = any(key == 'total_time' for key, _ in rest)
     scalars = []

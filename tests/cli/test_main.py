@@ -454,7 +454,7 @@ def test_sigterm_stops_a_run_with_one_line_its_log_says_so_and_the_lock_goes(cha
         if process.poll() is None:
             process.kill()
     assert process.returncode == 143, err
-    assert err.splitlines()[-1] == 'terminated'
+    assert err.splitlines()[-1] == 'terminated (SIGTERM)'
     log, = (chairs_copy / 'logs' / 'debug').glob('*.log')
     assert log.read_text().splitlines()[-1].endswith('] stopped=terminated (SIGTERM)')
     assert not list((chairs_copy / 'weights').glob('*.lock'))

@@ -78,8 +78,12 @@ def test_command_line_numbers_are_checked_first(no_network, capsys, argv, fragme
     ('MASKFLOWNET_WEIGHTS_URL', 'github.com/mirror', 'not an http(s):// or file:// address'),
     ('MASKFLOWNET_DATASETS', '/no/such/roots.yaml', 'MASKFLOWNET_DATASETS=\'/no/such/roots.yaml\''
                                                     ': no such file'),
-    ('OMP_NUM_THREADS', 'abc', "OMP_NUM_THREADS='abc': must be a positive whole number"),
+    ('OMP_NUM_THREADS', 'abc', "OMP_NUM_THREADS='abc': must be a whole number of threads"),
     ('OMP_NUM_THREADS', '0', "OMP_NUM_THREADS='0'"),
+    ('OMP_NUM_THREADS', '\u00b2', "OMP_NUM_THREADS='\u00b2'"),             # a superscript two
+    ('OMP_NUM_THREADS', '\u0661', "OMP_NUM_THREADS='\u0661'"),             # an Arabic-Indic one
+    ('OMP_NUM_THREADS', '99999999999999999999', 'from 1 to 4096'),
+    ('MASKFLOWNET_WEIGHTS_URL', 'http://[::1', 'not an address'),
 ])
 def test_environment_variables_are_checked_by_every_command(no_network, capsys, monkeypatch, name,
                                                             value, fragment):
@@ -107,8 +111,8 @@ def test_a_malformed_omp_num_threads_is_one_line_not_an_mxnet_abort(tmp_path):
                               capture_output=True, text=True, timeout=120)
         assert done.returncode == 2, done.stderr
         assert done.stderr == ("error: environment variable OMP_NUM_THREADS='4,2': must be a "
-                               "positive whole number of threads (MXNet aborts on anything "
-                               "else)\n")
+                               "whole number of threads from 1 to 4096 (MXNet aborts on "
+                               "anything else)\n")
 
 
 def test_a_process_started_by_a_launcher_without_a_distributed_kvstore_refuses(no_network, capsys,
@@ -122,13 +126,19 @@ def test_a_process_started_by_a_launcher_without_a_distributed_kvstore_refuses(n
 
 @pytest.mark.parametrize('command, fragment', [
     (['python', 'main.py', 'MaskFlownet_S.yaml', '--debug'],
-     'runs main.py with --kvstore device (the default): its workers would train alone'),
+     'runs main.py with --kvstore device: its workers would train alone'),
     (['python', 'main.py', 'MaskFlownet_S.yaml', '--kvstore', 'local'], '--kvstore local'),
     (['python', 'main.py', 'MaskFlownet_S.yaml', '--kvstore=dist_sync', '--valid'],
      'main.py --valid, which trains nothing'),
     (['python', 'main.py', 'MaskFlownet_S.yaml', '--kv', 'local'], '--kvstore local'),
     (['python', 'main.py', 'MaskFlownet_S.yaml', '--kvs=dist_sync', '--pred'],
      'main.py --predict, which trains nothing'),
+    (['python', '-m', 'main', 'MaskFlownet_S.yaml', '--debug'], '--kvstore device'),
+    (['python', 'main.py', 'no_such.yaml', '--kvstore', 'dist_sync'], "config 'no_such.yaml' not found"),
+    (['python', 'main.py', 'MaskFlownet_S.yaml', '--batch', 'x'],
+     "the command runs main.py with argument --batch: invalid int value: 'x'"),
+    (['python', 'main.py', 'MaskFlownet_S.yaml', '--kvstore', 'dist_sync', '--seed', '-3'],
+     '--seed -3: must be from 0'),
 ])
 def test_launch_refuses_a_command_that_cannot_form_one_job_before_starting_anything(
         no_network, capsys, monkeypatch, command, fragment):
@@ -170,3 +180,44 @@ def test_usage_errors_are_one_line_too(capsys, command, argv, fragment):
     assert exit_info.value.code == 2
     err = one_line(capsys, fragment)
     assert err.endswith('--help: usage)\n')
+
+
+@pytest.mark.parametrize('signum, status', [('SIGTERM', 143), ('SIGHUP', 129)])
+def test_termination_signals_end_a_command_as_ctrl_c_does(capsys, signum, status):
+    """A scheduler's SIGTERM or a lost terminal's SIGHUP: the same clean-up as Ctrl-C (finally
+    blocks, atomic outputs), one line, 128 + the signal's number."""
+    import os
+    import signal
+    from common.cli import run
+    cleaned = []
+
+    def body():
+        try:
+            os.kill(os.getpid(), getattr(signal, signum))
+            signal.sigtimedwait([], 1)   # the handler runs before this returns
+        finally:
+            cleaned.append(True)
+    assert run(body) == status and cleaned == [True]
+    assert capsys.readouterr().err == 'terminated (%s)\n' % signum
+    assert signal.getsignal(getattr(signal, signum)) in (signal.SIG_DFL, signal.default_int_handler)
+
+
+def test_a_lock_that_is_a_folder_is_one_line(tmp_path):
+    from common.errors import UserError
+    from common.files import OwnerLock
+    (tmp_path / 'run.lock').mkdir()
+    with pytest.raises(UserError, match=r'run.lock: cannot open the lock of run X \(Is a directory\)'):
+        OwnerLock(tmp_path / 'run.lock', 'run X').acquire()
+
+
+@pytest.mark.parametrize('mode', ['--valid', '--predict'])
+def test_valid_and_predict_find_a_wrong_root_before_the_network_and_leave_no_log(
+        no_network, capsys, monkeypatch, mode, golden_checkpoint):
+    (no_network / 'roots.yaml').write_text('chairs: %s\nsintel: /no/such/sintel\n'
+                                           % (no_network / 'chairs'))
+    monkeypatch.setenv('MASKFLOWNET_DATASETS', str(no_network / 'roots.yaml'))
+    assert main_cli.main(['MaskFlownet_S.yaml', mode, '-c',
+                          str(golden_checkpoint('MaskFlownet_S'))]) == 2
+    one_line(capsys, '/no/such/sintel: dataset root does not exist')
+    assert not (no_network / 'logs' / 'val').exists() or not list((no_network / 'logs' / 'val').iterdir())
+    assert not (no_network / 'flows').exists()

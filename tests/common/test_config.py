@@ -193,3 +193,24 @@ def test_non_mapping_yaml_is_user_error_naming_path(tmp_path, text):
         load_config(bad)
     assert str(bad) in str(info.value)
     assert 'mapping' in str(info.value)
+
+
+@pytest.mark.parametrize('content, problem', [
+    (b'network: ' + b'[' * 5000 + b']' * 5000 + b'\n', 'nested too deeply to be a config'),
+    (b'network:\n  class: MaskFlownet_S\n  class: MaskFlownet\n', "the key 'class' is given twice"),
+    (b'network:\n  class: MaskFlownet_S\n\xff\n', 'not a text file in UTF-8'),
+    (b'network: !!python/object/apply:os.system ["touch pwned"]\n', 'malformed YAML'),
+])
+def test_a_config_file_that_is_no_config_is_one_line(tmp_path, monkeypatch, content, problem):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / 'bad.yaml').write_bytes(content)
+    with pytest.raises(UserError) as error:
+        load_config(tmp_path / 'bad.yaml', 'network')
+    assert problem in str(error.value) and '\n' not in str(error.value)
+    assert not (tmp_path / 'pwned').exists()
+
+
+def test_a_folder_given_as_config_says_so(tmp_path):
+    (tmp_path / 'dir.yaml').mkdir()
+    with pytest.raises(UserError, match=r'dir.yaml: not a regular file'):
+        load_config(tmp_path / 'dir.yaml')

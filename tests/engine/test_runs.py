@@ -60,3 +60,17 @@ def test_plan_start_continues_only_from_the_newest_checkpoint(tmp_path):
     assert plan_start(str(newest), 'R', 16, str(newest), head_only=True) == RunStart(None, 0, False, None)
     # A .params file outside weights/ (no run of that name there) continues as a new run.
     assert plan_start(str(older), 'R', 12, None) == RunStart(None, 12, True, str(older))
+
+
+def test_a_new_run_id_is_never_one_a_run_has(tmp_path, monkeypatch):
+    """Three hex characters a minute: two runs started in one minute may draw one id, and the
+    second would take over the first's checkpoints and log."""
+    from engine import runs
+    drawn = iter(['abcDec07-0000', 'abcDec07-0000', 'defDec07-0000', 'fedDec07-0000'])
+    monkeypatch.setattr(runs, 'new_run_id', lambda device_desc='': next(drawn))
+    (tmp_path / 'weights').mkdir()
+    (tmp_path / 'weights' / 'abcDec07-0000_2.params').write_bytes(b'')
+    (tmp_path / 'logs').mkdir()
+    (tmp_path / 'logs' / 'defDec07-0000.log').write_text('')
+    log_of = lambda run_id: str(tmp_path / 'logs' / ('%s.log' % run_id))
+    assert runs.unused_run_id('', str(tmp_path / 'weights'), log_of) == 'fedDec07-0000'

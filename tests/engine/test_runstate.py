@@ -168,7 +168,10 @@ def test_resume_notes_say_what_keeps_a_resume_from_being_exact():
         'none skipped), the augmentation draws differ']
     changed = runstate.resume_notes(state, data(('a', 'c')), 2, None, 'w/r_4.params')
     assert changed == ['the data differs from what the run read before r_4.params (dataset '
-                       'config, samples or batch): the resume is not exact']
+                       'config, samples, batch, crop or augmentation): the resume is not exact']
+    cropped = data()
+    cropped.target_shape = (128, 64)   # another target_shape in the dataset config
+    assert runstate.resume_notes(state, cropped, 2, None, 'w/r_4.params') == changed
     assert runstate.resume_notes(state, data(), 2, None, 'w/r_4.params', 'cpu x2', 'local',
                                  0.5) == [
         'the run trained on cpu x1 per worker, now cpu x2: each device draws its own '
@@ -179,3 +182,26 @@ def test_resume_notes_say_what_keeps_a_resume_from_being_exact():
     assert runstate.resume_notes(None, data(), 1, None, 'w/r_4.params')[0].startswith(
         "r_4.params has no run state (an older checkpoint or the original's): the resume is "
         'not exact')
+
+
+@pytest.mark.parametrize('change, problem', [
+    ({'steps': 5}, 'it is of step 5, the checkpoint of step 4'),
+    ({'seed': 2 ** 80}, 'seed is not an integer from 0 to 2147483647'),
+    ({'seed': True}, 'seed is not an integer from 0 to 2147483647'),
+    ({'kvstore': 3}, 'devices or kvstore is not a string'),
+    ({'train_epe': [float('nan'), 1.0]}, 'train_epe is not a pair of finite numbers'),
+    ({'extra': 1}, 'unknown extra'),
+])
+def test_a_run_state_that_does_not_fit_its_checkpoint_is_one_line(tmp_path, change, problem):
+    from common.errors import UserError
+    state = json.loads(runstate.RunState(seed=3, steps=4).to_json())
+    state.update(change)
+    (tmp_path / 'r_4.run.json').write_text(json.dumps(state))
+    with pytest.raises(UserError) as error:
+        runstate.read_state(str(tmp_path / 'r_4.params'), 4)
+    assert str(error.value) == ('%s: not a run state of this project (%s); move it away to '
+                                'resume without it (not exactly)' % (tmp_path / 'r_4.run.json',
+                                                                     problem))
+    (tmp_path / 'r_4.run.json').write_text('[' * 100000 + ']' * 100000)
+    with pytest.raises(UserError, match='nested too deeply'):
+        runstate.read_state(str(tmp_path / 'r_4.params'), 4)

@@ -256,3 +256,14 @@ def test_a_resume_planned_while_the_run_went_on_is_refused_and_overwrites_nothin
     with pytest.raises(UserError, match='run %s went on while this process started' % run_id):
         run(prepared)
     assert {p.name: p.read_bytes() for p in weights.iterdir()} == before
+
+
+def test_a_truncated_validation_file_is_found_before_the_first_step(chairs_copy, capsys):
+    """Validation runs after step 1 and then every validation_steps: a resumed run met a
+    damaged validation file thousands of steps in."""
+    flo = chairs_copy / 'chairs' / 'data' / '00002_flow.flo'   # the validation sample's
+    flo.write_bytes(flo.read_bytes()[:-8])
+    assert train_cli('--max_steps', '2') == 2
+    err = error_line(capsys)
+    assert '00002_flow.flo: .flo payload truncated' in err
+    assert 'steps=1' not in capsys.readouterr().out and logs(chairs_copy) == []

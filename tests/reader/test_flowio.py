@@ -741,3 +741,20 @@ def test_what_other_threads_print_while_a_jpeg_decodes_is_not_damage_and_is_not_
     assert err.count('progress') == len(printed) > 0
     with pytest.raises(UserError, match='damaged image'):
         flowio.read_image(damaged_jpeg(tmp_path / 'bad.jpg'))
+
+
+def test_a_png_whose_data_is_damaged_under_valid_crcs_is_one_line_with_libpngs_words(
+        tmp_path, capfd):
+    import zlib
+    data = encoded_picture('.png')
+    start = data.index(b'IDAT')
+    length = int.from_bytes(data[start - 4:start], 'big')
+    for k in range(start + 14, start + 34):
+        data[k] ^= 0xFF
+    data[start + 4 + length:start + 8 + length] = zlib.crc32(
+        bytes(data[start:start + 4 + length])).to_bytes(4, 'big')
+    (tmp_path / 'bad.png').write_bytes(bytes(data))
+    with pytest.raises(UserError, match=r'bad.png: cannot decode image \(corrupt or unsupported '
+                                        r'format; the decoder says: libpng error: '):
+        flowio.read_image(tmp_path / 'bad.png')
+    assert capfd.readouterr().err == ''   # libpng's own line went into the error, not before it

@@ -14,7 +14,7 @@ KITTI15 = SAMPLE / 'data_scene_flow'
 
 def write_roots(path, text):
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text)
+    path.write_bytes(text if isinstance(text, bytes) else text.encode())
     return path
 
 
@@ -61,7 +61,10 @@ def test_missing_root_folder_names_the_path_and_what_was_expected(tmp_path, monk
     ('sintl: /data\n', "unknown dataset key 'sintl'"),
     ('- sintel\n', 'mapping'),
     ('sintel: [1, 2]\n', "value of 'sintel'"),
-    ('sintel: "unterminated\n', 'cannot read'),
+    ('sintel: "unterminated\n', 'malformed YAML'),
+    ('sintel: /a\nsintel: /b\n', "the key 'sintel' is given twice"),
+    (b'sintel: /data/\xff\n', 'not a text file in UTF-8'),
+    ('sintel: ' + '[' * 5000 + ']' * 5000 + '\n', 'nested too deeply'),
 ])
 def test_malformed_roots_file_is_user_error_naming_it(tmp_path, text, problem):
     roots_file = write_roots(tmp_path / 'roots.yaml', text)

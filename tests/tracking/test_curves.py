@@ -78,3 +78,20 @@ def test_a_panel_without_outliers_keeps_matplotlibs_own_limits():
     run = run_with([(1, 5.0), (2, 4.0), (3, 3.0)], tag='val/chairs')
     axis = curves.draw_figure([run]).axes[0]
     assert len(axis.texts) == 0 and axis.get_ylim()[1] < 6
+
+
+def test_a_panel_of_only_an_absurd_value_and_an_absurd_step_do_not_fail(tmp_path):
+    """matplotlib cannot scale an axis to 1e308 (a ValueError); TensorBoard keeps steps in 64
+    bits. Both once stopped plot_logs.py with a traceback, the second after the figure."""
+    import plot_logs
+    log = tmp_path / 'run.log'
+    log.write_text('[2026/12/07 06:43:28] steps=1, epe=1.0, total_time=0.00\n'
+                   '[2026/12/07 06:43:30] steps=6, chairs=1e308\n'
+                   '[2026/12/07 06:43:31] steps=99999999999999999999999, chairs=1\n')
+    out = tmp_path / 'curves.png'
+    assert plot_logs.main([str(out), str(log), '--tensorboard', str(tmp_path / 'tb')]) == 0
+    assert out.stat().st_size > 1000
+    (tmp_path / 'tbf').write_text('a file where the events would go')
+    assert plot_logs.main([str(tmp_path / 'f.png'), str(log), '--tensorboard',
+                           str(tmp_path / 'tbf')]) == 2
+    assert not (tmp_path / 'f.png').exists()   # refused before the figure was written

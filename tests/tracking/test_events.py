@@ -60,3 +60,23 @@ def test_the_tenth_event_file_of_a_process_is_still_read_after_the_ninth(tmp_pat
     from tracking import events
     monkeypatch.setattr(events, '_file_numbers', itertools.count(9))
     test_a_resume_hides_the_steps_it_redoes_as_the_log_reader_drops_them(tmp_path)
+
+
+def test_a_diverged_runs_nan_stays_out_of_the_events_and_they_go_on(tmp_path, capfd):
+    """tensorboardX printed 'NaN or Inf found in input tensor.' for each NaN, and flow_vis
+    failed on a NaN flow, which stopped the events for the rest of the run."""
+    import numpy as np
+    from tracking.events import EventSink
+    log_path = tmp_path / 'run.log'
+    log = RunLog(str(log_path), sinks=[EventSink(events_folder(str(log_path)))])
+    log.log('steps=1, epe=nan, total_time=0.50')
+    log.log('steps=1, chairs=nan')
+    log.learning_rate(1, float('nan'))
+    log.validation_images(1, lambda: (np.full((8, 8, 2), np.nan, np.float32),
+                                      np.zeros((8, 8), np.uint8)))
+    log.log('steps=2, epe=3.0, total_time=0.50')
+    log.close()
+    assert capfd.readouterr() == ('', '')
+    reader = event_reader(events_folder(str(log_path)))
+    assert steps_and_values(reader, 'train/epe') == [(2, 3.0)]
+    assert (log_path.read_text().count('nan')) == 2   # the text log keeps them
