@@ -17,6 +17,8 @@ VARIABLES = {
     **{PREFIX + key.upper(): ('folder', 'the %s dataset root' % key) for key in DATASET_KEYS},
     'MASKFLOWNET_WEIGHTS_URL': ('url', "a mirror of the original's repository for --download"),
     'MASKFLOWNET_RUN_RECORD': ('output', 'set by launch.py: where worker 0 names its run'),
+    'MASKFLOWNET_ONNX_CACHE': ('folder', 'where --backend onnxruntime caches its exported models '
+                                         '(instead of weights/onnx)'),
 }
 
 

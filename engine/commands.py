@@ -7,12 +7,11 @@ from common.devices import parse_devices
 from common.errors import UserError
 from common.files import prove_writable
 from common.options import parse_resize
-from network.pipeline import Pipeline
 from tracking.runlog import RunLog
 
-from . import published
 from .evaluate import format_report, validate_checkpoint
 from .failures import memory_guard
+from .onnx_backend import check_backend, open_pipeline
 from .runs import find_checkpoint, find_or_download
 from .submission import predict_submissions
 from .train import RunOptions, run_training
@@ -37,7 +36,12 @@ def main(args):
     config = load_config(args.config, 'network')
     dataset_cfg = load_config(args.dataset_cfg, 'dataset')
     resize = parse_resize(args.resize)
-    ctx = parse_devices(args.gpu_device)
+    backend = getattr(args, 'backend', 'mxnet')
+    if backend != 'mxnet' and not (args.valid or args.predict):
+        raise UserError('--backend %s: only --valid and --predict run on it; training runs on '
+                        'mxnet' % backend)
+    device = check_backend(backend, args.gpu_device)
+    ctx = parse_devices(args.gpu_device) if backend == 'mxnet' else None
     if args.download:
         if args.checkpoint is None:
             raise UserError('--download: name the published checkpoint with -c (e.g. -c 5adNov03)')
@@ -45,7 +49,8 @@ def main(args):
                          training=not (args.valid or args.predict))
     if args.valid or args.predict:
         return run_benchmarks(config, args.checkpoint, ctx, predict=args.predict,
-                              batch_size=args.batch, resize=resize, occ_mask=args.occ_mask)
+                              batch_size=args.batch, resize=resize, occ_mask=args.occ_mask,
+                              backend=backend, device=device)
     return train(args, config, dataset_cfg, ctx)
 
 
@@ -67,18 +72,18 @@ def train(args, config, dataset_cfg, ctx):
 
 
 def run_benchmarks(config, checkpoint_spec, ctx=None, predict=False, batch_size=1, resize=None,
-                   occ_mask=False):
+                   occ_mask=False, backend='mxnet', device=None):
     """``main.py --valid`` (``predict=False``) or ``--predict`` for the checkpoint ``-c`` names
-    (``RUN[:STEPS]`` or a .params path); returns the report to print.
+    (``RUN[:STEPS]`` or a .params path); returns the report to print. ``backend``
+    'onnxruntime': run by onnxruntime on ``device`` (engine/onnx_backend.py) instead of MXNet on
+    ``ctx``.
 
     ``--valid`` logs to ``logs/val/RUN.val.log``; ``--predict`` writes under ``flows/``.
     """
     if checkpoint_spec is None:
         raise UserError('--valid and --predict need a checkpoint: -c RUN[:STEPS] or -c FILE.params')
     path, run_id, steps = find_checkpoint(checkpoint_spec)
-    pipe = Pipeline(config, ctx)
-    with published.config_hints():
-        pipe.load(path)
+    pipe = open_pipeline(backend, config, path, device, ctx)
     name = os.path.basename(path)[:-len('.params')]
     reduce = '--batch or --resize' if resize else '--batch'
     if predict:

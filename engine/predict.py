@@ -18,22 +18,22 @@ from common.devices import parse_devices
 from common.errors import UserError
 from common.options import DEFAULT_VIDEO_BATCH, check_side, parse_resize
 from network.conventions import network_size, occ_mask_image
-from network.pipeline import Pipeline
 from reader import flowio, video
 
-from . import published
 from .failures import memory_guard
+from .onnx_backend import check_backend, open_pipeline
 from .runs import find_checkpoint, find_or_download
 
 
 def predict_files(out, config, checkpoint, image_1=None, image_2=None, video_path=None,
                   devices='', resize='', occ_mask=None, batch=None, side_by_side=False,
-                  download=False, accept_short_video=False):
+                  download=False, accept_short_video=False, backend='mxnet'):
     """``predict_new_data.py``: check every input and output, then write the flow of an image
     pair (or of a video's consecutive frames) to ``out``; returns the line to print.
 
     ``download``: a published checkpoint of the original that ``checkpoint`` names and
-    weights/ lacks is downloaded first (``--download``)."""
+    weights/ lacks is downloaded first (``--download``). ``backend``: 'mxnet' or 'onnxruntime'
+    (``--backend``; engine/onnx_backend.py)."""
     if video_path is not None:
         outputs = [out]
         check_video(video_path, out)
@@ -41,10 +41,11 @@ def predict_files(out, config, checkpoint, image_1=None, image_2=None, video_pat
         outputs = pair_outputs(out, occ_mask)
         images = check_image_pair(image_1, image_2, out, occ_mask)
     resize = parse_resize(resize)
-    ctx = parse_devices(devices)
+    device = check_backend(backend, devices)
+    ctx = parse_devices(devices) if backend == 'mxnet' else None
     for folder in sorted({os.path.dirname(os.path.abspath(path)) for path in outputs}):
         files.remove_stale_temporaries(folder)   # what killed runs left behind
-    pipe, checkpoint = load_pipeline(config, checkpoint, ctx, download)
+    pipe, checkpoint = load_pipeline(config, checkpoint, ctx, download, backend, device)
     if video_path is not None:
         frames = predict_video(pipe, video_path, out, batch=batch, resize=resize,
                                side_by_side=side_by_side, accept_short=accept_short_video)
@@ -56,8 +57,12 @@ def predict_files(out, config, checkpoint, image_1=None, image_2=None, video_pat
                                                            checkpoint, abs(flow).max())
 
 
-def load_pipeline(config_name, checkpoint_spec, ctx=None, download=False):
+def load_pipeline(config_name, checkpoint_spec, ctx=None, download=False, backend='mxnet',
+                  device=None):
     """Pipeline for ``config_name`` with the checkpoint ``-c`` names loaded; returns (pipe, path).
+    ``backend`` 'onnxruntime' gives an onnx_backend.OnnxPipeline on ``device`` (from
+    check_backend) instead of an MXNet Pipeline on ``ctx``; it loads no MXNet when its models
+    are cached.
 
     ``download``: see predict_files."""
     config = load_config(config_name, 'network')
@@ -66,10 +71,7 @@ def load_pipeline(config_name, checkpoint_spec, ctx=None, download=False):
                                       config_source=config.source)
     else:
         path, _, _ = find_checkpoint(checkpoint_spec)
-    pipe = Pipeline(config, ctx)
-    with published.config_hints():
-        pipe.load(path)
-    return pipe, path
+    return open_pipeline(backend, config, path, device, ctx), path
 
 
 def read_pair(path1, path2):

@@ -37,6 +37,13 @@ def weights_sha256(network):
     return digest.hexdigest()
 
 
+def pipe_weights_sha256(pipe):
+    """weights_sha256 of a Pipeline's network, or what the onnxruntime backend knows of it."""
+    if hasattr(pipe, 'weights_sha256'):
+        return pipe.weights_sha256()
+    return weights_sha256(pipe.network)
+
+
 def _outputs(flow_path, occ_mask):
     paths = [flow_path]
     if occ_mask:
@@ -147,7 +154,7 @@ def predict_submissions(pipe, out_prefix, batch_size=1, resize=None, occ_mask=Fa
         # change nothing but float noise.
         identity = {'network_class': pipe.network_class,
                     'network_config': pipe.config['network'].value,
-                    'weights_sha256': weights_sha256(pipe.network)}
+                    'weights_sha256': pipe_weights_sha256(pipe)}
         settings = {run.folder: dict(identity, network_size=list(run.network_size))
                     for run in runs}
         settings = json.loads(json.dumps(settings))   # compare as the record reads back
