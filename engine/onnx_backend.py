@@ -225,6 +225,11 @@ class OnnxPipeline:
         # MaskFlownet at 1.6 GB, against 0.9 GB without (docs/performance.md, "onnxruntime").
         options.enable_mem_pattern = False
         if self.device.device_type == 'gpu':
+            if hasattr(ort, 'preload_dlls'):   # CUDA and cuDNN from NVIDIA's wheels, if there
+                try:
+                    ort.preload_dlls()
+                except Exception:   # the provider's own check below says what is missing
+                    pass
             providers = [('CUDAExecutionProvider', {'device_id': self.device.device_id}),
                          'CPUExecutionProvider']
         else:
