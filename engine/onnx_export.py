@@ -40,7 +40,7 @@ from common.options import check_side
 EXPORT_OPSET = 16          # the model's opset: GridSample is new in 16
 TRANSLATION_OPSET = 13     # the newest opset MXNet 1.9.1's exporter translates to
 # Bumped whenever the exported graph changes: cached models of another format are rebuilt.
-EXPORT_FORMAT = 1
+EXPORT_FORMAT = 2
 METADATA_PREFIX = 'maskflownet.'
 
 _registered = False

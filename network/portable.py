@@ -41,7 +41,13 @@ class PortablePrediction(nn.HybridBlock):
     def hybrid_forward(self, F, image_1, image_2):
         img1, img2 = (F.transpose(F.cast(img, 'float32'), (0, 3, 1, 2)) / 255.0
                       for img in (image_1, image_2))
-        rgb_mean = F.mean(F.concat(img1, img2, dim=2), axis=(2, 3), keepdims=True)
+        # conventions.centralize's mean, the same way: row means first. One mean over all of
+        # both images (onnxruntime's ReduceMean, a float32 sum of 900,000 values at Sintel size)
+        # was off by 1e-5, which the network amplified to 0.07 px (with random weights).
+        width = self.image_size[1]
+        row_means = [F.Pooling(img, kernel=(1, width), stride=(1, width), pool_type='avg')
+                     for img in (img1, img2)]
+        rgb_mean = F.mean(F.concat(*row_means, dim=2), axis=(2, 3), keepdims=True)
         img1, img2 = F.broadcast_sub(img1, rgb_mean), F.broadcast_sub(img2, rgb_mean)
         img1, img2 = (self._resize(F, img, self.network_size) for img in (img1, img2))
         predictions, occ_masks, _ = self.network(img1, img2)

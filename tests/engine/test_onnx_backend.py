@@ -85,8 +85,7 @@ def test_validation_metrics_match_the_original(onnx_pipes, golden):
     labels, masks = list(gold['label_xy']), list(gold['mask_uint8'])
     values = per_sample_metrics(onnx_pipes('MaskFlownet_S'), [a, b], [b, a], labels, masks,
                                 batch_size=2, metrics=('epe', 'kitti'))
-    # The flows differ from MXNet's by up to ~1e-3 px (float summation order); the EPE by ~2e-5.
-    assert np.mean(values['epe']) == pytest.approx(gold['epe_bs2'], rel=1e-4)
+    assert np.mean(values['epe']) == pytest.approx(gold['epe_bs2'], rel=1e-5)
     assert np.mean(values['kitti']) == pytest.approx(gold['kitti_fl'], abs=1e-6)
 
 
