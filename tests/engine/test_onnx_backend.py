@@ -263,3 +263,13 @@ def test_running_out_of_memory_is_one_line(onnx_pipes, pair, monkeypatch):
         with memory_guard('predicting', '--resize'):
             pipe.predict_pair(*pair)
     assert session is not None
+
+
+def test_the_cache_variable_is_known_and_moves_the_cache(monkeypatch, tmp_path):
+    from common.environment import VARIABLES, check_environment
+    assert onnx_backend.CACHE_VARIABLE in VARIABLES
+    monkeypatch.setenv(onnx_backend.CACHE_VARIABLE, str(tmp_path))
+    check_environment()
+    assert onnx_backend.cache_folder() == str(tmp_path)
+    monkeypatch.delenv(onnx_backend.CACHE_VARIABLE)
+    assert onnx_backend.cache_folder() == os.path.join('weights', 'onnx')
