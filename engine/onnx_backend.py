@@ -31,6 +31,9 @@ from .onnx_export import (EXPORT_FORMAT, EXPORT_OPSET, METADATA_PREFIX, export_m
 BACKENDS = ('mxnet', 'onnxruntime')
 CACHE_VARIABLE = 'MASKFLOWNET_ONNX_CACHE'
 DEFAULT_CACHE = os.path.join('weights', 'onnx')
+# Sessions an OnnxPipeline keeps: one per image size (KITTI's frames come in several), each
+# holding its weights (their working memory is malloc's: see OnnxPipeline._open).
+MAX_SESSIONS = 4
 INSTALL_HINT = 'pip install -r requirements.txt; see docs/onnx.md'
 GPU_HINT = ('pip uninstall -y onnxruntime && pip install "onnxruntime-gpu[cuda,cudnn]==1.26.0" '
             '(CUDA 12, cuDNN 9; see docs/onnx.md)')
@@ -175,10 +178,11 @@ class OnnxPipeline:
 
     ``checkpoint``: the .params file (its sha256 keys the cache); ``device``: a ``Device``
     (parse_device). The first prediction at an image size (and network size) loads its model
-    from the cache, exporting it there first if needed.
+    from the cache, exporting it there first if needed; the ``max_sessions`` sizes used last
+    stay loaded.
     """
 
-    def __init__(self, config, checkpoint, device=None, cache=None):
+    def __init__(self, config, checkpoint, device=None, cache=None, max_sessions=MAX_SESSIONS):
         self.ort = import_onnxruntime()
         self.config = config
         self.network_class = config.network_class
@@ -186,7 +190,8 @@ class OnnxPipeline:
         self.device = device or Device('cpu')
         self.ctx = [self.device]
         self.cache = cache or ModelCache(config, checkpoint, file_sha256(checkpoint))
-        self._sessions = {}      # (image size, network size) -> InferenceSession
+        self.max_sessions = max_sessions
+        self._sessions = {}   # (image size, network size) -> session, least recently used first
         self._exporter = None    # an MXNet Pipeline with the checkpoint, made for the first export
         self._weights_sha256 = None
 
@@ -202,7 +207,10 @@ class OnnxPipeline:
             model = self.cache.load(image_size, net_size)
             if model is None:
                 model = self.cache.export(self._export_pipeline(), image_size, net_size, resize)
+            while len(self._sessions) >= self.max_sessions:
+                del self._sessions[next(iter(self._sessions))]   # the least recently used
             self._sessions[key] = self._open(model, self.cache.paths(image_size, net_size)[0])
+        self._sessions[key] = self._sessions.pop(key)   # now the most recently used
         return self._sessions[key]
 
     def _export_pipeline(self):
@@ -221,9 +229,14 @@ class OnnxPipeline:
         options.intra_op_num_threads = _threads()
         options.inter_op_num_threads = 1
         options.log_severity_level = 3   # errors only: no warnings on standard error
-        # One block planned for all the intermediates of a run (the memory pattern) held
-        # MaskFlownet at 1.6 GB, against 0.9 GB without (docs/performance.md, "onnxruntime").
+        # Working memory from malloc, freed after each run, not from onnxruntime's arenas: one
+        # block planned for all the intermediates of a run (the memory pattern) held MaskFlownet
+        # at 1.6 GB against 0.9 GB without, and each session's arena keeps its peak, one per
+        # image size. The command lines keep freed memory in the process for the next run
+        # (common.devices.keep_freed_memory), which makes this as fast as the arena: without
+        # that, 35 % slower (docs/performance.md, "onnxruntime").
         options.enable_mem_pattern = False
+        options.enable_cpu_mem_arena = False
         if self.device.device_type == 'gpu':
             if hasattr(ort, 'preload_dlls'):   # CUDA and cuDNN from NVIDIA's wheels, if there
                 try:

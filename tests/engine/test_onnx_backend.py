@@ -25,22 +25,27 @@ FLOW_TOL = dict(atol=1e-3, rtol=1e-5)   # as tests/test_parity.py
 MASK_TOL = dict(atol=1e-4, rtol=1e-5)
 
 
-def onnx_pipeline(network, checkpoint, folder):
+def onnx_pipeline(network, checkpoint, folder, **kwargs):
     config = Config({'network': {'class': network}})
     cache = ModelCache(config, checkpoint, onnx_export.file_sha256(checkpoint), str(folder))
-    return OnnxPipeline(config, checkpoint, cache=cache)
+    return OnnxPipeline(config, checkpoint, cache=cache, **kwargs)
 
 
 @pytest.fixture(scope='module')
-def onnx_pipes(tmp_path_factory, golden_checkpoint):
+def onnx_pipes(tmp_path_factory, golden_checkpoint, pipelines):
+    """network -> an OnnxPipeline of the golden weights that keeps one size loaded and exports
+    with the session's MXNet pipeline (the test process holds many networks already)."""
     folder = tmp_path_factory.mktemp('onnx_cache')
     made = {}
 
     def get(network):
         if network not in made:
-            made[network] = onnx_pipeline(network, golden_checkpoint(network), folder)
+            pipe = onnx_pipeline(network, golden_checkpoint(network), folder, max_sessions=1)
+            pipe._exporter = pipelines(network)
+            made[network] = pipe
         return made[network]
-    return get
+    yield get
+    made.clear()
 
 
 # --- parity --------------------------------------------------------------------------------
@@ -118,10 +123,12 @@ def pair():
 
 def test_a_size_exports_once(tmp_path, golden_checkpoint, counted_exports, pair):
     checkpoint = golden_checkpoint('MaskFlownet_S')
-    pipe = onnx_pipeline('MaskFlownet_S', checkpoint, tmp_path)
+    pipe = onnx_pipeline('MaskFlownet_S', checkpoint, tmp_path, max_sessions=1)
     first = pipe.predict_pair(*pair)[0]
     pipe.predict_pair(*pair)
     pipe.predict_pair(pair[0][:60], pair[1][:60])
+    assert list(pipe._sessions) == [((60, 64), (64, 64))]   # one kept: the newest
+    assert (pipe.predict_pair(*pair)[0] == first).all()      # back from the cache
     assert counted_exports == [(64, 64), (60, 64)]
     again = onnx_pipeline('MaskFlownet_S', checkpoint, tmp_path)
     assert (again.predict_pair(*pair)[0] == first).all()
@@ -252,17 +259,16 @@ def test_gpus_need_onnxruntimes_cuda_provider():
 
 def test_running_out_of_memory_is_one_line(onnx_pipes, pair, monkeypatch):
     pipe = onnx_pipes('MaskFlownet_S')
-    session = pipe.session(pair[0].shape[:2])
+    pipe.session(pair[0].shape[:2])   # exported and loaded first
 
     class Failing:
         def run(self, *args):
             raise RuntimeError('[ONNXRuntimeError] : 6 : RUNTIME_EXCEPTION : Non-zero status '
                                'code returned while running Conv node. bad_alloc')
-    monkeypatch.setitem(pipe._sessions, ((64, 64), (64, 64)), Failing())
+    monkeypatch.setitem(pipe._sessions, ((64, 64), (64, 64)), Failing())   # the one kept
     with pytest.raises(OutOfMemory, match='^out of memory while predicting; reduce --resize$'):
         with memory_guard('predicting', '--resize'):
             pipe.predict_pair(*pair)
-    assert session is not None
 
 
 def test_the_cache_variable_is_known_and_moves_the_cache(monkeypatch, tmp_path):
