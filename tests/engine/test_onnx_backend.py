@@ -46,6 +46,19 @@ def onnx_pipes(tmp_path_factory, golden_checkpoint, pipelines):
         return made[network]
     yield get
     made.clear()
+    release_freed_memory()
+
+
+def release_freed_memory():
+    """Hand the memory onnxruntime freed (malloc's, see OnnxPipeline._open) back to the system,
+    so that the test process does not carry it into the modules after this one."""
+    import ctypes
+    import gc
+    gc.collect()
+    try:
+        ctypes.CDLL(None).malloc_trim(0)
+    except (OSError, AttributeError):   # not glibc
+        pass
 
 
 # --- parity --------------------------------------------------------------------------------
