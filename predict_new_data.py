@@ -75,6 +75,10 @@ def parse_args(argv=None):
                              'on GPUs, %(cpu)d on the CPU)' % DEFAULT_VIDEO_BATCH)
     parser.add_argument('--side_by_side', action='store_true',
                         help='video: each frame is [input frame | flow colours | occlusion mask]')
+    parser.add_argument('--backend', default='mxnet', choices=('mxnet', 'onnxruntime'),
+                        help='run the network with MXNet (default) or with onnxruntime, from a '
+                             'model exported once per image size and cached in weights/onnx/ '
+                             '(docs/onnx.md)')
     parser.add_argument('--accept_short_video', action='store_true',
                         help='video: a video that ends before the frame count its container '
                              'announces is not an error; the flow of the frames that decode is '
@@ -130,13 +134,15 @@ def main(argv=None):
             print(predict_folder(args.out, args.config, args.checkpoint, frames=args.frames,
                                  pairs=args.pairs, devices=args.gpu_device, resize=args.resize,
                                  fmt=args.format or 'flo', occ_mask=args.occ_mask is True,
-                                 batch=args.batch, download=args.download))
+                                 batch=args.batch, download=args.download,
+                                 backend=args.backend))
             return
         print(predict_files(args.out, args.config, args.checkpoint, image_1=args.image_1,
                             image_2=args.image_2, video_path=args.video_filepath,
                             devices=args.gpu_device, resize=args.resize, occ_mask=args.occ_mask,
                             batch=args.batch, side_by_side=args.side_by_side,
-                            download=args.download, accept_short_video=args.accept_short_video))
+                            download=args.download, accept_short_video=args.accept_short_video,
+                            backend=args.backend))
     return run(body)
 
 

@@ -3,11 +3,16 @@
     python bench/compare.py --against REV            # e.g. HEAD~3, a tag, a commit
     python bench/compare.py --original PATH          # a checkout of microsoft/MaskFlownet
         [--tasks predict_S predict predict_S_kitti predict_kitti train_S]
-        [--rounds 2] [--runs 5] [--steps 3] [--threads 2]
+        [--rounds 2] [--runs 5] [--steps 3] [--threads 2] [--backends mxnet onnxruntime]
 
 Every figure comes from a fresh process with the same ``OMP_NUM_THREADS``; the two sides
 alternate (A B, then B A, ...), and each figure is the median over rounds of the per-process
 median. It prints each side's seconds and peak resident memory and the ratio this/other.
+
+``--backends mxnet onnxruntime`` runs this working tree twice, with each backend, in the same
+interleaved rounds (predict tasks only for onnxruntime). The onnxruntime side's models are
+exported once before the rounds, into a temporary cache (MASKFLOWNET_ONNX_CACHE), so its
+processes load them from there and never import MXNet (its memory is onnxruntime's alone).
 
 Tasks: ``predict_S`` / ``predict``: one 436 x 1024 Sintel pair (network input 448 x 1024),
 MaskFlownet-S / MaskFlownet, one warm-up, then ``--runs``; ``*_kitti``: one 375 x 1242 KITTI
@@ -127,7 +132,52 @@ def project_classes():
     return Config, FlowTrainer
 
 
+def onnx_checkpoint(network):
+    """Where prepare_onnx saves a network's random weights: in the cache folder."""
+    return os.path.join(os.environ['MASKFLOWNET_ONNX_CACHE'], network + '.params')
+
+
+def prepare_onnx(task):
+    """Export the model of a predict task's network and pair size into the cache (this working
+    tree), from random weights saved beside it."""
+    sys.path.insert(0, str(REPO))
+    import mxnet as mx
+    from common.config import Config
+    from engine.onnx_backend import OnnxPipeline
+    from network.pipeline import Pipeline
+    _, network, pair = TASKS[task]
+    checkpoint = onnx_checkpoint(network)
+    if not os.path.exists(checkpoint):
+        mx.random.seed(0)
+        Pipeline(Config({'network': {'class': network}}), [mx.cpu()]).save(checkpoint)
+    OnnxPipeline(Config({'network': {'class': network}}), checkpoint).session(
+        read_rgb(PAIRS[pair][0]).shape[:2])
+
+
+def onnx_child(task, runs):
+    """A predict task by the onnxruntime backend, from the cache prepare_onnx filled."""
+    sys.path.insert(0, str(REPO))
+    from common import devices
+    devices.prepare_process()
+    from common.config import Config
+    from engine.onnx_backend import OnnxPipeline
+    _, network, pair = TASKS[task]
+    img1, img2 = (read_rgb(p) for p in PAIRS[pair])
+    pipe = OnnxPipeline(Config({'network': {'class': network}}), onnx_checkpoint(network))
+    times = []
+    for k in range(runs + 1):
+        start = time.perf_counter()
+        pipe.predict_pair(img1, img2)
+        if k:
+            times.append(time.perf_counter() - start)
+    assert 'mxnet' not in sys.modules
+    return {'seconds': statistics.median(times), 'conv_gflop': None,
+            'peak_rss_gb': resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 ** 2}
+
+
 def child(side, code, task, runs, steps):
+    if side == 'onnxruntime':
+        return onnx_child(task, runs)
     sys.path.insert(0, code)
     if side != 'original':   # the process set-up of this project's command-line tools
         from common import devices
@@ -274,7 +324,10 @@ def main():
     parser.add_argument('--steps', type=int, default=3, help='timed steps per training process')
     parser.add_argument('--threads', type=int, default=len(os.sched_getaffinity(0)),
                         help='OMP_NUM_THREADS of every process (default: all cores)')
+    parser.add_argument('--backends', nargs='+', default=['mxnet'], choices=('mxnet', 'onnxruntime'),
+                        help="this working tree's backends, each a side of its own (default mxnet)")
     parser.add_argument('--child', nargs=3, metavar=('SIDE', 'CODE', 'TASK'), help=argparse.SUPPRESS)
+    parser.add_argument('--prepare', metavar='TASK', help=argparse.SUPPRESS)
     parser.add_argument('--gemm', action='store_true', help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -282,6 +335,10 @@ def main():
         return
     if args.gemm:
         print(json.dumps({'gflops': gemm_rate(), 'core': blas_core()}))
+        return
+    if args.prepare:
+        prepare_onnx(args.prepare)
+        print(json.dumps({}))
         return
     if not (args.against or args.original):
         parser.error('one of --against REV or --original PATH is required')
@@ -296,11 +353,21 @@ def main():
         else:
             checkout_revision(args.against, Path(tmp))
             other_side, other_code, label = 'port', tmp, args.against
-        sides = [('port', str(REPO), 'this'), (other_side, other_code, label)]
+        sides = [('port', str(REPO), 'this')] if 'mxnet' in args.backends else []
+        if 'onnxruntime' in args.backends:
+            sides.append(('onnxruntime', str(REPO), 'onnxruntime'))
+            env['MASKFLOWNET_ONNX_CACHE'] = os.path.join(tmp, 'onnx-cache')
+            os.makedirs(env['MASKFLOWNET_ONNX_CACHE'])
+            for task in args.tasks:
+                if TASKS[task][0] == 'predict':
+                    run_child(['--prepare', task], env)
+        sides.append((other_side, other_code, label))
         results = {(task, name): [] for task in args.tasks for _, _, name in sides}
         for round_ in range(args.rounds):
             for task in args.tasks:
-                for side, code, name in (sides if round_ % 2 == 0 else sides[::-1]):
+                for side, code, name in sides[round_ % len(sides):] + sides[:round_ % len(sides)]:
+                    if side == 'onnxruntime' and TASKS[task][0] != 'predict':
+                        continue
                     r = run_child(['--child', side, code, task, '--runs', str(args.runs),
                                    '--steps', str(args.steps)], env)
                     results[task, name].append(r)
@@ -319,18 +386,26 @@ def main():
         '%.0f GFLOP/s (OpenBLAS kernel %s%s)' % (r['gflops'], r['core'],
                                                ', forced' if k else '')
         for k, r in enumerate(gemm_runs))))
-    print('%-16s %10s %10s %7s %10s %10s %7s %12s' % ('task', 'this s', '%s s' % label[:8], 'ratio',
-                                                      'this GB', '%s GB' % label[:7], 'ratio',
-                                                      'conv GFLOP/s'))
+    print('%-16s %-12s %8s %10s %7s %8s %10s %7s %12s' % (
+        'task', 'side', 'this s', '%s s' % label[:8], 'ratio', 'this GB', '%s GB' % label[:7],
+        'ratio', 'conv GFLOP/s'))
     for task in args.tasks:
-        mine, theirs = results[task, 'this'], results[task, label]
-        t_mine = statistics.median(r['seconds'] for r in mine)
+        theirs = results[task, label]
         t_theirs = statistics.median(r['seconds'] for r in theirs)
-        m_mine = statistics.median(r['peak_rss_gb'] for r in mine)
         m_theirs = statistics.median(r['peak_rss_gb'] for r in theirs)
-        print('%-16s %10.3f %10.3f %7.2f %10.2f %10.2f %7.2f %5.0f (%2.0f%%)' % (
-            task, t_mine, t_theirs, t_mine / t_theirs, m_mine, m_theirs, m_mine / m_theirs,
-            mine[0]['conv_gflop'] / t_mine, 100 * mine[0]['conv_gflop'] / t_mine / gemm))
+        flops = next((r['conv_gflop'] for _, _, name in sides for r in results[task, name]
+                      if r['conv_gflop']), None)
+        for _, _, name in sides[:-1]:
+            mine = results[task, name]
+            if not mine:
+                continue
+            t_mine = statistics.median(r['seconds'] for r in mine)
+            m_mine = statistics.median(r['peak_rss_gb'] for r in mine)
+            rate = ('%5.0f (%2.0f%%)' % (flops / t_mine, 100 * flops / t_mine / gemm)
+                    if flops else '')
+            print('%-16s %-12s %8.3f %10.3f %7.2f %8.2f %10.2f %7.2f %s' % (
+                task, 'mxnet' if name == 'this' else name, t_mine, t_theirs, t_mine / t_theirs,
+                m_mine, m_theirs, m_mine / m_theirs, rate))
 
 
 if __name__ == '__main__':

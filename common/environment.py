@@ -20,6 +20,8 @@ VARIABLES = {
     'MASKFLOWNET_WEIGHTS_URL': ('url', "a mirror of the original's repository for --download"),
     # Its folder may exist only on launch.py's machine: worker 0 creates it where it runs.
     'MASKFLOWNET_RUN_RECORD': ('output', 'set by launch.py: where worker 0 names its run'),
+    'MASKFLOWNET_ONNX_CACHE': ('folder', 'where --backend onnxruntime caches its exported models '
+                                         '(instead of weights/onnx)'),
 }
 
 

@@ -150,21 +150,43 @@ def parse_device(device):
                     % (device,))
 
 
-def load_model(config, checkpoint, device='cpu', download=False, weights_dir=WEIGHTS_DIR):
+def load_model(config, checkpoint, device='cpu', download=False, weights_dir=WEIGHTS_DIR,
+               backend='mxnet', backend_device=None):
     """A ``Model`` of the network ``config`` (a name in config/ such as 'MaskFlownet.yaml', or
     a path) with the weights ``checkpoint`` names: a .params path, a run id prefix in
     ``weights_dir`` with an optional ':STEPS', or a published checkpoint of the original
     ('5adNov03', ...), which ``download=True`` fetches into ``weights_dir`` (verified) when it
-    is not there yet. ``device``: 'cpu', 'gpu', 'gpu:N'. Problems raise ``UserError`` with a
-    one-line message, as the command lines print them."""
-    from network.pipeline import Pipeline   # here: the module's docs and types need no MXNet
+    is not there yet. ``device``: 'cpu', 'gpu', 'gpu:N'. ``backend``: 'mxnet', or
+    'onnxruntime' (models exported once per image size and cached, docs/onnx.md; no MXNet is
+    loaded when they are cached). Problems raise ``UserError`` with a one-line message, as the
+    command lines print them."""
+    from .onnx_backend import OnnxPipeline, check_backend
+    if backend != 'mxnet':
+        backend_device = backend_device or check_backend(backend, _gpu_spec(device))
     network_config = load_config(config, 'network')
     if download:
         path, run_id, steps = find_or_download(checkpoint, network_config.network_class,
                                                weights_dir, config_source=network_config.source)
     else:
         path, run_id, steps = find_checkpoint(checkpoint, weights_dir)
-    pipe = Pipeline(network_config, parse_device(device))
-    with published.config_hints():
-        pipe.load(path)
+    if backend != 'mxnet':
+        pipe = OnnxPipeline(network_config, path, backend_device)
+    else:
+        from network.pipeline import Pipeline   # here: the onnxruntime backend needs no MXNet
+        pipe = Pipeline(network_config, parse_device(device))
+        with published.config_hints():
+            pipe.load(path)
     return Model(pipe, Loaded(network_config.source, path, run_id, steps))
+
+
+def _gpu_spec(device):
+    """``device`` as the command lines' -g spells it, for the onnxruntime backend."""
+    if device in (None, '', 'cpu'):
+        return ''
+    if device == 'gpu':
+        return '0'
+    if isinstance(device, int):
+        return str(device)
+    if isinstance(device, str):
+        return device[len('gpu:'):] if device.startswith('gpu:') else device
+    raise UserError("device %r: the onnxruntime backend takes 'cpu', 'gpu' or 'gpu:N'" % (device,))

@@ -11,13 +11,12 @@ from common.devices import parse_devices
 from common.errors import UserError
 from common.files import prove_writable
 from common.options import parse_resize
-from network.pipeline import Pipeline
 from reader.mixes import custom_validation
 from tracking.runlog import RunLog
 
-from . import published
 from .evaluate import benchmark_plan, format_report, validate_checkpoint, validate_list
 from .failures import memory_guard
+from .onnx_backend import check_backend, open_pipeline
 from .runs import find_checkpoint, find_or_download
 from .submission import predict_submissions, submission_plan
 from .main_options import check_args
@@ -30,7 +29,12 @@ def main(args):
     config = load_config(args.config, 'network')
     dataset_cfg = load_config(args.dataset_cfg, 'dataset')
     resize = parse_resize(args.resize)
-    ctx = parse_devices(args.gpu_device)
+    backend = getattr(args, 'backend', 'mxnet')
+    if backend != 'mxnet' and not (args.valid or args.predict):
+        raise UserError('--backend %s: only --valid and --predict run on it; training runs on '
+                        'mxnet' % backend)
+    device = check_backend(backend, args.gpu_device)
+    ctx = parse_devices(args.gpu_device) if backend == 'mxnet' else None
     custom = dataset_cfg.dataset.value == 'custom' and (args.valid or args.predict)
     if custom and args.predict:
         raise UserError('--predict writes the benchmarks\' test submissions; for the flow of your '
@@ -45,7 +49,7 @@ def main(args):
     if args.valid or args.predict:
         return run_benchmarks(config, args.checkpoint, ctx, predict=args.predict,
                               batch_size=args.batch, resize=resize, occ_mask=args.occ_mask,
-                              listed=listed)
+                              listed=listed, backend=backend, device=device)
     return train(args, config, dataset_cfg, ctx)
 
 
@@ -67,9 +71,11 @@ def train(args, config, dataset_cfg, ctx):
 
 
 def run_benchmarks(config, checkpoint_spec, ctx=None, predict=False, batch_size=1, resize=None,
-                   occ_mask=False, listed=None):
+                   occ_mask=False, listed=None, backend='mxnet', device=None):
     """``main.py --valid`` (``predict=False``) or ``--predict`` for the checkpoint ``-c`` names
-    (``RUN[:STEPS]`` or a .params path); returns the report to print.
+    (``RUN[:STEPS]`` or a .params path); returns the report to print. ``backend``
+    'onnxruntime': run by onnxruntime on ``device`` (engine/onnx_backend.py) instead of MXNet on
+    ``ctx``.
 
     ``--valid`` logs to ``logs/val/RUN.val.log``; ``--predict`` writes under ``flows/``.
     ``listed``: a checked custom validation list (``reader.custom.CustomList``) that
@@ -87,9 +93,7 @@ def run_benchmarks(config, checkpoint_spec, ctx=None, predict=False, batch_size=
     else:
         plan = benchmark_plan() if listed is None else None
         prove_writable(os.path.dirname(log_path))
-    pipe = Pipeline(config, ctx)
-    with published.config_hints():
-        pipe.load(path)
+    pipe = open_pipeline(backend, config, path, device, ctx)
     reduce = '--batch or --resize' if resize else '--batch'
     if predict:
         with memory_guard('writing the submissions of %s' % path, reduce):

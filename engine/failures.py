@@ -6,6 +6,7 @@ MXNet runs its operators asynchronously: a failed allocation surfaces where the 
 waits for a result (``asnumpy``), so each guarded phase is one that waits before it ends.
 """
 import contextlib
+import sys
 
 from common.errors import UserError
 
@@ -35,15 +36,20 @@ def onednn_failed(error):
 def memory_guard(doing, reduce):
     """Turn an allocation failure inside the block into ``OutOfMemory``: 'out of memory while
     {doing}; reduce {reduce}'. Other MXNet errors pass unchanged."""
-    import mxnet as mx   # here: engine modules that never run the network import this one too
+    # MXNet's errors where MXNet runs; the onnxruntime backend, which never loads it, raises
+    # MemoryError for its own (onnx_backend.OnnxPipeline.run).
+    mx = sys.modules.get('mxnet')
+    errors = (MemoryError, mx.base.MXNetError) if mx else (MemoryError,)
     try:
         yield
-    except (MemoryError, mx.base.MXNetError) as error:
+    except errors as error:
         if is_out_of_memory(error):
-            _drain(mx)
+            if mx:
+                _drain(mx)
             raise OutOfMemory('out of memory while %s; reduce %s' % (doing, reduce)) from None
         if onednn_failed(error):
-            _drain(mx)
+            if mx:
+                _drain(mx)
             raise OutOfMemory("oneDNN could not run an operation while %s, which is how it reports "
                               "running out of memory; reduce %s (if that does not help, it is "
                               "another oneDNN failure: report it)" % (doing, reduce)) from None

@@ -58,6 +58,10 @@ def parse_args(argv=None, prog=None, parser_class=ArgumentParser):
                         help='training: write no TensorBoard events beside the log')
     parser.add_argument('--occ_mask', action='store_true',
                         help='--predict: also save the learned occlusion mask as FLOW_occ.png')
+    parser.add_argument('--backend', default='mxnet', choices=('mxnet', 'onnxruntime'),
+                        help='--valid and --predict: run the network with MXNet (default) or '
+                             'with onnxruntime, from models exported once per size '
+                             '(docs/onnx.md)')
     return parser.parse_args(argv)
 
 

@@ -22,17 +22,19 @@ from reader import custom, flowio, video
 
 from . import api
 from .failures import memory_guard
+from .onnx_backend import check_backend
 from .settings import as_recorded, check_settings, network_identity, write_settings
 
 
 def predict_files(out, config, checkpoint, image_1=None, image_2=None, video_path=None,
                   devices='', resize='', occ_mask=None, batch=None, side_by_side=False,
-                  download=False, accept_short_video=False):
+                  download=False, accept_short_video=False, backend='mxnet'):
     """``predict_new_data.py``: check every input and output, then write the flow of an image
     pair (or of a video's consecutive frames) to ``out``; returns the line to print.
 
     ``download``: a published checkpoint of the original that ``checkpoint`` names and
-    weights/ lacks is downloaded first (``--download``)."""
+    weights/ lacks is downloaded first (``--download``). ``backend``: 'mxnet' or 'onnxruntime'
+    (``--backend``; engine/onnx_backend.py)."""
     if video_path is not None:
         outputs = [out]
         check_video(video_path, out)
@@ -40,10 +42,11 @@ def predict_files(out, config, checkpoint, image_1=None, image_2=None, video_pat
         outputs = pair_outputs(out, occ_mask)
         images = check_image_pair(image_1, image_2, out, occ_mask)
     resize = parse_resize(resize)
-    ctx = parse_devices(devices)
+    device = check_backend(backend, devices)
+    ctx = parse_devices(devices) if backend == 'mxnet' else None
     for folder in sorted({os.path.dirname(os.path.abspath(path)) for path in outputs}):
         files.remove_stale_temporaries(folder)   # what killed runs left behind
-    pipe, checkpoint = load_pipeline(config, checkpoint, ctx, download)
+    pipe, checkpoint = load_pipeline(config, checkpoint, ctx, download, backend, device)
     model = api.Model(pipe)
     if video_path is not None:
         frames = predict_video(model, video_path, out, batch=batch, resize=resize,
@@ -56,12 +59,16 @@ def predict_files(out, config, checkpoint, image_1=None, image_2=None, video_pat
                                                            checkpoint, abs(flow).max())
 
 
-def load_pipeline(config_name, checkpoint_spec, ctx=None, download=False):
+def load_pipeline(config_name, checkpoint_spec, ctx=None, download=False, backend='mxnet',
+                  device=None):
     """The inference backend for ``config_name`` with the checkpoint ``-c`` names loaded, by
-    ``engine.api.load_model``; returns (backend, checkpoint path).
+    ``engine.api.load_model``; returns (backend, checkpoint path). ``backend`` 'onnxruntime'
+    gives an onnx_backend.OnnxPipeline on ``device`` (from check_backend) instead of an MXNet
+    Pipeline on ``ctx``; it loads no MXNet when its models are cached.
 
     ``download``: see predict_files."""
-    model = api.load_model(config_name, checkpoint_spec, device=ctx, download=download)
+    model = api.load_model(config_name, checkpoint_spec, device=ctx, download=download,
+                           backend=backend, backend_device=device)
     return model.backend, model.loaded.checkpoint
 
 
@@ -277,7 +284,7 @@ def _check_folder_outputs(out_dir, jobs):
 
 
 def predict_folder(out_dir, config, checkpoint, frames=None, pairs=None, devices='', resize='',
-                   fmt='flo', occ_mask=False, batch=None, download=False):
+                   fmt='flo', occ_mask=False, batch=None, download=False, backend='mxnet'):
     """``predict_new_data.py OUT_DIR CONFIG --frames DIR | --pairs LIST``: the flow of each pair
     of consecutive frames of the folder ``frames`` (by name, numbers by value), or of each pair
     of the list ``pairs``, as ``OUT_DIR/<NAME>.<ext>`` (NAME: the first image's stem, or the
@@ -297,11 +304,12 @@ def predict_folder(out_dir, config, checkpoint, frames=None, pairs=None, devices
     listed = custom.frame_pairs(frames) if frames is not None else custom.list_pairs(pairs)
     jobs = folder_jobs(listed, out_dir, fmt, occ_mask)
     _check_folder_outputs(out_dir, jobs)
-    ctx = parse_devices(devices)
+    device = check_backend(backend, devices)
+    ctx = parse_devices(devices) if backend == 'mxnet' else None
     for folder in sorted({os.path.dirname(os.path.abspath(path))
                           for _, flow, mask in jobs for path in (flow, mask) if path}):
         files.remove_stale_temporaries(folder)   # what killed runs left behind
-    pipe, checkpoint = load_pipeline(config, checkpoint, ctx, download)
+    pipe, checkpoint = load_pipeline(config, checkpoint, ctx, download, backend, device)
     model = api.Model(pipe)
     settings = as_recorded(dict(network_identity(pipe), format=fmt,
                                 network_size=None if resize is None else list(resize)))

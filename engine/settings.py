@@ -13,7 +13,6 @@ import os
 
 from common import files
 from common.errors import UserError
-from network.checkpoint import parameters_by_name
 
 SETTINGS_FILE = 'predict_settings.json'
 
@@ -23,6 +22,7 @@ def weights_sha256(network):
 
     It identifies what was loaded, whatever the checkpoint file is called.
     """
+    from network.checkpoint import parameters_by_name   # here: the onnxruntime backend runs without MXNet
     digest = hashlib.sha256()
     for name, param in sorted(parameters_by_name(network).items()):
         array = param.data(param.list_ctx()[0]).asnumpy()
@@ -43,7 +43,9 @@ def network_identity(pipe):
     return {'network_class': pipe.network_class,
             # as the file wrote it: records written before configs were checked compare equal
             'network_config': (pipe.config.raw or {}).get('network'),
-            'weights_sha256': weights_sha256(pipe.network)}
+            # the onnxruntime backend knows it from its cache record (engine.onnx_backend)
+            'weights_sha256': (pipe.weights_sha256() if hasattr(pipe, 'weights_sha256')
+                               else weights_sha256(pipe.network))}
 
 
 def as_recorded(settings):

@@ -12,9 +12,12 @@ trained and published with exactly these inputs:
 * the occlusion mask leaves as a grayscale image, white = visible in both frames.
 """
 import numpy as np
-from mxnet import nd
 
+from common.errors import UserError
 from common.options import SIZE_MULTIPLE
+
+# MXNet is imported in the functions that use it: the onnxruntime backend (engine/onnx_backend.py)
+# uses the others without loading MXNet.
 
 
 def unit_images(*images_uint8):
@@ -36,6 +39,7 @@ def full_mask(shape_hw, leading=()):
 
 def flow_yx(flow_xy):
     """(N, 2, H, W) (x, y) flow -> the network's (y, x) order, as float32."""
+    from mxnet import nd
     return nd.flip(flow_xy.astype('float32', copy=False), axis=1)
 
 
@@ -46,6 +50,7 @@ def flow_xy_images(flow_yx_nchw):
 
 def centralize(img1, img2):
     """Subtract the per-sample, per-channel mean of both images together."""
+    from mxnet import nd
     # Row means first (a pooling: oneDNN's, fast), then their mean: much faster than one mean
     # over both axes, which MXNet reduces on one thread, and as exact.
     width = img1.shape[3]
@@ -64,6 +69,7 @@ def network_size(shape, resize=None):
 
 def resize_images(size, *images):
     """NCHW images bilinearly resized (align_corners) to ``size`` = (H, W), if not that size."""
+    from mxnet import nd
     height, width = size
     if tuple(images[0].shape[2:]) == (height, width):
         return images
@@ -72,6 +78,7 @@ def resize_images(size, *images):
 
 def resize_flow(flow, size):
     """An NCHW flow resized to ``size`` = (H, W), its vectors rescaled to the new pixels."""
+    from mxnet import nd
     height, width = size
     net_height, net_width = flow.shape[2:]
     if (net_height, net_width) == (height, width):
@@ -83,3 +90,14 @@ def resize_flow(flow, size):
 def occ_mask_image(occ_mask):
     """(H, W, 1) mask in [0, 1] -> (H, W) uint8 grayscale, white = visible in both images."""
     return np.round(np.clip(occ_mask[..., 0], 0, 1) * 255).astype(np.uint8)
+
+
+def check_pairs(img1s, img2s):
+    """Raise UserError unless the two lists pair up H x W x 3 images of one size each."""
+    if len(img1s) != len(img2s):
+        raise UserError('got %d first images but %d second images' % (len(img1s), len(img2s)))
+    for k, (a, b) in enumerate(zip(img1s, img2s)):
+        if a.shape != b.shape:
+            raise UserError('pair %d: images differ in size (%s vs %s)' % (k, a.shape, b.shape))
+        if a.ndim != 3 or a.shape[2] != 3:
+            raise UserError('pair %d: expected H x W x 3 images, got %s' % (k, a.shape))

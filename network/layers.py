@@ -337,8 +337,10 @@ def flow_shifted_conv(F, x, flow_yx, weight, channels, border_strips=False, forw
     q_x = F.broadcast_add(cols, F.slice_axis(flow_yx, axis=1, begin=1, end=2))
     k_y, k_x = F.floor(q_y), F.floor(q_x)
     a_y, a_x = q_y - k_y, q_x - k_x
-    inside = F.broadcast_mul(F.broadcast_mul(k_y >= -1, F.broadcast_lesser_equal(k_y, height)),
-                             F.broadcast_mul(k_x >= -1, F.broadcast_lesser_equal(k_x, width)))
+    # k > -2 rather than k >= -1: the same test on floored values, and one that MXNet's ONNX
+    # exporter translates (it has no _greater_equal_scalar).
+    inside = F.broadcast_mul(F.broadcast_mul(k_y > -2, F.broadcast_lesser_equal(k_y, height)),
+                             F.broadcast_mul(k_x > -2, F.broadcast_lesser_equal(k_x, width)))
 
     # Row indices in int32 (float32 counts exactly only to 2^24).
     as_int = lambda a: F.cast(a, 'int32')

@@ -20,6 +20,9 @@ DENSE_CHANNELS = (128, 128, 96, 64, 32)         # convs of one densely connected
 # tiled_correlation's tile per level (see layers): the fastest measured that divides every width
 # the level can have (the network input is a multiple of 64 wide: level L is 64 / 2^L times k).
 CORRELATION_TILE = {2: 8, 3: 8, 4: 4}
+# A graph exported to ONNX (``portable``) tiles levels 6 and 5 too: ONNX has no correlation
+# operator, and tiles of 1 and 2 divide every width those levels can have.
+PORTABLE_CORRELATION_TILE = {**CORRELATION_TILE, 5: 2, 6: 1}
 CONTEXT_LAYERS = ((128, 1), (128, 2), (128, 4), (96, 8), (64, 16), (32, 1))  # (channels, dilation)
 
 
@@ -32,7 +35,7 @@ class _PyramidFlowNet(nn.HybridBlock):
 
     def __init__(self, max_displacement, flow_multiplier=1.0, deform_bias=True,
                  upfeat_ch=(16, 16, 16, 16), channel_align=CHANNEL_ALIGN, forward_only=False,
-                 **kwargs):
+                 portable=False, **kwargs):
         super().__init__(**kwargs)
         self.md = max_displacement
         self.scale = 20. * flow_multiplier
@@ -49,6 +52,8 @@ class _PyramidFlowNet(nn.HybridBlock):
         self.channel_align = channel_align
         # A graph that never runs backward concatenates with oneDNN's kernel (layers.concat).
         self.forward_only = forward_only
+        # A graph for export to ONNX (network/portable.py): every correlation tiled.
+        self.correlation_tile = PORTABLE_CORRELATION_TILE if portable else CORRELATION_TILE
         self.decoder_padding = {}
         self.dense_channels = {}   # real (unpadded) channels of each decoder's dense features
 
@@ -138,7 +143,7 @@ class _PyramidFlowNet(nn.HybridBlock):
         return self._layer('upfeat%d' % level)(x)
 
     def _corr(self, F, level, feat1, feat2):
-        tile = CORRELATION_TILE.get(level)
+        tile = self.correlation_tile.get(level)
         return F.LeakyReLU(correlation(F, feat1, feat2, self.md, PYRAMID_CHANNELS[level - 1],
                                        tile, self.forward_only), slope=0.1)
 

@@ -12,8 +12,9 @@ from mxnet import gluon
 from common.errors import UserError
 
 from . import checkpoint
-from .conventions import (centralize, flow_xy_images, flow_yx, full_mask, mask_weights,
-                          network_size, resize_flow, resize_images, unit_images)
+from .conventions import (centralize, check_pairs, flow_xy_images, flow_yx,
+                          full_mask, mask_weights, network_size, resize_flow, resize_images,
+                          unit_images)
 from .layers import CHANNEL_ALIGN, INFERENCE_CHANNEL_ALIGN, Upsample, Warp
 from .losses import MULTISCALE_WEIGHTS, EpeLossWithMask, MultiscaleEpe
 from .models import MaskFlownet, MaskFlownet_S
@@ -21,16 +22,18 @@ from .models import MaskFlownet, MaskFlownet_S
 NETWORKS = {'MaskFlownet_S': MaskFlownet_S, 'MaskFlownet': MaskFlownet}
 
 
-def build_network(config, channel_align=CHANNEL_ALIGN, forward_only=False, **block_kwargs):
+def build_network(config, channel_align=CHANNEL_ALIGN, forward_only=False, portable=False,
+                  **block_kwargs):
     """The config's network (checked when it was read: common.schema); ``block_kwargs``
     (prefix, params) go to Gluon's Block. ``forward_only``: a graph that will never run
-    backward (see layers.concat)."""
+    backward (see layers.concat). ``portable``: a graph for export to ONNX (see models)."""
     network = config.network
     return NETWORKS[config.network_class](
         flow_multiplier=network.flow_multiplier.get(None) or 1.,
         deform_bias=network.deform_bias.get(True) is not False,
         upfeat_ch=network.upfeat_ch.get(None) or [16, 16, 16, 16],
-        channel_align=channel_align, forward_only=forward_only, **block_kwargs)
+        channel_align=channel_align, forward_only=forward_only, portable=portable,
+        **block_kwargs)
 
 
 class Pipeline:
@@ -192,12 +195,3 @@ class Pipeline:
                 flow, _, _, epe = self.do_batch(*unit_images(img1, img2), label, mask, resize)
                 yield flow, label, mask, epe
 
-
-def check_pairs(img1s, img2s):
-    if len(img1s) != len(img2s):
-        raise UserError('got %d first images but %d second images' % (len(img1s), len(img2s)))
-    for k, (a, b) in enumerate(zip(img1s, img2s)):
-        if a.shape != b.shape:
-            raise UserError('pair %d: images differ in size (%s vs %s)' % (k, a.shape, b.shape))
-        if a.ndim != 3 or a.shape[2] != 3:
-            raise UserError('pair %d: expected H x W x 3 images, got %s' % (k, a.shape))
