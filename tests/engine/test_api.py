@@ -160,3 +160,28 @@ def test_checkpoints_by_run_id_and_published_names(tmp_path, golden_checkpoint, 
         api.load_model('MaskFlownet', str(tmp_path / 'abcDec01-1200_5000.params'))
     with pytest.raises(UserError, match="device 3.5"):
         api.load_model('MaskFlownet_S', 'abc', device=3.5, weights_dir=str(tmp_path))
+
+
+@pytest.mark.slow
+def test_the_onnxruntime_backend_through_the_api_and_the_folder_mode(tmp_path, monkeypatch,
+                                                                      golden_checkpoint, model,
+                                                                      pair):
+    """load_model(backend='onnxruntime') and predict_new_data.py --frames --backend onnxruntime:
+    the same flow as the MXNet backend within the parity tolerance."""
+    monkeypatch.setenv('MASKFLOWNET_ONNX_CACHE', str(tmp_path / 'cache'))
+    onnx_model = api.load_model('MaskFlownet_S.yaml', str(golden_checkpoint('MaskFlownet_S')),
+                                backend='onnxruntime')
+    assert onnx_model.backend.device_type == 'cpu' and onnx_model.default_batch == 2
+    flow, occ = onnx_model.predict(*pair)
+    expected_flow, expected_occ = model.predict(*pair)
+    np.testing.assert_allclose(flow, expected_flow, atol=1e-3)
+    np.testing.assert_allclose(occ, expected_occ, atol=1e-5)
+    frames = tmp_path / 'frames'
+    frames.mkdir()
+    for k, image in enumerate(pair):
+        cv2.imwrite(str(frames / ('frame_%04d.png' % k)), image)
+    out = tmp_path / 'flows'
+    assert predict_new_data.main([str(out), 'MaskFlownet_S.yaml', '--frames', str(frames), '-c',
+                                  str(golden_checkpoint('MaskFlownet_S')), '--backend',
+                                  'onnxruntime']) == 0
+    np.testing.assert_allclose(flowio.read_flo(out / 'frame_0000.flo'), expected_flow, atol=1e-3)
