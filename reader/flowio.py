@@ -55,6 +55,17 @@ def _require_file(path):
     return os.fspath(path)
 
 
+def _head_and_size(path, count):
+    """(path, its first ``count`` bytes, its size in bytes), for the header readers."""
+    path = _require_file(path)
+    try:
+        with open(path, 'rb') as f:
+            head = f.read(count)
+        return path, head, os.path.getsize(path)
+    except OSError as e:
+        raise UserError(f'{path}: cannot read ({e.strerror or e})') from e
+
+
 def _read_bytes(path):
     path = _require_file(path)
     try:
@@ -459,13 +470,7 @@ def _pfm_header(path, head):
 
 def _pfm_flow_layout(path):
     """(channels, width, height, dtype, offset) of a PFM flow, its length checked."""
-    path = _require_file(path)
-    try:
-        with open(path, 'rb') as f:
-            head = f.read(256)
-        size = os.path.getsize(path)
-    except OSError as e:
-        raise UserError(f'{path}: cannot read ({e.strerror or e})') from e
+    path, head, size = _head_and_size(path, 256)
     channels, width, height, dtype, offset = _pfm_header(path, head)
     if channels != 3:
         raise UserError(f'{path}: a 1-channel PFM (Pf) cannot hold a flow; expected a 3-channel '
@@ -568,13 +573,7 @@ def flow_size(path):
     if ext == '.npy':
         shape, _, _ = _npy_flow_layout(path)
         return shape[0], shape[1]
-    path = _require_file(path)
-    try:
-        with open(path, 'rb') as f:
-            head = f.read(12)
-        size = os.path.getsize(path)
-    except OSError as e:
-        raise UserError(f'{path}: cannot read ({e.strerror or e})') from e
+    path, head, size = _head_and_size(path, 12)
     if len(head) < 12 or np.frombuffer(head, '<f4', 1)[0] != FLO_MAGIC:
         raise UserError(f'{path}: not a .flo file (bad magic number or too short)')
     width, height = (int(x) for x in np.frombuffer(head, '<i4', 2, offset=4))

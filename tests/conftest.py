@@ -164,3 +164,13 @@ def chairs_copy(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     write_small_chairs_config(tmp_path)
     return tmp_path
+
+
+@pytest.fixture
+def no_network_built(monkeypatch):
+    """Fails the test if a network is built: for inputs that must be checked before one is."""
+    import network.pipeline
+
+    def refuse(*args, **kwargs):
+        raise AssertionError('a network was built before the inputs were checked')
+    monkeypatch.setattr(network.pipeline.Pipeline, '__init__', refuse)

@@ -353,3 +353,13 @@ def damaged_jpeg(path):
     data[middle:middle + 40] = bytes(40)   # inside the scan: the file still ends with FF D9
     path.write_bytes(bytes(data))
     return path
+
+
+def one_line(capsys, *fragments):
+    """The stderr of a command that failed as the contract says: one line 'error: ...' holding
+    every fragment."""
+    err = capsys.readouterr().err
+    assert err.startswith('error: ') and err.count('\n') == 1, err
+    for fragment in fragments:
+        assert fragment in err, err
+    return err

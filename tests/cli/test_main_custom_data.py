@@ -12,6 +12,7 @@ import pytest
 import main as main_cli
 import predict_new_data
 from reader import flowio
+from tests.helpers import one_line
 
 REPO = Path(__file__).resolve().parent.parent.parent
 DATA = REPO / 'tests' / 'data' / 'datasets'
@@ -167,24 +168,11 @@ def test_train_resume_and_validate_on_a_custom_list(tmp_path, monkeypatch, golde
 
 
 @pytest.fixture
-def workdir(tmp_path, monkeypatch):
+def workdir(tmp_path, monkeypatch, no_network_built):
     """Custom data in tmp_path/mine; no network may be built."""
     config = make_custom_data(tmp_path / 'mine')
     monkeypatch.chdir(tmp_path)
-
-    def refuse(*args, **kwargs):
-        raise AssertionError('a network was built before the inputs were checked')
-    import network.pipeline
-    monkeypatch.setattr(network.pipeline.Pipeline, '__init__', refuse)
     return config
-
-
-def one_line(capsys, *fragments):
-    err = capsys.readouterr().err
-    assert err.startswith('error: ') and err.count('\n') == 1, err
-    for fragment in fragments:
-        assert fragment in err, err
-    return err
 
 
 @pytest.mark.parametrize('edit, problem', [

@@ -11,26 +11,14 @@ import launch
 import main as main_cli
 import plot_logs
 import predict_new_data
-from tests.helpers import REPO
+from tests.helpers import REPO, one_line
 
 
 
 @pytest.fixture
-def no_network(workdir, monkeypatch):
+def no_network(workdir, no_network_built):
     """The working directory of conftest's workdir, where no network may be built."""
-    def refuse(*args, **kwargs):
-        raise AssertionError('a network was built before the inputs were checked')
-    import network.pipeline
-    monkeypatch.setattr(network.pipeline.Pipeline, '__init__', refuse)
     return workdir
-
-
-def one_line(capsys, *fragments):
-    err = capsys.readouterr().err
-    assert err.startswith('error: ') and err.count('\n') == 1, err
-    for fragment in fragments:
-        assert fragment in err, err
-    return err
 
 
 def nothing_written(folder):
