@@ -9,7 +9,8 @@ log keys (``chairs``, ``sintel.clean``, ``kitti.2015``), which differ from ``--v
 (``sintel.training2.clean:epe``) as the original's did.
 
 Besides the original's metrics (``epe`` and ``kitti``, means over images), every set gets the
-pixel-pooled metrics of ``engine.metrics`` (``epe_all``, ``above3px``, ``epe_s40+``, ...). With a
+pixel-pooled metrics of ``engine.metrics`` (``epe_all``, ``above3px``, ``epe_s40+``, ...), in
+``--valid`` and in validation during training alike. With a
 custom dataset config, ``--valid`` validates on its ``validation_list`` instead of the
 benchmarks (``validate_list``).
 """
@@ -24,6 +25,7 @@ from network.conventions import occ_mask_image
 from network.losses import kitti_outliers, pooled_fl
 from reader import chairs, flowio, kitti, roots, sintel
 from reader.sample import check_sets, group_samples, load_occlusion, load_sample
+from tracking.logformat import format_pairs
 
 from .metrics import PIXEL_METRICS, PooledMetrics
 
@@ -188,12 +190,27 @@ def evaluate_samples(pipe, samples, batch_size=1, resize=None, metrics=('epe',),
 
 
 def validate_sets(pipe, validation, batch_size=1):
-    """Validation during training: ``{name: mean EPE}`` of each non-empty ``{name: samples}``
-    set, at the network size each frame rounds up to. Only the original's EPE: the run log's
-    validation line is the original's, and TensorBoard shows what the log holds (the pooled
-    metrics come from ``--valid``)."""
-    return {name: evaluate_samples(pipe, samples, batch_size, description=name)['epe']
+    """Validation during training: ``{name: {metric: value}}`` of each non-empty
+    ``{name: samples}`` set, at the network size each frame rounds up to: the original's mean
+    EPE (``epe``) and the pixel-pooled ``engine.metrics.PIXEL_METRICS``, which cost a few
+    percent of the forward passes (numpy on the flows the EPE is computed from)."""
+    return {name: evaluate_samples(pipe, samples, batch_size, metrics=EPE_METRICS,
+                                   description=name)
             for name, samples in validation.items() if samples}
+
+
+def validation_lines(steps, results):
+    """The run log's lines of a validation during training: the original's line
+    (``steps=N, chairs=EPE, sintel.clean=EPE``), then one line per set with its pooled metrics
+    under ``--valid``'s keys (``steps=N, chairs:epe_all=..., chairs:above1px=..., ...``)."""
+    lines = ['steps=%d, %s' % (steps, format_pairs((name, result['epe'])
+                                                  for name, result in results.items()))]
+    for name, result in results.items():
+        pooled = [('%s:%s' % (name, metric), value) for metric, value in result.items()
+                  if metric != 'epe']
+        if pooled:
+            lines.append('steps=%d, %s' % (steps, format_pairs(pooled)))
+    return lines
 
 
 def example_prediction(pipe, validation):

@@ -36,7 +36,7 @@ from tracking.runlog import RunLog, events_folder
 
 from . import published, runs, runstate
 from .distributed import Workers, augmentation_seed, open_kvstore, shared_seed
-from .evaluate import example_prediction, validate_sets
+from .evaluate import example_prediction, validate_sets, validation_lines
 from .failures import memory_guard
 from .trainer import FlowTrainer, NonFiniteStep, check_batch_split
 
@@ -351,7 +351,8 @@ def train(pipe, trainer, data, run_id, steps, log, weights_dir=runs.WEIGHTS_DIR,
                 with memory_guard('validating at step %d' % steps, '--batch'):
                     results = validate_sets(pipe, data.validation, loop.validation_batch)
                 if results:
-                    log.log('steps=%d, %s' % (steps, format_pairs(results.items())))
+                    for line in validation_lines(steps, results):
+                        log.log(line)
                     log.validation_images(steps, lambda: example_prediction(pipe, data.validation))
                 pipe.release_graph_memory()
                 progress.validation_took(time.perf_counter() - started)

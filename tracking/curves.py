@@ -15,7 +15,7 @@ import numpy as np
 from common import files
 from common.errors import UserError
 
-from .logformat import TRAIN_PREFIX, VALIDATION_PREFIX, MovingAverage, read_log
+from .logformat import TRAIN_PREFIX, VALIDATION_PREFIX, MovingAverage, read_log, tag_name
 
 FORMATS = ('.png', '.svg')
 TRAINING_TAG = TRAIN_PREFIX + 'epe'
@@ -26,6 +26,9 @@ OUTLIER_RATIO = 1e3
 # A magnitude no metric of a sane run reaches; matplotlib cannot even scale an axis to 1e308.
 HUGE = 1e15
 DEFAULT_SMOOTHING = 0.95
+# The validation metrics drawn unless --metrics says otherwise: the original's (a log's
+# ``chairs=`` values are EPEs) and --valid's KITTI Fl; the pooled ones (above3px, ...) on request.
+DEFAULT_METRICS = ('epe', 'kitti', 'fl_all')
 _COLUMNS = 3
 
 
@@ -67,27 +70,43 @@ def ylabel(tag):
         return 'EPE (px), moving average'
     if re.search(r'_\d+$', tag):   # the original's KITTI logs: Fl under the EPE's name
         return 'value logged second'
-    metric = tag[len(VALIDATION_PREFIX):].partition('/')[2] or 'epe'
-    return {'epe': 'EPE (px)', 'kitti': 'outlier share (mean)', 'fl_all': 'outlier share'}.get(
-        metric, metric)
+    metric = tag_metric(tag)
+    if metric.startswith('epe'):   # epe, epe_all, epe_s0-10, epe_noc, ...
+        return 'EPE (px)'
+    if metric.startswith('above'):
+        return 'share of valid pixels'
+    return {'kitti': 'outlier share (mean)', 'fl_all': 'outlier share'}.get(metric, metric)
 
 
-def panels(runs):
-    """The tags to draw, one panel each: training EPE first, then the validation metrics in
-    the order they first appear."""
+def tag_metric(tag):
+    """The metric of a validation tag: ``val/chairs`` (the original's line) -> 'epe',
+    ``val/sintel.clean/above3px`` -> 'above3px'."""
+    return tag[len(VALIDATION_PREFIX):].partition('/')[2] or 'epe'
+
+
+def panels(runs, metrics=DEFAULT_METRICS):
+    """The tags to draw, one panel each: training EPE first, then the validation tags of
+    ``metrics`` (a tuple of names, or ``'all'``) in the order they first appear."""
     tags = [TRAINING_TAG] if any(TRAINING_TAG in run.series for run in runs) else []
     for run in runs:
-        tags += [t for t in run.series if t.startswith(VALIDATION_PREFIX) and t not in tags]
+        tags += [t for t in run.series if t.startswith(VALIDATION_PREFIX) and t not in tags
+                 and (metrics == 'all' or tag_metric(t) in metrics)]
     return tags
 
 
-def draw_figure(runs, smoothing=DEFAULT_SMOOTHING):
+def logged_metrics(runs):
+    """The validation metrics the runs log, in the order they first appear."""
+    return list(dict.fromkeys(tag_metric(t) for run in runs for t in run.series
+                              if t.startswith(VALIDATION_PREFIX)))
+
+
+def draw_figure(runs, smoothing=DEFAULT_SMOOTHING, metrics=DEFAULT_METRICS):
     """A matplotlib Figure of the ParsedLogs ``runs``; each drawn line's label is the run id
     (raw training values: ``RUN (raw)``), its data the logged (steps, value) points."""
     import matplotlib
     matplotlib.use('Agg')
     from matplotlib import pyplot, ticker
-    tags = panels(runs)
+    tags = panels(runs, metrics)
     columns = min(_COLUMNS, len(tags))
     rows = math.ceil(len(tags) / columns)
     figure, axes = pyplot.subplots(rows, columns, figsize=(5.6 * columns, 3.9 * rows + 0.6),
@@ -184,9 +203,11 @@ def summary(run):
     return line
 
 
-def plot_logs(out, paths, tensorboard=None, smoothing=DEFAULT_SMOOTHING):
+def plot_logs(out, paths, tensorboard=None, smoothing=DEFAULT_SMOOTHING, metrics=None):
     """Draw the runs logged in ``paths`` to ``out`` (.png or .svg) and, with ``tensorboard``,
-    write each as events under ``tensorboard/RUN/``; returns the lines to print."""
+    write each as events (all of their metrics) under ``tensorboard/RUN/``; returns the lines
+    to print. ``metrics``: the validation metrics to draw (names as logged, or ``'all'``;
+    None: ``DEFAULT_METRICS``); a name that no run logs is an error."""
     extension = os.path.splitext(out)[1].lower()
     if extension not in FORMATS:
         raise UserError('%s: the figure must be %s' % (out, ' or '.join(FORMATS)))
@@ -199,10 +220,18 @@ def plot_logs(out, paths, tensorboard=None, smoothing=DEFAULT_SMOOTHING):
     lines = [summary(run) for run in runs]
     if not any(run.points() for run in runs):
         raise UserError('%s: no steps=... lines to plot' % ', '.join(paths))
-    figure = draw_figure(runs, smoothing)
+    if metrics is None:
+        metrics = DEFAULT_METRICS
+    elif metrics != 'all':
+        metrics = tuple(tag_name(m) for m in metrics)   # epe_s40+ is logged as epe_s40_
+        missing = [m for m in metrics if m not in logged_metrics(runs)]
+        if missing:
+            raise UserError('--metrics %s: not in %s (they log: %s)' % (
+                ' '.join(missing), ', '.join(paths), ' '.join(logged_metrics(runs)) or 'none'))
+    figure = draw_figure(runs, smoothing, metrics)
     with files.atomic_output(out, suffix=extension) as tmp:
         figure.savefig(tmp, format=extension[1:], dpi=110)
-    lines.append('%s: %d panel(s), %d run(s)' % (out, len(panels(runs)), len(runs)))
+    lines.append('%s: %d panel(s), %d run(s)' % (out, len(panels(runs, metrics)), len(runs)))
     if tensorboard is not None:
         lines += write_tensorboard(runs, tensorboard)
     return lines

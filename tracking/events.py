@@ -131,17 +131,19 @@ def _start_steps(message):
 def write_log_events(parsed, folder):
     """Write a ParsedLog (``logformat.read_log``) as events in ``folder``; returns the count.
 
-    Wall times are the log's time stamps. The new event file hides every earlier one in
-    ``folder`` (purge from step 0), so converting a log again replaces what TensorBoard shows
-    without deleting any file.
+    Wall times are the log's time stamps. NaN and infinite values are left out, as live
+    training leaves them out. The new event file hides every earlier one in ``folder`` (purge
+    from step 0), so converting a log again replaces what TensorBoard shows without deleting
+    any file.
     """
     writer = summary_writer(folder, purge_step=0)
     count = 0
     try:
         for tag, points in parsed.series.items():
             for steps, value, wall_time in points:
-                writer.add_scalar(tag, value, steps, walltime=wall_time)
-                count += 1
+                if math.isfinite(value):
+                    writer.add_scalar(tag, value, steps, walltime=wall_time)
+                    count += 1
         for tag, steps, body, wall_time in parsed.texts:
             writer.add_text(tag, body, steps, walltime=wall_time)
     finally:

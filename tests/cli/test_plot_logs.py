@@ -49,3 +49,11 @@ def test_bad_input_is_one_line_and_writes_nothing(tmp_path, capsys, case):
     assert err.startswith('error: ') and err.count('\n') == 1
     assert {'extension': 'curves.pdf', 'missing': 'none.log', 'nothing': 'garbage.log'}[case] in err
     assert not out.exists()
+
+
+def test_a_metric_that_no_log_holds_is_one_line_and_writes_nothing(tmp_path, capsys):
+    out = tmp_path / 'curves.png'
+    assert plot_logs.main([str(out), str(PROJECT_LOG), '--metrics', 'above3px']) == 2
+    err = capsys.readouterr().err
+    assert err == 'error: --metrics above3px: not in %s (they log: epe)\n' % PROJECT_LOG
+    assert not out.exists()

@@ -3,9 +3,9 @@ independent numpy."""
 import numpy as np
 import pytest
 
-from engine.evaluate import validate_checkpoint, validate_sets
+from engine.evaluate import validate_checkpoint, validate_sets, validation_lines
 from reader import chairs, flowio, sintel
-from reader.sample import load_sample
+from reader.sample import load_occlusion, load_sample
 from tests.helpers import SAMPLE, FakePipe, logged, numpy_metrics
 
 
@@ -17,11 +17,36 @@ def test_validate_sets_batches_frames_of_one_size_and_skips_empty_sets(s_pipe):
     results = validate_sets(s_pipe, {'mixed': [chairs_sample, sintel_sample], 'empty': []},
                             batch_size=2)
     assert list(results) == ['mixed']
-    expected = []
+    expected, errors, weights = [], [], []
     for sample in (chairs_sample, sintel_sample):
         ex = load_sample(sample)
-        expected.append(numpy_metrics(s_pipe.predict_pair(ex.img1, ex.img2)[0], ex.flow, ex.mask)[0])
-    assert results['mixed'] == pytest.approx(np.mean(expected), rel=1e-4)
+        flow = s_pipe.predict_pair(ex.img1, ex.img2)[0]
+        expected.append(numpy_metrics(flow, ex.flow, ex.mask)[0])
+        errors.append(np.sqrt(((flow.astype(np.float64) - ex.flow) ** 2).sum(-1)).ravel())
+        weights.append(np.ones(errors[-1].size) if ex.mask is None else ex.mask.ravel() / 255)
+    mixed = results['mixed']
+    assert mixed['epe'] == pytest.approx(np.mean(expected), rel=1e-4)
+    # The pooled metrics of the same predictions: every valid pixel of both samples counts once
+    # (Sintel's invalid/ marks 80 of the sample's pixels).
+    errors, weights = np.concatenate(errors), np.concatenate(weights)
+    assert weights.sum() == errors.size - 80
+    assert mixed['epe_all'] == pytest.approx((errors * weights).sum() / weights.sum(), rel=1e-4)
+    assert mixed['above3px'] == pytest.approx(((errors > 3) * weights).sum() / weights.sum(),
+                                              abs=1e-4)
+    # Occlusion ground truth: the Sintel sample's occlusions/ only, so its pixels only.
+    occluded = load_occlusion(sintel_sample).ravel()
+    sintel_errors, sintel_weights = errors[-len(occluded):], weights[-len(occluded):]
+    for name, part in (('epe_noc', ~occluded), ('epe_occ', occluded)):
+        inside = sintel_weights * part
+        assert mixed[name] == pytest.approx((sintel_errors * inside).sum() / inside.sum(), rel=1e-4)
+
+
+def test_validation_lines_are_the_originals_line_then_one_line_of_pooled_metrics_per_set():
+    results = {'chairs': {'epe': 1.5, 'epe_all': 1.25, 'above1px': 0.5},
+               'sintel.clean': {'epe': 2.0}}
+    assert validation_lines(7, results) == [
+        'steps=7, chairs=1.5, sintel.clean=2.0',
+        'steps=7, chairs:epe_all=1.25, chairs:above1px=0.5']
 
 
 class ListLog:

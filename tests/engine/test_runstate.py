@@ -75,7 +75,8 @@ def test_a_run_resumed_at_any_point_is_the_uninterrupted_run(workdir, first):
     assert rest.run_id == half.run_id and rest.steps == whole.steps == 6
     assert_same_checkpoint(whole.newest, rest.newest)
     assert logged(parts, rest.run_id) == logged(straight, whole.run_id)
-    assert len(logged(straight, whole.run_id)) == 6 + 3   # 6 training lines, validations at 1, 3, 6
+    # 6 training lines; validations at 1, 3, 6, two lines each (the EPE, the pooled metrics)
+    assert len(logged(straight, whole.run_id)) == 6 + 3 * 2
     saved = json.loads(Path(runstate.state_path(rest.newest)).read_text())
     assert saved == json.loads(Path(runstate.state_path(whole.newest)).read_text()) | {
         'step_time': saved['step_time']}   # the step times are the one difference

@@ -1,5 +1,6 @@
 """engine/train.py: training runs through the library (run_training): log lines, checkpoints,
 an exact continuation, and the TensorBoard events the run writes."""
+import math
 import os
 import re
 from pathlib import Path
@@ -73,8 +74,14 @@ def test_a_debug_training_run_writes_events_that_tensorboard_reads(tmp_path, cap
     folder = tmp_path / 'l' / 'debug' / 'tensorboard' / result.run_id
     assert Path(events_folder(str(log))) == folder
     reader = event_reader(folder)
+    # The pooled metrics; not epe_s40+: no pixel of the Chairs pair moves 40 px, so its value
+    # is NaN, which the log holds and events leave out.
+    assert re.search(r'^steps=2, chairs:epe_all=.*, chairs:epe_s40\+=nan$',
+                     '\n'.join(log_lines(log)), re.M)
+    pooled = ['val/chairs/' + m for m in ('epe_all', 'above1px', 'above3px', 'above5px',
+                                         'epe_s0-10', 'epe_s10-40')]
     assert set(reader.Tags()['scalars']) == {'train/epe', 'train/seconds_per_step', 'train/lr',
-                                             'val/chairs'}
+                                             'val/chairs', *pooled}
     # The values the text log holds, read with a pattern of their own.
     text = log.read_text()
     epe = [(int(s), float(v)) for s, v in re.findall(r'steps=(\d+), epe=([^,]+),', text)]
@@ -84,6 +91,13 @@ def test_a_debug_training_run_writes_events_that_tensorboard_reads(tmp_path, cap
                                                      for s, v in epe]
     assert steps_and_values(reader, 'val/chairs') == [(s, pytest.approx(v, rel=1e-6))
                                                       for s, v in chairs]
+    # The pooled metrics: a line of their own after the original's validation line.
+    above3 = [(int(s), float(v)) for s, v in re.findall(
+        r'steps=(\d+), chairs=\S+\n\[[^]]+\] steps=\1, chairs:epe_all=[^,]+, '
+        r'chairs:above1px=[^,]+, chairs:above3px=([^,]+), ', text)]
+    assert [s for s, _ in above3] == [1, 2] and all(0 <= v <= 1 for _, v in above3)
+    assert steps_and_values(reader, 'val/chairs/above3px') == [
+        (s, pytest.approx(v, rel=1e-6)) for s, v in above3]
     # MaskFlownet_S.yaml: 1e-4 up to step 400000.
     assert steps_and_values(reader, 'train/lr') == [(1, pytest.approx(1e-4)),
                                                     (2, pytest.approx(1e-4))]
@@ -98,7 +112,8 @@ def test_a_debug_training_run_writes_events_that_tensorboard_reads(tmp_path, cap
         assert images[0].encoded_image_string.startswith(b'\x89PNG')
     # A converted log gets the same scalar tags and values, and plots.
     parsed = read_log(str(log))
-    assert set(parsed.series) == set(reader.Tags()['scalars']) - {'train/lr'}
+    assert {tag for tag, points in parsed.series.items()
+            if any(math.isfinite(p[1]) for p in points)} == set(reader.Tags()['scalars']) - {'train/lr'}
     assert [(s, v) for s, v, _ in parsed.series['train/epe']] == epe
     out = tmp_path / 'curves.png'
     assert plot_logs.main([str(out), str(log)]) == 0 and out.stat().st_size > 1000

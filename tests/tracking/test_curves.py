@@ -95,3 +95,52 @@ def test_a_panel_of_only_an_absurd_value_and_an_absurd_step_do_not_fail(tmp_path
     assert plot_logs.main([str(tmp_path / 'f.png'), str(log), '--tensorboard',
                            str(tmp_path / 'tbf')]) == 2
     assert not (tmp_path / 'f.png').exists()   # refused before the figure was written
+
+
+# --- which validation metrics are drawn ----------------------------------------------------
+
+POOLED_LOG = """\
+[2026/12/07 10:00:00] start=0, train=2, val=1, host=h, batch=1
+[2026/12/07 10:00:00] seed=1
+[2026/12/07 10:00:01] steps=1, epe=3.5, total_time=0.50
+[2026/12/07 10:00:02] steps=1, chairs=3.25
+[2026/12/07 10:00:02] steps=1, chairs:epe_all=3.0, chairs:above3px=0.25, chairs:epe_s40+=nan
+[2026/12/07 10:00:03] steps=2, epe=3.0, total_time=0.50
+[2026/12/07 10:00:04] steps=2, chairs=2.75
+[2026/12/07 10:00:04] steps=2, chairs:epe_all=2.5, chairs:above3px=0.125, chairs:epe_s40+=9.0
+"""
+
+
+def titles_and_lines(figure):
+    return {ax.get_title(): [(list(l.get_xdata()), list(l.get_ydata())) for l in ax.get_lines()]
+            for ax in figure.axes if ax.get_visible()}
+
+
+@pytest.fixture
+def pooled_run(tmp_path):
+    log = tmp_path / 'pooled.log'
+    log.write_text(POOLED_LOG)
+    return curves.read_runs([str(log)])
+
+
+def test_the_pooled_metrics_are_drawn_only_when_asked_for(pooled_run):
+    drawn = titles_and_lines(curves.draw_figure(pooled_run))
+    assert [t for t in drawn if not t.startswith('training')] == ['validation: chairs']
+    drawn = titles_and_lines(curves.draw_figure(pooled_run, metrics=('above3px', 'epe_s40_')))
+    assert [t for t in drawn if not t.startswith('training')] == [
+        'validation: chairs/above3px', 'validation: chairs/epe_s40_']
+    assert drawn['validation: chairs/above3px'] == [([1, 2], [0.25, 0.125])]
+    assert drawn['validation: chairs/epe_s40_'] == [([2], [9.0])]   # the NaN is not drawn
+    assert len(curves.panels(pooled_run, 'all')) == 1 + 4
+
+
+def test_metrics_are_named_as_logged_and_one_that_no_log_holds_is_an_error(pooled_run, tmp_path):
+    from common.errors import UserError
+    log = pooled_run[0].path
+    out = tmp_path / 'c.png'
+    lines = curves.plot_logs(str(out), [log], metrics=['epe_s40+', 'epe'])
+    assert lines[-1].endswith(': 3 panel(s), 1 run(s)') and out.exists()
+    with pytest.raises(UserError, match=r'^--metrics above9px: not in .*pooled.log \(they log: '
+                                        r'epe epe_all above3px epe_s40_\)$'):
+        curves.plot_logs(str(tmp_path / 'd.png'), [log], metrics=['above9px'])
+    assert not (tmp_path / 'd.png').exists()

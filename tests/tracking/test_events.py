@@ -80,3 +80,20 @@ def test_a_diverged_runs_nan_stays_out_of_the_events_and_they_go_on(tmp_path, ca
     reader = event_reader(events_folder(str(log_path)))
     assert steps_and_values(reader, 'train/epe') == [(2, 3.0)]
     assert (log_path.read_text().count('nan')) == 2   # the text log keeps them
+
+
+def test_a_converted_log_leaves_out_nan_as_live_training_does(tmp_path, capfd):
+    """plot_logs --tensorboard wrote a diverged run's NaN, and tensorboardX printed a warning
+    line for each, where the live events had left them out."""
+    from tracking.events import write_log_events
+    from tracking.logformat import read_log
+    log_path = tmp_path / 'run.log'
+    log_path.write_text('[2026/12/07 10:00:00] steps=1, epe=nan, total_time=0.50\n'
+                        '[2026/12/07 10:00:01] steps=1, chairs=4.0, sintel=inf\n'
+                        '[2026/12/07 10:00:02] steps=2, epe=3.0, total_time=0.50\n')
+    assert write_log_events(read_log(str(log_path)), str(tmp_path / 'tb')) == 4
+    assert capfd.readouterr() == ('', '')
+    reader = event_reader(str(tmp_path / 'tb'))
+    assert steps_and_values(reader, 'train/epe') == [(2, 3.0)]
+    assert steps_and_values(reader, 'val/chairs') == [(1, 4.0)]
+    assert 'val/sintel' not in reader.Tags()['scalars']
