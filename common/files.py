@@ -224,13 +224,23 @@ def _check_writable(path):
         raise UserError(f'{path}: is a directory')
     if os.path.exists(path) and not os.path.isfile(path):
         raise UserError(f'{path}: not a regular file')
-    folder = os.path.dirname(os.path.abspath(path))
+    _check_folder_for(path, os.path.dirname(os.path.abspath(path)))
+
+
+def _check_folder_for(path, folder):
     while not os.path.lexists(folder):  # atomic_output creates the missing folders
         folder = os.path.dirname(folder)
     if not os.path.isdir(folder):
         raise UserError(f'{path}: cannot write ({folder} is not a folder)')
     if not os.access(folder, os.W_OK | os.X_OK):
         raise UserError(f'{path}: cannot write (the folder {folder} is not writable)')
+
+
+def check_output_folder(folder):
+    """Raise UserError unless files can be created in ``folder``: it is a writable folder, or
+    missing below one (atomic_output creates it); nothing is written."""
+    folder = os.fspath(folder)
+    _check_folder_for(folder, os.path.abspath(folder))
 
 
 def same_file(a, b):

@@ -23,7 +23,7 @@ from reader import custom, flowio, video
 from . import api
 from .failures import memory_guard
 from .onnx_backend import check_backend
-from .settings import as_recorded, check_settings, network_identity, write_settings
+from .settings import as_recorded, check_settings, network_identity, record_on_first_output
 
 
 def predict_files(out, config, checkpoint, image_1=None, image_2=None, video_path=None,
@@ -270,7 +270,7 @@ def _check_folder_outputs(out_dir, jobs):
     writable, no output is a folder or one of the input images."""
     outputs = [path for _, flow, mask in jobs for path in (flow, mask) if path]
     for folder in dict.fromkeys(os.path.dirname(path) for path in outputs):
-        files.check_output_paths([os.path.join(folder, 'x')])   # each folder, once
+        files.check_output_folder(folder)   # each folder, once
     inputs = {}
     for pair, _, _ in jobs:
         for image in (pair.img1, pair.img2):
@@ -316,17 +316,18 @@ def predict_folder(out_dir, config, checkpoint, frames=None, pairs=None, devices
     outputs = [path for _, flow, mask in jobs for path in (flow, mask) if path]
     check_settings(out_dir, settings, 'predict_new_data.py', outputs=outputs)
     files.prove_writable(out_dir)
-    write_settings(out_dir, settings)
     todo = [job for job in jobs
             if not all(flowio.output_is_complete(path) for path in job[1:] if path)]
-    written = write_folder_flows(model, todo, fmt, batch, resize)
+    written = write_folder_flows(model, todo, fmt, batch, resize,
+                                 record_on_first_output(out_dir, settings))
     return '%s: %d flows written, %d already there, from %s' % (
         out_dir, written, len(jobs) - len(todo), checkpoint)
 
 
-def write_folder_flows(model, jobs, fmt, batch=None, resize=None):
+def write_folder_flows(model, jobs, fmt, batch=None, resize=None, before_output=lambda: None):
     """Predict and write ``jobs`` (from ``folder_jobs``), ``batch`` pairs a network call;
-    returns how many were written. A frame shared by consecutive pairs is read once."""
+    returns how many were written. A frame shared by consecutive pairs is read once.
+    ``before_output()`` is called before each flow is written."""
     write = FORMATS[fmt][1]
     batch = model.default_batch if batch is None else batch
     cache = {}   # path -> image, for the frames of the batch at hand (and the one after it)
@@ -344,6 +345,7 @@ def write_folder_flows(model, jobs, fmt, batch=None, resize=None):
                               '--batch or --resize'):
                 results = list(model.iter_predict(img1s, img2s, batch_size=batch, resize=resize))
             for (_, flow_path, mask_path), (flow, occ) in zip(chunk, results):
+                before_output()
                 with files.atomic_outputs(*filter(None, (flow_path, mask_path))) as tmps:
                     write(tmps[0], flow)
                     if mask_path:

@@ -4,7 +4,8 @@ folders, the output format) that wrote its files.
 
 A restart skips the files that are complete, so a folder must never hold flows of two
 settings: ``check_settings`` refuses, before anything is written, a folder written with other
-settings, or one with files but no record. ``main.py --predict`` (``engine.submission``) and
+settings, or one with files but no record. The record is written with the folder's first
+flow (``record_on_first_output``). ``main.py --predict`` (``engine.submission``) and
 ``predict_new_data.py --frames/--pairs`` (``engine.predict``) both keep one.
 """
 import hashlib
@@ -96,9 +97,22 @@ def check_settings(folder, settings, writer, outputs=None):
 
 
 def write_settings(folder, settings):
-    """Write the record once, when the folder gets its first outputs."""
+    """Write the record, unless the folder has one (``check_settings`` found it equal)."""
     record = os.path.join(folder, SETTINGS_FILE)
     if not os.path.exists(record):
         with files.atomic_output(record) as tmp, open(tmp, 'w') as f:
             json.dump(settings, f, indent=1, sort_keys=True)
             f.write('\n')
+
+
+def record_on_first_output(folder, settings):
+    """A callable for the writers to call before each output: the first call writes the
+    record. A run stopped before its first flow (Ctrl-C, a damaged frame, no memory) leaves no
+    record behind, which would refuse the folder to other settings though it holds no flows."""
+    written = []
+
+    def before_output():
+        if not written:
+            write_settings(folder, settings)
+            written.append(True)
+    return before_output

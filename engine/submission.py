@@ -16,7 +16,7 @@ from network.conventions import occ_mask_image
 from reader import flowio, roots
 
 from .evaluate import BENCHMARKS, stream_runs
-from .settings import as_recorded, check_settings, network_identity, write_settings
+from .settings import as_recorded, check_settings, network_identity, record_on_first_output
 
 def _outputs(flow_path, occ_mask):
     paths = [flow_path]
@@ -25,8 +25,10 @@ def _outputs(flow_path, occ_mask):
     return paths
 
 
-def _predict_to_files(pipe, jobs, write_flow, batch_size, resize, occ_mask, description):
-    """Run ``pipe`` on ``jobs`` [(sample, flow_path)] not yet done; returns (written, skipped)."""
+def _predict_to_files(pipe, jobs, write_flow, batch_size, resize, occ_mask, description,
+                      before_output=lambda: None):
+    """Run ``pipe`` on ``jobs`` [(sample, flow_path)] not yet done; returns (written, skipped).
+    ``before_output()`` is called before each flow is written."""
     todo = [(s, p) for s, p in jobs if not all(map(flowio.output_is_complete, _outputs(p, occ_mask)))]
     paths = {sample.name: path for sample, path in todo}
 
@@ -36,6 +38,7 @@ def _predict_to_files(pipe, jobs, write_flow, batch_size, resize, occ_mask, desc
         for sample, (flow, mask, _) in zip(samples, results):
             # The flow and its mask together or neither: an interrupt between the two would
             # leave a flow without its mask, which a restart would then skip.
+            before_output()
             with files.atomic_outputs(*_outputs(paths[sample.name], occ_mask)) as tmps:
                 write_flow(tmps[0], flow)
                 if occ_mask:
@@ -100,8 +103,8 @@ def predict_submissions(pipe, out_prefix, batch_size=1, resize=None, occ_mask=Fa
         if not isinstance(task, _Run):
             report.append((task[0], 0, task[1]))
             continue
-        write_settings(task.folder, settings[task.folder])
-        written, skipped = _predict_to_files(pipe, task.jobs, task.write_flow, batch_size,
-                                             task.network_size, occ_mask, task.what)
+        written, skipped = _predict_to_files(
+            pipe, task.jobs, task.write_flow, batch_size, task.network_size, occ_mask, task.what,
+            record_on_first_output(task.folder, settings[task.folder]))
         report.append((task.what, written, skipped))
     return report

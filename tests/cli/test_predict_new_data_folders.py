@@ -150,15 +150,21 @@ def test_pairs_lists_name_outputs_and_read_paths_relative_to_the_list(frames, ex
         '# IMAGE1 IMAGE2 [NAME]\n'
         '"%s/frame_1.png" "%s/frame_2.png"\n'
         '\n'
-        '"%s/frame_2.png" "%s/frame_3.png" sub/second.flo\n'
+        '"%s/frame_2.png" "%s/frame_3.png" x/second.flo\n'
         '"%s/frame_3.png" "%s/frame_10.png" third\n' % (rel, rel, rel, rel, frames, frames))
     out = tmp_path / 'out'
-    assert run(out, 'MaskFlownet_S', '--pairs', lists / 'pairs.txt', '-c', ckpt, '--occ_mask',
-               '--batch', '1') == 0
-    for name, path in (('frame_1', 'frame_1'), ('frame_2', 'sub/second'), ('frame_3', 'third')):
+    args = [out, 'MaskFlownet_S', '--pairs', lists / 'pairs.txt', '-c', ckpt, '--occ_mask',
+            '--batch', '1']
+    assert run(*args) == 0
+    for name, path in (('frame_1', 'frame_1'), ('frame_2', 'x/second'), ('frame_3', 'third')):
         np.testing.assert_allclose(flowio.read_flo(out / (path + '.flo')), expected[name][0],
                                    atol=FLOAT_NOISE)
         assert (out / (path + '_occ.png')).is_file()
+    # A restart with a subfolder among the outputs (the folder check once tried a file 'x' in
+    # OUT, which the subfolder x is not).
+    capsys.readouterr()
+    assert run(*args) == 0
+    assert '0 flows written, 3 already there' in capsys.readouterr().out
 
 
 @pytest.fixture
@@ -234,3 +240,24 @@ def test_a_flow_and_its_mask_are_written_together_or_not_at_all(frames, ckpt, tm
         predict.predict_folder(str(out), 'MaskFlownet_S', str(ckpt), frames=str(frames),
                                occ_mask=True, batch=1)
     assert sorted(os.listdir(out)) == ['frame_1.flo', 'frame_1_occ.png', 'predict_settings.json']
+
+
+def test_a_run_stopped_before_its_first_flow_leaves_no_record_to_refuse_other_settings(
+        frames, ckpt, tmp_path, monkeypatch, capsys):
+    """The settings record was written before the first prediction: a run stopped then left a
+    folder of no flows that refused every later run with other settings."""
+    from engine import api
+
+    def interrupt(*args, **kwargs):
+        raise KeyboardInterrupt
+        yield
+    out = tmp_path / 'flows'
+    with monkeypatch.context() as patch:
+        patch.setattr(api.Model, 'iter_predict', interrupt)
+        assert run(out, 'MaskFlownet_S.yaml', '--frames', frames, '-c', ckpt) == 130
+    assert os.listdir(out) == []
+    capsys.readouterr()
+    assert run(out, 'MaskFlownet_S.yaml', '--frames', frames, '-c', ckpt, '--format', 'npy') == 0
+    assert '3 flows written' in capsys.readouterr().out
+    assert sorted(os.listdir(out)) == ['frame_1.npy', 'frame_2.npy', 'frame_3.npy',
+                                       'predict_settings.json']

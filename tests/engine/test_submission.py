@@ -34,3 +34,33 @@ def test_the_settings_record_keeps_the_network_section_as_the_file_wrote_it(monk
     assert settings.network_identity(Loaded) == {
         'network_class': 'MaskFlownet_S', 'network_config': {'class': 'MaskFlownet_S'},
         'weights_sha256': 'sha'}
+
+
+class IdentifiedPipe(FakePipe):
+    network_class = 'MaskFlownet_S'
+    config = type('Config', (), {'raw': {'network': {'class': 'MaskFlownet_S'}}})()
+
+    def weights_sha256(self):
+        return 'sha'
+
+
+def test_the_settings_record_is_written_with_the_first_flow(tmp_path):
+    """It was written before the first prediction: a --predict stopped then left a record in a
+    folder of no flows, which refused every later run with other settings."""
+    from engine import submission
+    from reader import flowio, sintel
+    samples = sintel.list_samples(SAMPLE / 'MPI-Sintel-complete', 'training')[:1]
+    folder = tmp_path / 'out_sintel'
+    task = submission._Run('sintel', str(folder), [(samples[0], str(folder / 'frame.flo'))],
+                           flowio.write_flo, (448, 1024))
+
+    class Interrupted(IdentifiedPipe):
+        def predict(self, *args, **kwargs):
+            raise KeyboardInterrupt
+            yield
+    with pytest.raises(KeyboardInterrupt):
+        submission.predict_submissions(Interrupted(), str(tmp_path / 'out'), tasks=[task])
+    assert list(folder.iterdir()) == []
+    assert submission.predict_submissions(IdentifiedPipe(), str(tmp_path / 'out'),
+                                          tasks=[task]) == [('sintel', 1, 0)]
+    assert sorted(p.name for p in folder.iterdir()) == ['frame.flo', 'predict_settings.json']
