@@ -53,10 +53,12 @@ def state_path(params_path):
 
 def data_fingerprint(data):
     """What a run's stream reads and how: dataset, batch, crop and network size, augmentation
-    ranges, and each slot's samples (count and a digest of their names, in order)."""
+    ranges, and each slot's samples (count and a digest of their names, in order: a custom
+    list's by the files each line names, not its line numbers)."""
     slots = []
     for samples, count in data.mix:
-        digest = hashlib.sha256('\n'.join(getattr(s, 'name', str(s)) for s in samples).encode())
+        digest = hashlib.sha256('\n'.join(getattr(s, 'key', None) or getattr(s, 'name', str(s))
+                                          for s in samples).encode())
         slots.append({'samples': len(samples), 'per_batch': count,
                       'names_sha256': digest.hexdigest()[:16]})
     return {'dataset': data.dataset, 'batch': data.batch_size, 'slots': slots,

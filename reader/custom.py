@@ -47,7 +47,7 @@ _KEY_CHARACTERS = re.compile(r'[^A-Za-z0-9_.-]')
 class Line:
     """One line of a list: where it is and its fields (paths resolved, None for ``-``)."""
     where: str                      # 'LIST:LINE', the prefix of every message about it
-    number: int
+    written: Tuple[str, ...]        # the fields as the line writes them
     fields: Tuple[Optional[str], ...]
 
 
@@ -137,8 +137,9 @@ def read_list(path, names, required, paths=None):
             elif field == NONE:
                 raise UserError(f'{where}: {name} is required, got -')
             else:
-                resolved.append(str(folder / Path(field).expanduser()))
-        lines.append(Line(where, number, tuple(resolved)))
+                # os.path's: Path.expanduser raises for ~nosuchuser, this leaves it as written
+                resolved.append(str(folder / os.path.expanduser(field)))
+        lines.append(Line(where, tuple(fields), tuple(resolved)))
     if not lines:
         raise UserError(f'{path}: no samples (the list holds only blank lines and comments)')
     return lines
@@ -239,7 +240,7 @@ def list_samples(path, crop=None, progress=True):
             name=line.where, img1=Path(img1), img2=Path(img2), flow=Path(flow),
             mask=None if valid is None else Path(valid), mask_kind=LISTED, channel_order=BGR,
             occ=None if occ is None else Path(occ), occ_kind=None if occ is None else OCC_PNG,
-            listed_at=line.where))
+            listed_at=line.where, key=' '.join(line.written)))
     smallest = (min(s[0] for s in sizes), min(s[1] for s in sizes))
     return CustomList(str(path), samples, smallest)
 
@@ -323,7 +324,7 @@ def frame_pairs(folder, progress=True):
         size = flowio.image_size(path)
         check_side(path, size)
         return size
-    lines = [Line(path, k, (path,)) for k, path in enumerate(paths)]
+    lines = [Line(path, (name,), (path,)) for name, path in zip(frames, paths)]
     sizes = check_lines(lines, lambda line: size_of(line.fields[0]),
                         'checking %s' % folder.name if progress else None)
     for k in range(1, len(paths)):

@@ -10,6 +10,7 @@ original main.py's. A config's own keys fill in the options of a row (``kitti``,
 batch, crop and validation set come from the config's own list files (``reader.custom``).
 """
 import math
+import os
 from dataclasses import dataclass, field
 from typing import Callable, Optional, Tuple
 
@@ -136,7 +137,7 @@ MIXES = {
 
 def config_relative(dataset_cfg, path):
     """A path in a dataset config: relative to the config file's folder, ``~`` expanded."""
-    path = Path(path).expanduser()
+    path = Path(os.path.expanduser(path))
     if path.is_absolute() or dataset_cfg.source is None:
         return path
     return Path(dataset_cfg.source).parent / path

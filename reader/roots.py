@@ -75,12 +75,12 @@ def _lookup(key, roots_file, environment=True):
     _check_key(key)
     value = os.environ.get(env_var(key)) if environment else None
     if value:
-        return Path(value).expanduser(), f'environment variable {env_var(key)}', None
+        return Path(os.path.expanduser(value)), f'environment variable {env_var(key)}', None
     path, named = _roots_file(roots_file)
     value = _read_roots_file(path, named).get(key)
     if not value:
         return None, None, path
-    root = Path(value).expanduser()
+    root = Path(os.path.expanduser(value))
     if not root.is_absolute():
         root = path.parent / root
     return root, f"key '{key}' in {path}", path

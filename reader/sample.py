@@ -84,6 +84,9 @@ class Sample:
     occ: Optional[Path] = None     # occlusion ground truth, for the metrics (see load_occlusion)
     occ_kind: Optional[str] = None
     listed_at: Optional[str] = None   # 'LIST:LINE' of a custom list: errors name it
+    # What identifies the sample from run to run where ``name`` does not (a custom list's
+    # name is LIST:LINE): the line's fields as written, paths relative to the list's folder.
+    key: Optional[str] = None
 
 
 class Example(NamedTuple):

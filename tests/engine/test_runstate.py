@@ -206,3 +206,28 @@ def test_a_run_state_that_does_not_fit_its_checkpoint_is_one_line(tmp_path, chan
     (tmp_path / 'r_4.run.json').write_text('[' * 100000 + ']' * 100000)
     with pytest.raises(UserError, match='nested too deeply'):
         runstate.read_state(str(tmp_path / 'r_4.params'), 4)
+
+
+def test_a_custom_lists_fingerprint_follows_the_files_it_names_not_its_line_numbers(tmp_path):
+    """It digested the samples' names, LIST:LINE for a custom list: another pair on a line
+    went unnoticed, and a comment line or another spelling of the list's path made an exact
+    resume 'not exact'."""
+    from reader import custom, flowio
+    folder = tmp_path / 'data'
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    for name in ('a.png', 'b.png', 'c.png'):
+        flowio.write_image(folder / name, rng.integers(0, 256, (16, 24, 3), dtype=np.uint8))
+    flowio.write_flo(folder / 'f.flo', np.zeros((16, 24, 2), np.float32))
+
+    def fingerprint(text, list_path):
+        list_path.write_text(text)
+        listed = custom.list_samples(list_path, progress=False)
+        return runstate.data_fingerprint(TrainingData('custom', [(listed.samples, 1)], (8, 8),
+                                                      (64, 64)))
+    base = fingerprint('a.png b.png f.flo\nb.png c.png f.flo\n', folder / 'train.txt')
+    assert fingerprint('# pairs\n\na.png b.png f.flo\nb.png c.png f.flo\n',
+                       folder / 'train.txt') == base
+    assert fingerprint('a.png b.png f.flo\nb.png c.png f.flo\n',
+                       folder / '..' / 'data' / 'train.txt') == base
+    assert fingerprint('a.png b.png f.flo\na.png c.png f.flo\n', folder / 'train.txt') != base

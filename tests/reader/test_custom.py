@@ -314,3 +314,10 @@ def test_a_custom_config_trains_on_its_list_with_its_batch_crop_and_augmentation
     config.write_text('dataset: custom\nvalidation_list: data/train.txt\n')
     with pytest.raises(UserError, match='my.yaml: train_list: missing: training needs'):
         training_data(load_config(config, 'dataset'), 'MaskFlownet_S')
+
+
+def test_a_path_of_an_unknown_users_home_is_a_missing_file_not_a_traceback(files):
+    """Path.expanduser raised RuntimeError ('Could not determine home directory') for it."""
+    with pytest.raises(UserError, match=r'list\.txt:1: .*~nosuchuser_4242/a\.png.*not found'):
+        custom.list_samples(write_list(files, '~nosuchuser_4242/a.png b.jpg f.flo\n'),
+                            progress=False)
