@@ -25,8 +25,7 @@ from common import files
 from common.errors import UserError
 from network.conventions import check_pairs, network_size
 
-from .onnx_export import (EXPORT_FORMAT, EXPORT_OPSET, METADATA_PREFIX, export_metadata,
-                          file_sha256)
+from .onnx_export import EXPORT_FORMAT, EXPORT_OPSET, export_metadata, file_sha256
 
 BACKENDS = ('mxnet', 'onnxruntime')
 CACHE_VARIABLE = 'MASKFLOWNET_ONNX_CACHE'
@@ -94,13 +93,16 @@ class ModelCache:
         self.checkpoint_sha256 = checkpoint_sha256
         self.folder = folder or cache_folder()
 
-    def fields(self, image_size, net_size):
-        """What an exported model depends on: the key's fields."""
+    def identity(self):
+        """What every exported model of this checkpoint and config depends on."""
         return {'format': EXPORT_FORMAT, 'opset': EXPORT_OPSET,
                 'network_class': self.config.network_class,
                 'network_config': json.loads(json.dumps(self.config['network'].value)),
-                'checkpoint_sha256': self.checkpoint_sha256,
-                'image_size': list(image_size), 'network_size': list(net_size)}
+                'checkpoint_sha256': self.checkpoint_sha256}
+
+    def fields(self, image_size, net_size):
+        """What an exported model depends on: the key's fields."""
+        return dict(self.identity(), image_size=list(image_size), network_size=list(net_size))
 
     def paths(self, image_size, net_size):
         """(model, record) paths of a size."""
@@ -158,12 +160,13 @@ class ModelCache:
             names = sorted(os.listdir(self.folder))
         except OSError:
             return None
+        wanted = self.identity()
         for name in names:
             if name.endswith('.json') and name.startswith(self.config.network_class + '_'):
                 try:
                     with open(os.path.join(self.folder, name)) as f:
                         record = json.load(f)
-                    if record['fields']['checkpoint_sha256'] == self.checkpoint_sha256:
+                    if all(record['fields'][key] == value for key, value in wanted.items()):
                         return record['weights_sha256']
                 except (OSError, ValueError, KeyError, TypeError):
                     continue
@@ -215,14 +218,29 @@ class OnnxPipeline:
         return self._sessions[key]
 
     def _export_pipeline(self):
+        """An MXNet Pipeline with the checkpoint whose sha256 keys the cache: UserError if the
+        file changed since this pipeline was made (a model of other weights would be cached
+        under the old file's key)."""
         if self._exporter is None:
             from network.pipeline import Pipeline
             from . import published
             pipe = Pipeline(self.config, keep_graph_memory=False)
+            self._check_unchanged()
             with published.config_hints():
                 pipe.load(self.checkpoint)
+            self._check_unchanged()   # and not while it loaded
             self._exporter = pipe
         return self._exporter
+
+    def _check_unchanged(self):
+        try:
+            unchanged = file_sha256(self.checkpoint) == self.cache.checkpoint_sha256
+        except OSError as error:
+            raise UserError('%s: cannot read it again (%s)'
+                            % (self.checkpoint, error.strerror or error)) from None
+        if not unchanged:
+            raise UserError('%s: changed since it was loaded; load the model again'
+                            % self.checkpoint)
 
     def _open(self, model, path):
         ort = self.ort
@@ -319,13 +337,6 @@ class OnnxPipeline:
             from .settings import weights_sha256
             self._weights_sha256 = weights_sha256(self._export_pipeline().network)
         return self._weights_sha256
-
-
-def model_metadata(session):
-    """The ``maskflownet.*`` metadata of a session's model, without the prefix."""
-    found = session.get_modelmeta().custom_metadata_map
-    return {key[len(METADATA_PREFIX):]: value for key, value in found.items()
-            if key.startswith(METADATA_PREFIX)}
 
 
 def check_backend(backend, devices=''):

@@ -20,7 +20,6 @@ made here, none of which changes a number:
 onnx 1.16 removed ``onnx.mapping``, which the exporter imports: ``import_onnx`` puts back the
 two tables it uses.
 """
-import argparse
 import contextlib
 import hashlib
 import io
@@ -31,11 +30,13 @@ import types
 
 import numpy as np
 
-from common.cli import run
+from common.cli import ArgumentParser, run
 from common.devices import prepare_process
 from common.environment import check_environment
 from common.errors import UserError
 from common.options import check_side
+
+from .failures import is_out_of_memory, memory_guard, onednn_failed
 
 EXPORT_OPSET = 16          # the model's opset: GridSample is new in 16
 TRANSLATION_OPSET = 13     # the newest opset MXNet 1.9.1's exporter translates to
@@ -148,6 +149,8 @@ def export_onnx(pipe, image_size, resize, path, metadata):
     except UserError:
         raise
     except Exception as error:   # the exporter's own failures, whatever their type
+        if is_out_of_memory(error) or onednn_failed(error):
+            raise   # for the caller's memory_guard, which says what to reduce
         first = (str(error).strip().splitlines() or [''])[0]
         raise UserError('exporting %s for %dx%d images to ONNX failed (%s: %s)'
                         % (pipe.network_class, image_size[1], image_size[0],
@@ -296,7 +299,8 @@ def export_file(out, config_name, checkpoint_spec, size, resize='', download=Fal
     with published.config_hints():
         pipe.load(path)
     metadata = export_metadata(pipe, path, file_sha256(path), image_size, net_size)
-    with files.atomic_output(out) as tmp:
+    with files.atomic_output(out) as tmp, memory_guard(
+            'exporting for network size %dx%d' % net_size[::-1], '--size or --resize'):
         export_onnx(pipe, image_size, resize, tmp, metadata)
     return ('%s: %s for %dx%d images (network %dx%d), ONNX opset %d, %.1f MB, from %s'
             % (out, pipe.network_class, image_size[1], image_size[0], net_size[1], net_size[0],
@@ -304,7 +308,7 @@ def export_file(out, config_name, checkpoint_spec, size, resize='', download=Fal
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         prog='python -m engine.onnx_export',
         description='Export MaskFlownet-S or MaskFlownet with its pre- and post-processing to '
                     'an ONNX model for one image size (docs/onnx.md).')

@@ -294,3 +294,34 @@ def test_the_cache_variable_is_known_and_moves_the_cache(monkeypatch, tmp_path):
     assert onnx_backend.cache_folder() == str(tmp_path)
     monkeypatch.delenv(onnx_backend.CACHE_VARIABLE)
     assert onnx_backend.cache_folder() == os.path.join('weights', 'onnx')
+
+
+def test_a_checkpoint_changed_after_loading_is_not_exported_under_its_old_key(
+        tmp_path, golden_checkpoint, counted_exports, pair):
+    """The cache key was the file's sha256 at loading, the exported weights the file's at the
+    first export: a model of other weights would have been cached under the old key."""
+    checkpoint = tmp_path / 'mine.params'
+    checkpoint.write_bytes(Path(golden_checkpoint('MaskFlownet_S')).read_bytes())
+    pipe = onnx_pipeline('MaskFlownet_S', checkpoint, tmp_path / 'cache')
+    with open(checkpoint, 'ab') as f:
+        f.write(b'\0')
+    with pytest.raises(UserError, match=r'mine\.params: changed since it was loaded'):
+        pipe.predict_pair(*pair)
+    assert counted_exports == [] and not (tmp_path / 'cache').exists()
+
+
+def test_a_record_of_another_network_does_not_lend_its_weights_sha256(tmp_path):
+    """Records were picked by file name prefix: 'MaskFlownet_' matches MaskFlownet_S's too."""
+    checkpoint = tmp_path / 'w.params'
+    checkpoint.write_bytes(b'weights')
+    sha = onnx_export.file_sha256(checkpoint)
+    caches = {network: ModelCache(Config({'network': {'class': network}}), checkpoint, sha,
+                                  str(tmp_path))
+              for network in ('MaskFlownet_S', 'MaskFlownet')}
+    s_cache = caches['MaskFlownet_S']
+    model, record = s_cache.paths((64, 64), (64, 64))
+    Path(record).write_text(json.dumps({'fields': s_cache.fields((64, 64), (64, 64)),
+                                        'weights_sha256': 'of MaskFlownet_S'}))
+    assert os.path.basename(record).startswith('MaskFlownet_')
+    assert caches['MaskFlownet'].recorded_weights_sha256() is None
+    assert s_cache.recorded_weights_sha256() == 'of MaskFlownet_S'

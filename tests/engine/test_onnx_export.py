@@ -157,3 +157,26 @@ def test_a_failed_export_command_writes_nothing(tmp_path, golden_checkpoint, cap
     assert err == ('error: exporting MaskFlownet_S for 64x64 images to ONNX failed '
                    '(RuntimeError: translation failed)\n')
     assert list(tmp_path.iterdir()) == []
+
+
+def test_running_out_of_memory_while_exporting_says_what_to_reduce(tmp_path, golden_checkpoint,
+                                                                   capsys, monkeypatch):
+    """It was wrapped as 'exporting ... failed (MemoryError: ...)', without the advice."""
+    def no_memory(onnx, pipe, image_size, resize, path, metadata):
+        raise MemoryError()
+    monkeypatch.setattr(onnx_export, '_export', no_memory)
+    out = tmp_path / 'model.onnx'
+    assert onnx_export.main(['MaskFlownet_S.yaml', str(out), '-c',
+                             str(golden_checkpoint('MaskFlownet_S')), '--size', '64,64']) == 2
+    assert capsys.readouterr().err == ('error: out of memory while exporting for network size '
+                                       '64x64; reduce --size or --resize\n')
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_usage_mistake_is_one_line(capsys):
+    with pytest.raises(SystemExit) as exited:
+        onnx_export.main(['MaskFlownet_S.yaml', 'out.onnx', '--size', '64,64'])
+    assert exited.value.code == 2
+    err = capsys.readouterr().err
+    assert err == ('error: the following arguments are required: -c/--checkpoint '
+                   '(python -m engine.onnx_export --help: usage)\n')
