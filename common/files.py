@@ -152,12 +152,13 @@ def atomic_outputs(*paths):
         yield tmps
 
 
-def remove_stale_temporaries(folder):
+def remove_stale_temporaries(folder, only=None):
     """Remove the temporaries that dead (killed) processes left in `folder`; return their paths.
 
     Only files named like our temporaries (<output>.<ext>.tmp-<PID> with no suffix, .<ext>
     or .old) whose PID is no running process are removed: the files of a writer that is still
-    alive, and every other file, are left alone.
+    alive, and every other file, are left alone. ``only``: a set of output names (file names
+    in `folder`): only their temporaries are removed (in a folder that holds the user's files).
     """
     removed = []
     try:
@@ -166,11 +167,29 @@ def remove_stale_temporaries(folder):
         return removed
     for entry in entries:
         pid = _temporary_pid(entry.name)
+        if only is not None and (pid is None or _temporary_output(entry.name) not in only):
+            continue
         if pid is not None and entry.is_file(follow_symlinks=False) and not _process_lives(pid):
             with contextlib.suppress(OSError):
                 os.remove(entry.path)
                 removed.append(entry.path)
     return removed
+
+
+def remove_stale_temporaries_of(outputs):
+    """Remove what killed processes left of these outputs' temporaries, and nothing else: in
+    the folders of predicted flows, which may hold the user's own files."""
+    by_folder = {}
+    for path in map(os.fspath, outputs):
+        by_folder.setdefault(os.path.dirname(os.path.abspath(path)), set()).add(
+            os.path.basename(path))
+    return [path for folder, names in sorted(by_folder.items())
+            for path in remove_stale_temporaries(folder, only=names)]
+
+
+def _temporary_output(name):
+    """The output file name that the temporary ``name`` stands for."""
+    return name[:_TEMPORARY_NAME.fullmatch(name).start('pid') - len('.tmp-')]
 
 
 def _temporary_pid(name):

@@ -49,6 +49,13 @@ class _Schema(BaseModel):
     model_config = ConfigDict(extra='forbid', populate_by_name=True)
 
 
+def _two_pixels_or_more(shape):
+    # the augmentation maps the crop's first and last pixel centres: one pixel has no extent
+    if shape is not None and min(shape) < 2:
+        raise ValueError('must be [H, W] with both at least 2 pixels; got %r' % (shape,))
+    return shape
+
+
 def _multiple_of_64(shape):
     if shape is not None and any(side % 64 for side in shape):
         raise ValueError('must be [H, W] with both multiples of 64; got %r' % (shape,))
@@ -122,6 +129,7 @@ class _Dataset(_Schema):
     optimizer: _DatasetOptimizer = _DatasetOptimizer()
 
     _target = field_validator('target_shape')(lambda cls, value: _multiple_of_64(value))
+    _crop = field_validator('orig_shape')(lambda cls, value: _two_pixels_or_more(value))
 
 
 class ChairsDataset(_Dataset):

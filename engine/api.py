@@ -172,10 +172,7 @@ def load_model(config, checkpoint, device='cpu', download=False, weights_dir=WEI
     if backend != 'mxnet':
         pipe = OnnxPipeline(network_config, path, backend_device)
     else:
-        from network.pipeline import Pipeline   # here: the onnxruntime backend needs no MXNet
-        pipe = Pipeline(network_config, parse_device(device))
-        with published.config_hints():
-            pipe.load(path)
+        pipe = published.loaded_pipeline(network_config, path, parse_device(device))
     return Model(pipe, Loaded(network_config.source, path, run_id, steps))
 
 

@@ -17,6 +17,8 @@ OUT_OF_MEMORY = ('Failed to allocate', 'bad_alloc', 'out of memory', 'Cannot all
 # oneDNN's primitives allocate their own buffers and say only this when that fails (seen here
 # under a memory limit); it is also their answer to other failures, so the line says both.
 ONEDNN_FAILURE = ('could not execute a primitive', 'could not create a primitive')
+# MXNet 1.9 (without its large-tensor build) refuses a tensor of 2^31 elements or more.
+TOO_LARGE = 'larger than 2^31 elements'
 
 
 class OutOfMemory(UserError):
@@ -47,6 +49,11 @@ def memory_guard(doing, reduce):
             if mx:
                 _drain(mx)
             raise OutOfMemory('out of memory while %s; reduce %s' % (doing, reduce)) from None
+        if TOO_LARGE in str(error):
+            if mx:
+                _drain(mx)
+            raise OutOfMemory('too large for MXNet while %s (a tensor of 2^31 elements or '
+                              'more); reduce %s' % (doing, reduce)) from None
         if onednn_failed(error):
             if mx:
                 _drain(mx)

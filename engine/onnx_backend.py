@@ -222,12 +222,9 @@ class OnnxPipeline:
         file changed since this pipeline was made (a model of other weights would be cached
         under the old file's key)."""
         if self._exporter is None:
-            from network.pipeline import Pipeline
-            from . import published
-            pipe = Pipeline(self.config, keep_graph_memory=False)
+            from .published import loaded_pipeline
             self._check_unchanged()
-            with published.config_hints():
-                pipe.load(self.checkpoint)
+            pipe = loaded_pipeline(self.config, self.checkpoint, keep_graph_memory=False)
             self._check_unchanged()   # and not while it loaded
             self._exporter = pipe
         return self._exporter
@@ -355,9 +352,5 @@ def open_pipeline(backend, config, checkpoint, device=None, ctx=None):
     an OnnxPipeline on ``device``, or an MXNet Pipeline on ``ctx`` with the checkpoint loaded."""
     if backend == 'onnxruntime':
         return OnnxPipeline(config, checkpoint, device)
-    from network.pipeline import Pipeline
-    from . import published
-    pipe = Pipeline(config, ctx)
-    with published.config_hints():
-        pipe.load(checkpoint)
-    return pipe
+    from .published import loaded_pipeline
+    return loaded_pipeline(config, checkpoint, ctx)

@@ -293,11 +293,8 @@ def export_file(out, config_name, checkpoint_spec, size, resize='', download=Fal
                                       config_source=config.source)
     else:
         path, _, _ = find_checkpoint(checkpoint_spec)
-    from network.pipeline import Pipeline
-    from . import published
-    pipe = Pipeline(config, keep_graph_memory=False)
-    with published.config_hints():
-        pipe.load(path)
+    from .published import loaded_pipeline
+    pipe = loaded_pipeline(config, path, keep_graph_memory=False)
     metadata = export_metadata(pipe, path, file_sha256(path), image_size, net_size)
     with files.atomic_output(out) as tmp, memory_guard(
             'exporting for network size %dx%d' % net_size[::-1], '--size or --resize'):

@@ -44,8 +44,7 @@ def predict_files(out, config, checkpoint, image_1=None, image_2=None, video_pat
     resize = parse_resize(resize)
     device = check_backend(backend, devices)
     ctx = parse_devices(devices) if backend == 'mxnet' else None
-    for folder in sorted({os.path.dirname(os.path.abspath(path)) for path in outputs}):
-        files.remove_stale_temporaries(folder)   # what killed runs left behind
+    files.remove_stale_temporaries_of(outputs)   # what killed runs left behind
     pipe, checkpoint = load_pipeline(config, checkpoint, ctx, download, backend, device)
     model = api.Model(pipe)
     if video_path is not None:
@@ -255,14 +254,27 @@ def folder_jobs(pairs, out_dir, fmt, occ_mask):
         flow_path = os.path.join(out_dir, name + ext)
         mask_path = os.path.join(out_dir, name + OCC_SUFFIX) if occ_mask else None
         for path in filter(None, (flow_path, mask_path)):
-            key = os.path.normcase(os.path.normpath(os.path.abspath(path)))
+            key = _place(path)   # also through a linked subfolder
             if key in owners:
                 raise UserError('%s: writes %s, which %s writes too; give the pairs different '
                                 'names (a third field in a --pairs list)'
                                 % (pair.where, path, owners[key]))
             owners[key] = pair.where
         jobs.append((pair, flow_path, mask_path))
+    top = _place(out_dir)
+    for key, where in owners.items():   # a.flo and a.flo/b.flo: a file and a folder at once
+        folder = os.path.dirname(key)
+        while folder.startswith(top) and folder != top:
+            if folder in owners:
+                raise UserError('%s: writes into %s, which %s writes as a file; give the pairs '
+                                'other names' % (where, folder, owners[folder]))
+            folder = os.path.dirname(folder)
     return jobs
+
+
+def _place(path):
+    """Where ``path`` leads, through links, in one spelling."""
+    return os.path.normcase(os.path.realpath(os.path.abspath(path)))
 
 
 def _check_folder_outputs(out_dir, jobs):
@@ -306,9 +318,6 @@ def predict_folder(out_dir, config, checkpoint, frames=None, pairs=None, devices
     _check_folder_outputs(out_dir, jobs)
     device = check_backend(backend, devices)
     ctx = parse_devices(devices) if backend == 'mxnet' else None
-    for folder in sorted({os.path.dirname(os.path.abspath(path))
-                          for _, flow, mask in jobs for path in (flow, mask) if path}):
-        files.remove_stale_temporaries(folder)   # what killed runs left behind
     pipe, checkpoint = load_pipeline(config, checkpoint, ctx, download, backend, device)
     model = api.Model(pipe)
     settings = as_recorded(dict(network_identity(pipe), format=fmt,
@@ -316,6 +325,7 @@ def predict_folder(out_dir, config, checkpoint, frames=None, pairs=None, devices
     outputs = [path for _, flow, mask in jobs for path in (flow, mask) if path]
     check_settings(out_dir, settings, 'predict_new_data.py', outputs=outputs)
     files.prove_writable(out_dir)
+    files.remove_stale_temporaries_of(outputs)   # what killed runs left behind
     todo = [job for job in jobs
             if not all(flowio.output_is_complete(path) for path in job[1:] if path)]
     written = write_folder_flows(model, todo, fmt, batch, resize,

@@ -115,6 +115,16 @@ def config_hints():
         raise
 
 
+def loaded_pipeline(config, path, ctx=None, keep_graph_memory=True):
+    """A ``network.pipeline.Pipeline`` of ``config`` with the checkpoint ``path`` loaded (see
+    ``config_hints`` for a published checkpoint under the other network's config)."""
+    from network.pipeline import Pipeline   # here: launch.py reads this module without MXNet
+    pipe = Pipeline(config, ctx, keep_graph_memory=keep_graph_memory)
+    with config_hints():
+        pipe.load(path)
+    return pipe
+
+
 def url(entry):
     base = os.environ.get(URL_VARIABLE) or REPOSITORY_URL
     return '%s/%s/weights/%s' % (base.rstrip('/'), entry.commit, entry.file)

@@ -130,6 +130,8 @@ def read_list(path, names, required, paths=None):
                             f'expected {_count(required, len(names))} ({expected})')
         resolved = []
         for index, (name, field) in enumerate(zip(names, fields)):
+            if '\0' in field:   # no file name holds one; os.path raises ValueError for it
+                raise UserError(f'{where}: {name} holds a NUL byte')
             if paths is not None and index >= paths:
                 resolved.append(field)
             elif field == NONE and index >= required:
@@ -279,6 +281,11 @@ def _check_pair(line):
     return size1
 
 
+# A NAME part's longest: file systems take 255 bytes a name, and an output's temporary adds
+# up to '_occ.png.tmp-4194304.png' (24 bytes).
+MAX_NAME_BYTES = 200
+
+
 def list_pairs(path, progress=True):
     """The pairs of a ``--pairs`` list (IMAGE1 IMAGE2 [NAME] a line, read as sample lists are),
     every line checked first. NAME is the output's name without extension (it may name a
@@ -288,9 +295,14 @@ def list_pairs(path, progress=True):
     for line in lines:
         if len(line.fields) > 2:
             name = Path(line.fields[2])
-            if name.is_absolute() or '..' in name.parts or not name.parts:
+            if (name.is_absolute() or '..' in name.parts or not name.parts
+                    or line.fields[2].endswith(('/', os.sep))):
                 raise UserError(f'{line.where}: NAME {line.fields[2]}: must name a file inside '
                                 f'the output folder (a relative name, without ..)')
+            if max(len(os.fsencode(part)) for part in name.parts) > MAX_NAME_BYTES:
+                raise UserError(f'{line.where}: NAME: a part of it is longer than '
+                                f'{MAX_NAME_BYTES} bytes, too long a file name with the '
+                                f'extensions of the outputs and their temporaries')
     sizes = check_lines(lines, _check_pair, 'checking %s' % Path(path).name if progress else None)
     return [Pair(line.where, line.fields[0], line.fields[1],
                  line.fields[2] if len(line.fields) > 2 else Path(line.fields[0]).stem, size)
@@ -311,10 +323,13 @@ def frame_pairs(folder, progress=True):
     if not folder.is_dir():
         raise UserError(f'{folder}: --frames needs a folder of frames'
                         f'{" (this is a file)" if folder.exists() else " (not found)"}')
-    frames = sorted((entry.name for entry in os.scandir(folder)
-                     if not entry.name.startswith('.') and entry.is_file()
-                     and os.path.splitext(entry.name)[1].lower() in flowio.IMAGE_INPUT_EXTENSIONS),
-                    key=natural_key)
+    entries = [entry for entry in os.scandir(folder) if not entry.name.startswith('.')
+               and os.path.splitext(entry.name)[1].lower() in flowio.IMAGE_INPUT_EXTENSIONS]
+    for entry in entries:   # a frame missing from the sequence would pass unnoticed
+        if not entry.is_file() and not entry.is_dir():
+            raise UserError(f'{entry.path}: not a regular file (a broken link or a special '
+                            f'file among the frames)')
+    frames = sorted((entry.name for entry in entries if entry.is_file()), key=natural_key)
     if len(frames) < 2:
         raise UserError(f'{folder}: holds {len(frames)} image file{"s" if len(frames) != 1 else ""}; '
                         f'--frames needs two or more ({", ".join(flowio.IMAGE_INPUT_EXTENSIONS)})')

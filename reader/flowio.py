@@ -583,8 +583,9 @@ def flow_size(path):
 
 
 def count_non_finite(path):
-    """How many NaN or infinite values a float flow file (.flo, .pfm, .npy) holds, read in
-    chunks (memory stays small whatever the file's size); 0 for a KITTI PNG (integers)."""
+    """How many NaN or infinite values a float flow file (.flo, .pfm, .npy) holds as the
+    float32 it is read as (a float64 1e300 is infinite then), read in chunks (memory stays
+    small whatever the file's size); 0 for a KITTI PNG (integers)."""
     ext = _check_extension(path, FLOW_INPUT_EXTENSIONS, 'flow')
     if ext == '.png':
         return 0
@@ -603,6 +604,8 @@ def count_non_finite(path):
                 chunk = np.fromfile(f, dtype, count=_READ_CHUNK)
                 if not chunk.size:
                     break
+                with np.errstate(over='ignore'):   # beyond float32: inf, counted
+                    chunk = chunk.astype(np.float32, copy=False)
                 count += int(chunk.size - np.count_nonzero(np.isfinite(chunk)))
     except OSError as e:
         raise UserError(f'{path}: cannot read ({e.strerror or e})') from e

@@ -164,6 +164,9 @@ def _custom_training_data(dataset_cfg, network_class):
     crop = dataset_cfg.orig_shape.get(None)
     train = custom.list_samples(config_relative(dataset_cfg, train_list), crop=crop)
     orig_shape = tuple(crop or train.smallest)
+    if min(orig_shape) < 2:   # as the schema refuses for orig_shape: nothing to crop
+        raise UserError('%s: its smallest frame is %dx%d; training needs frames of 2 pixels or '
+                        'more a side' % (train.path, orig_shape[1], orig_shape[0]))
     validation = {}
     if dataset_cfg.validation_list.get(None) is not None:
         listed = custom_validation(dataset_cfg)

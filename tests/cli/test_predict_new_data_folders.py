@@ -209,6 +209,38 @@ def test_bad_inputs_and_outputs_are_found_before_the_network_loads(frames, ckpt,
     assert not (tmp_path / 'out').exists()
 
 
+def test_names_that_cannot_be_written_are_found_before_the_network_loads(frames, ckpt, tmp_path,
+                                                                        capsys, no_network):
+    """Each of these went through the checks and failed (or wrote one file twice) later."""
+    a, b = frames / 'frame_1.png', frames / 'frame_2.png'
+    pairs = tmp_path / 'pairs.txt'
+    out = tmp_path / 'out'
+    out.mkdir()
+    (out / 'sub').symlink_to('.')   # a link back to the output folder
+    cases = [
+        # sub/x is x: the second pair wrote over the first
+        ('x', 'sub/x', ':2: writes %s' % (out / 'sub' / 'x.flo')),
+        # a file and a folder of one name: 'cannot write (File exists)' after the network ran
+        ('a', 'a.flo/b', ':2: writes into %s, which %s:1 writes as a file' % (out / 'a.flo', pairs)),
+        ('x', 'y/', ':2: NAME y/: must name a file inside the output folder'),   # wrote y/.flo
+        ('x', 'n' * 201, ':2: NAME: a part of it is longer than 200 bytes'),   # File name too long
+        ('x', 'a\0b', ':2: NAME holds a NUL byte'),   # ValueError: embedded null byte
+    ]
+    for first, second, fragment in cases:
+        pairs.write_bytes(('"%s" "%s" %s\n"%s" "%s" %s\n' % (a, b, first, b, a, second)).encode())
+        assert run(out, 'MaskFlownet_S', '--pairs', pairs, '-c', ckpt) == 2, second
+        one_line(capsys, fragment)
+    assert sorted(os.listdir(out)) == ['sub']
+    # a frame that is a broken link: the sequence would have gone on without it
+    gap = tmp_path / 'gap'
+    gap.mkdir()
+    for name in ('1.png', '2.png', '4.png'):
+        (gap / name).write_bytes(a.read_bytes())
+    (gap / '3.png').symlink_to(tmp_path / 'gone.png')
+    assert run(out, 'MaskFlownet_S', '--frames', gap, '-c', ckpt) == 2
+    one_line(capsys, '%s: not a regular file (a broken link' % (gap / '3.png'))
+
+
 @pytest.mark.parametrize('argv, message', [
     (['--frames', 'd', '--pairs', 'p'], 'give either --frames or --pairs, not both'),
     (['--frames', 'd', '--occ_mask', 'm.png'], '--occ_mask is a flag with --frames and --pairs'),

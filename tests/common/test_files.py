@@ -95,6 +95,20 @@ def test_remove_stale_temporaries_only_removes_those_of_dead_processes(tmp_path)
     assert files.remove_stale_temporaries(tmp_path / 'missing') == []
 
 
+def test_the_temporaries_of_named_outputs_are_the_only_ones_removed_from_a_users_folder(tmp_path):
+    """Prediction folders hold the user's files: a refused run removed their notes.txt.tmp-N
+    and an earlier output named run.flo.tmp-N.flo (also the temporaries of other outputs)."""
+    dead = _dead_pid()
+    ours = ['a.flo.tmp-%d' % dead, 'a.flo.tmp-%d.old' % dead, 'a_occ.png.tmp-%d.png' % dead]
+    theirs = ['notes.txt.tmp-%d' % dead, 'run.flo.tmp-%d.flo' % dead, 'b.flo.tmp-%d' % dead]
+    for name in ours + theirs:
+        (tmp_path / name).write_bytes(b'x')
+    outputs = [tmp_path / 'a.flo', tmp_path / 'a_occ.png', tmp_path / 'sub' / 'c.flo']
+    removed = files.remove_stale_temporaries_of(outputs)
+    assert sorted(removed) == sorted(str(tmp_path / name) for name in ours)
+    assert sorted(os.listdir(tmp_path)) == sorted(theirs)
+
+
 # --- OwnerLock ------------------------------------------------------------------------------
 
 HOLD = '''

@@ -101,6 +101,8 @@ def test_network_config_problems(tmp_path, text, expected):
     ('dataset: chairs\norig_shape: 384\n', 'orig_shape: must be a list; got 384'),
     ('dataset: chairs\norig_shape: [384]\n', 'orig_shape: must be [H, W], two positive integers'),
     ('dataset: chairs\norig_shape: [384, -512]\n', 'orig_shape[1]: must be greater than 0'),
+    ('dataset: chairs\norig_shape: [1, 512]\n', 'orig_shape: must be [H, W] with both at least '
+                                             '2 pixels; got [1, 512]'),
     ('dataset: sintel\nkitti: 2\nhd1k: 2\n', 'kitti + hd1k: must leave room for Sintel in a batch'),
     ('dataset: sintel\nkitti: -1\n', 'kitti: must be greater than or equal to 0'),
     ('dataset: sintel\ntrain_all: yes please\n', "train_all: must be true or false"),

@@ -37,6 +37,17 @@ def test_a_onednn_failure_says_it_may_be_memory_or_not():
         'failure: report it)')
 
 
+def test_a_tensor_too_large_for_mxnet_says_what_to_reduce():
+    """A --resize the options allow made a batch tensor of 2^31 elements: MXNet's shape check
+    went through as a traceback."""
+    with pytest.raises(OutOfMemory) as raised:
+        with memory_guard('predicting 2 pairs at network size 32704x32704', '--batch or --resize'):
+            mx.nd.zeros((2 ** 16, 2 ** 15 + 1)).wait_to_read()
+    assert str(raised.value) == (
+        'too large for MXNet while predicting 2 pairs at network size 32704x32704 (a tensor of '
+        '2^31 elements or more); reduce --batch or --resize')
+
+
 def test_other_mxnet_errors_pass_unchanged():
     with pytest.raises(mx.base.MXNetError, match='Check failed: shape'):
         with memory_guard('predicting', '--resize'):

@@ -39,6 +39,9 @@ def files(tmp_path):
     flowio.write_flo(folder / 'f.flo', flow(4))
     flowio.write_pfm(folder / 'f.pfm', flow(5))
     np.save(folder / 'f.npy', flow(6))
+    huge = flow(6).astype(np.float64)
+    huge[0, 0, 0] = 1e300   # finite as float64, infinite as the float32 it is read as
+    np.save(folder / 'huge64.npy', huge)
     kitti_valid = np.ones((H, W), bool)
     kitti_valid[:, :5] = False
     flowio.write_kitti_flow_png(folder / 'f.png', flow(7), kitti_valid)
@@ -149,6 +152,8 @@ def expect_list_error(folder, text, *fragments, crop=None):
     ('"a.png b.jpg f.flo\n', 1, ['unclosed quote']),
     ('my a.png b.jpg f.flo\n', 1, ['IMAGE1', 'my', 'file not found']),   # spaces need quotes
     ('a.png b.jpg data\n', 1, ["unsupported flow extension ''"]),
+    ('a.png b.jpg f.flo\na.png b.jpg f\0.flo\n', 2, ['FLOW holds a NUL byte']),
+    ('a.png b.jpg huge64.npy\n', 1, ['FLOW', 'holds 1 NaN or infinite values']),
 ])
 def test_bad_lines_give_one_line_naming_the_list_and_the_line(files, text, line, fragments):
     message = expect_list_error(files, text, *fragments)
@@ -321,3 +326,19 @@ def test_a_path_of_an_unknown_users_home_is_a_missing_file_not_a_traceback(files
     with pytest.raises(UserError, match=r'list\.txt:1: .*~nosuchuser_4242/a\.png.*not found'):
         custom.list_samples(write_list(files, '~nosuchuser_4242/a.png b.jpg f.flo\n'),
                             progress=False)
+
+
+def test_frames_of_one_pixel_a_side_cannot_be_trained_on(tmp_path):
+    """The default crop, the smallest frame, gave the augmentation a zero extent: a
+    ZeroDivisionError after training had started."""
+    folder = tmp_path / 'data'
+    folder.mkdir()
+    cv2.imwrite(str(folder / 'a.png'), image(1, (1, W)))
+    cv2.imwrite(str(folder / 'b.png'), image(2, (1, W)))
+    flowio.write_flo(folder / 'f.flo', flow(3, (1, W)))
+    write_list(folder, 'a.png b.png f.flo\n', 'train.txt')
+    config = tmp_path / 'my.yaml'
+    config.write_text('dataset: custom\ntrain_list: data/train.txt\n')
+    with pytest.raises(UserError, match=r'train\.txt: its smallest frame is 40x1; training needs '
+                                        r'frames of 2 pixels or more a side'):
+        training_data(load_config(config, 'dataset'), 'MaskFlownet_S')
