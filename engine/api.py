@@ -91,8 +91,9 @@ class Model:
                                 % (k, a.shape[1], a.shape[0], b.shape[1], b.shape[0]))
         resize = parse_resize(resize)
         batch_size = self.default_batch if batch_size is None else batch_size
-        if batch_size < 1:
-            raise UserError('batch_size %d: must be 1 or more' % batch_size)
+        if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) \
+                or batch_size < 1:
+            raise UserError('batch_size %r: must be a whole number, 1 or more' % (batch_size,))
         start = 0
         while start < len(img1s):
             stop = start + 1   # a run of pairs of one size, at most batch_size of them

@@ -45,6 +45,9 @@ def import_onnxruntime():
     except ImportError:
         raise UserError('--backend onnxruntime: the onnxruntime package is not installed (%s)'
                         % INSTALL_HINT) from None
+    # Its failures reach us as exceptions, which become our one line; its own log lines
+    # (a coloured '[E:onnxruntime:...] std::bad_alloc' before it) would make that two.
+    onnxruntime.set_default_logger_severity(4)   # fatal only
     return onnxruntime
 
 
@@ -120,6 +123,10 @@ class ModelCache:
                 record = json.load(f)
             if not isinstance(record, dict) or record.get('fields') != self.fields(image_size,
                                                                                    net_size):
+                return None
+            # not a link to a device or an endless file: a regular file of the recorded size
+            if (not os.path.isfile(model_path)
+                    or os.path.getsize(model_path) != record.get('model_bytes')):
                 return None
             with open(model_path, 'rb') as f:
                 model = f.read()
@@ -244,7 +251,7 @@ class OnnxPipeline:
         options = ort.SessionOptions()
         options.intra_op_num_threads = _threads()
         options.inter_op_num_threads = 1
-        options.log_severity_level = 3   # errors only: no warnings on standard error
+        options.log_severity_level = 4   # fatal only: errors come as exceptions (see above)
         # Working memory from malloc, freed after each run, not from onnxruntime's arenas: one
         # block planned for all the intermediates of a run (the memory pattern) held MaskFlownet
         # at 1.6 GB against 0.9 GB without, and each session's arena keeps its peak, one per
@@ -344,7 +351,14 @@ def check_backend(backend, devices=''):
     if backend == 'mxnet':
         return None
     import_onnxruntime()
-    return parse_device(devices)
+    device = parse_device(devices)
+    folder = cache_folder()
+    try:   # where models are exported: found now, not after an export's seconds
+        files.check_output_folder(folder)
+    except UserError as error:
+        raise UserError('%s (the onnxruntime backend\'s model cache; %s moves it)'
+                        % (error, CACHE_VARIABLE)) from None
+    return device
 
 
 def open_pipeline(backend, config, checkpoint, device=None, ctx=None):

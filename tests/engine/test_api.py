@@ -134,6 +134,8 @@ def test_any_backend_of_the_interface_slots_in():
     (lambda m, a: m.predict(a, a, resize=(100, 64)), '--resize 100,64: expected H,W'),
     (lambda m, a: m.predict_batch([a], [a, a]), 'got 1 first images but 2 second images'),
     (lambda m, a: m.predict_batch([a], [a], batch_size=0), 'batch_size 0'),
+    # a bare TypeError deep in the pipeline before
+    (lambda m, a: m.predict_batch([a], [a], batch_size=1.5), 'batch_size 1.5: must be a whole'),
 ])
 def test_bad_inputs_are_one_line_user_errors(call, fragment):
     model = api.Model(RecordingBackend())

@@ -162,6 +162,9 @@ def _damage(kind, model, record):
         record.unlink()
     elif kind == 'record unreadable':
         record.write_text('{"fields": ')
+    elif kind == 'a link to an endless device':   # read forever before
+        model.unlink()
+        model.symlink_to('/dev/zero')
     elif kind == 'other key':
         data = json.loads(record.read_text())
         data['fields']['checkpoint_sha256'] = '0' * 64
@@ -169,7 +172,7 @@ def _damage(kind, model, record):
 
 
 @pytest.mark.parametrize('kind', ['corrupt', 'truncated', 'record missing', 'record unreadable',
-                                  'other key'])
+                                  'a link to an endless device', 'other key'])
 def test_a_cache_that_does_not_match_is_rebuilt(tmp_path, golden_checkpoint, counted_exports,
                                                 pair, kind):
     checkpoint = golden_checkpoint('MaskFlownet_S')
@@ -296,6 +299,23 @@ def test_the_cache_variable_is_known_and_moves_the_cache(monkeypatch, tmp_path):
     assert onnx_backend.cache_folder() == os.path.join('weights', 'onnx')
 
 
+@pytest.mark.parametrize('where', ['a file', 'an unwritable folder'])
+def test_a_cache_that_cannot_be_written_is_found_at_the_start(monkeypatch, tmp_path, where):
+    """It was found after the first export's seconds of work."""
+    cache = tmp_path / 'cache'
+    if where == 'a file':
+        cache.write_text('')
+    else:
+        cache.mkdir()
+        monkeypatch.setattr(os, 'access', lambda path, mode: os.fspath(path) != str(cache))
+    monkeypatch.setenv(onnx_backend.CACHE_VARIABLE, str(cache))
+    with pytest.raises(UserError) as raised:
+        check_backend('onnxruntime')
+    assert str(raised.value).endswith("(the onnxruntime backend's model cache; "
+                                      "MASKFLOWNET_ONNX_CACHE moves it)")
+    assert str(cache) in str(raised.value)
+
+
 def test_a_checkpoint_changed_after_loading_is_not_exported_under_its_old_key(
         tmp_path, golden_checkpoint, counted_exports, pair):
     """The cache key was the file's sha256 at loading, the exported weights the file's at the
@@ -325,3 +345,20 @@ def test_a_record_of_another_network_does_not_lend_its_weights_sha256(tmp_path):
     assert os.path.basename(record).startswith('MaskFlownet_')
     assert caches['MaskFlownet'].recorded_weights_sha256() is None
     assert s_cache.recorded_weights_sha256() == 'of MaskFlownet_S'
+
+
+def test_onnxruntimes_own_error_lines_stay_off_standard_error(capfd):
+    """A failing run printed onnxruntime's coloured '[E:onnxruntime:...]' line before ours."""
+    from onnx import TensorProto, helper
+    graph = helper.make_graph(   # a Reshape of 7 values to 3 x 5: fails when it runs
+        [helper.make_node('Reshape', ['x', 's'], ['y'])], 'g',
+        [helper.make_tensor_value_info('x', TensorProto.FLOAT, [None])],
+        [helper.make_tensor_value_info('y', TensorProto.FLOAT, None)],
+        [helper.make_tensor('s', TensorProto.INT64, [2], [3, 5])])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid('', 16)], ir_version=8)
+    pipe = OnnxPipeline.__new__(OnnxPipeline)   # only what _open reads
+    pipe.ort, pipe.device = onnx_backend.import_onnxruntime(), onnx_backend.Device('cpu')
+    session = pipe._open(model.SerializeToString(), 'reshape.onnx')
+    with pytest.raises(Exception, match='cannot be reshaped'):
+        session.run(None, {'x': np.zeros(7, np.float32)})
+    assert capfd.readouterr().err == ''
