@@ -164,8 +164,9 @@ def _size_text(size):
     return '%dx%d' % (size[1], size[0])
 
 
-def _check_line(line, crop=None):
-    """(height, width) of the line's pair after checking its files (see the module docstring)."""
+def _check_line(line, crop=None, whole=False):
+    """(height, width) of the line's pair after checking its files (see the module docstring);
+    ``whole``: its images are read in full (``flowio.check_image_complete``) too."""
     img1, img2, flow = line.fields[:3]
     valid, occ = (line.fields[3:] + (None, None))[:2]
     named = dict(zip(SAMPLE_FIELDS, line.fields))
@@ -182,8 +183,9 @@ def _check_line(line, crop=None):
                 message = message[len(named[field]) + 2:]
             problem(field, message)
 
-    size1 = checked('IMAGE1', flowio.image_size)
-    size2 = checked('IMAGE2', flowio.image_size)
+    image_size = flowio.whole_image_size if whole else flowio.image_size
+    size1 = checked('IMAGE1', image_size)
+    size2 = checked('IMAGE2', image_size)
     if size1 != size2:
         problem('IMAGE2', f'is {_size_text(size2)} but IMAGE1 {img1} is {_size_text(size1)}: '
                           f'the images of a pair must have one size')
@@ -228,11 +230,13 @@ class CustomList:
         return list_key(self.path)
 
 
-def list_samples(path, crop=None, progress=True):
+def list_samples(path, crop=None, progress=True, whole=False):
     """The samples of the list ``path`` (IMAGE1 IMAGE2 FLOW [VALID [OCC]] a line), every line
-    checked first; ``crop=(H, W)``: also check that every frame holds the training crop."""
+    checked first; ``crop=(H, W)``: also check that every frame holds the training crop;
+    ``whole``: also read every image in full (a validation list: a damaged image found at the
+    start, not at a validation hours in; a training list's would cost its whole size)."""
     lines = read_list(path, SAMPLE_FIELDS, 3)
-    sizes = check_lines(lines, lambda line: _check_line(line, crop),
+    sizes = check_lines(lines, lambda line: _check_line(line, crop, whole),
                         'checking %s' % Path(path).name if progress else None)
     samples = []
     for line in lines:
@@ -265,7 +269,7 @@ def _check_pair(line):
 
     def read(field):
         try:
-            size = flowio.image_size(named[field])
+            size = flowio.whole_image_size(named[field])   # read in full: damage found now
             check_side(named[field], size)
             return size
         except UserError as error:
@@ -336,7 +340,7 @@ def frame_pairs(folder, progress=True):
     paths = [str(folder / name) for name in frames]
 
     def size_of(path):
-        size = flowio.image_size(path)
+        size = flowio.whole_image_size(path)   # read in full: damage found now
         check_side(path, size)
         return size
     lines = [Line(path, (name,), (path,)) for name, path in zip(frames, paths)]

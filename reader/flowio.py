@@ -385,9 +385,9 @@ def write_flow(path, flow):
         write_image(path, flow_vis.flow_to_color(flow, convert_to_bgr=False))
 
 
-def read_ppm(path):
-    """Read a binary P6 PPM (maxval 255) into an (H, W, 3) uint8 RGB array."""
-    data = _read_bytes(path)
+def _ppm_layout(path, data):
+    """(height, width, payload offset) of a binary P6 PPM (maxval 255) whose pixels are all
+    there; UserError otherwise."""
     tokens, offset = _header_tokens(path, data, 4)
     if tokens[0] != b'P6':
         raise UserError(f'{path}: not a binary PPM file (magic {tokens[0]!r})')
@@ -396,7 +396,31 @@ def read_ppm(path):
     if maxval != 255:
         raise UserError(f'{path}: unsupported PPM maxval {maxval} (only 255)')
     _check_payload(path, 'PPM', len(data) - offset, 3 * width * height)
+    return height, width, offset
+
+
+def read_ppm(path):
+    """Read a binary P6 PPM (maxval 255) into an (H, W, 3) uint8 RGB array."""
+    data = _read_bytes(path)
+    height, width, offset = _ppm_layout(path, data)
     return np.frombuffer(data, np.uint8, offset=offset).reshape(height, width, 3).copy()
+
+
+def check_image_complete(path):
+    """UserError, naming the file, unless the image file is whole, checked without decoding:
+    a PNG's chunks all there with their CRCs and nothing after its end, a JPEG's end marker
+    after its scan, a .ppm's header and all of its pixels. Damage inside a JPEG's scan and
+    other formats are found when decoded. The cost is reading the file once."""
+    data = _read_bytes(path)
+    _check_complete(path, data)
+    if _ext(path) == '.ppm':
+        _ppm_layout(path, data)
+
+
+def whole_image_size(path):
+    """``image_size`` of an image that ``check_image_complete`` finds whole."""
+    check_image_complete(path)
+    return image_size(path)
 
 
 def read_mask_png(path, sixteen_bit=False):

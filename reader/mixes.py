@@ -150,7 +150,8 @@ def custom_validation(dataset_cfg, progress=True):
     if listed is None:
         raise UserError('%s: validation_list: missing: --valid with a custom dataset config '
                         'validates on its validation_list' % dataset_cfg.source)
-    return custom.list_samples(config_relative(dataset_cfg, listed), progress=progress)
+    return custom.list_samples(config_relative(dataset_cfg, listed), progress=progress,
+                               whole=True)
 
 
 def _custom_training_data(dataset_cfg, network_class):

@@ -318,11 +318,12 @@ def check_lines(lines, check, description=None):
 
 def check_files(sample):
     """Raise UserError, naming the file, unless the sample's files are there, complete and of
-    one size, from their headers alone (a .flo whose length does not match its header, an
-    image of another size, a mask of another size): what a run finds before its first step
-    instead of at a validation hours in. Values (a NaN in a flow) are checked when read."""
-    size = flowio.image_size(sample.img1)
-    other = flowio.image_size(sample.img2)
+    one size (a .flo whose length does not match its header, an image of another size, a mask
+    of another size; PNG, JPEG and PPM images read in full, see flowio.check_image_complete):
+    what a run finds before its first step instead of at a validation hours in. Values (a NaN
+    in a flow) are checked when read."""
+    size = flowio.whole_image_size(sample.img1)
+    other = flowio.whole_image_size(sample.img2)
     if other != size:
         raise UserError(f'{sample.img2}: size {other[1]}x{other[0]} differs from {sample.img1} '
                         f'({size[1]}x{size[0]})')

@@ -293,3 +293,27 @@ def test_a_run_stopped_before_its_first_flow_leaves_no_record_to_refuse_other_se
     assert '3 flows written' in capsys.readouterr().out
     assert sorted(os.listdir(out)) == ['frame_1.npy', 'frame_2.npy', 'frame_3.npy',
                                        'predict_settings.json']
+
+
+def test_damaged_images_are_found_before_the_network_loads(frames, ckpt, tmp_path, capsys,
+                                                           no_network):
+    """Their headers were read at the start and the rest when their pair's turn came: the
+    flows before them were written first, and the error named no list line."""
+    data = (frames / 'frame_2.png').read_bytes()
+    damaged = tmp_path / 'damaged'
+    damaged.mkdir()
+    for name in ('1.png', '2.png', '3.png'):
+        (damaged / name).write_bytes(data)
+    (damaged / '4.png').write_bytes(data[:len(data) // 2])   # cut short
+    out = tmp_path / 'out'
+    assert run(out, 'MaskFlownet_S', '--frames', damaged, '-c', ckpt) == 2
+    one_line(capsys, '%s: truncated PNG file' % (damaged / '4.png'))
+    flipped = bytearray(data)
+    flipped[len(data) // 2] ^= 0xFF   # a byte of the image data: its chunk's CRC differs
+    (damaged / '4.png').write_bytes(bytes(flipped))
+    pairs = tmp_path / 'pairs.txt'
+    pairs.write_text('damaged/1.png damaged/2.png\ndamaged/3.png damaged/4.png\n')
+    assert run(out, 'MaskFlownet_S', '--pairs', pairs, '-c', ckpt) == 2
+    one_line(capsys, '%s:2: IMAGE2 %s: corrupt (CRC mismatch in its IDAT chunk) PNG file'
+             % (pairs, damaged / '4.png'))
+    assert not out.exists()

@@ -342,3 +342,20 @@ def test_frames_of_one_pixel_a_side_cannot_be_trained_on(tmp_path):
     with pytest.raises(UserError, match=r'train\.txt: its smallest frame is 40x1; training needs '
                                         r'frames of 2 pixels or more a side'):
         training_data(load_config(config, 'dataset'), 'MaskFlownet_S')
+
+
+def test_validation_lists_read_their_images_in_full_at_the_start_and_training_lists_do_not(
+        files, tmp_path):
+    """A truncated validation image was found at the first validation, after training had
+    started; a training list's images are read when used (reading them all at the start would
+    cost the whole data set's size)."""
+    from reader.mixes import custom_validation
+    data = (files / 'a.png').read_bytes()
+    (files / 'cut.png').write_bytes(data[:len(data) // 2])
+    write_list(files, 'a.png b.jpg f.flo\n# then\ncut.png b.jpg f.flo\n', 'val.txt')
+    config = tmp_path / 'my.yaml'
+    config.write_text('dataset: custom\nvalidation_list: data/val.txt\n')
+    with pytest.raises(UserError, match=r'val\.txt:3: IMAGE1 .*cut\.png: truncated PNG file'):
+        custom_validation(load_config(config, 'dataset'), progress=False)
+    listed = custom.list_samples(files / 'val.txt', progress=False)   # a training list
+    assert len(listed.samples) == 2

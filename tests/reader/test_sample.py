@@ -1,5 +1,6 @@
 """reader/sample.py: loading a sample refuses bad ground truth and missing files, naming them."""
 import dataclasses
+import re
 
 import numpy as np
 import pytest
@@ -37,3 +38,20 @@ def test_missing_image_at_load_time_names_the_path(tmp_path):
     sample = dataclasses.replace(chairs.list_samples(CHAIRS, 'val')[0], img2=tmp_path / 'gone.ppm')
     with pytest.raises(UserError, match='gone.ppm: file not found'):
         load_sample(sample)
+
+
+def test_validation_files_are_read_in_full_at_the_start(tmp_path):
+    """check_sets read the images' headers only: a damaged validation image was found at the
+    first validation, after training had started."""
+    from reader.sample import check_sets
+    clean = SAMPLE / 'MPI-Sintel-complete' / 'training' / 'clean' / 'alley_1'
+    flow = SAMPLE / 'MPI-Sintel-complete' / 'training' / 'flow' / 'alley_1' / 'frame_0002.flo'
+    img1 = clean / 'frame_0002.png'
+    data = (clean / 'frame_0003.png').read_bytes()
+    (tmp_path / 'cut.png').write_bytes(data[:-20])
+    (tmp_path / 'tail.png').write_bytes(data + b'junk')
+    check_sets({'set': [Sample('ok', img1, clean / 'frame_0003.png', flow)]})
+    for name, problem in (('cut.png', 'truncated PNG file'),
+                          ('tail.png', 'corrupt (4 bytes after its end) PNG file')):
+        with pytest.raises(UserError, match=r'^%s: %s' % (tmp_path / name, re.escape(problem))):
+            check_sets({'set': [Sample('x', img1, tmp_path / name, flow)]})
