@@ -140,7 +140,7 @@ def test_training_on_a_terminal_shows_the_line_and_elsewhere_nothing(tmp_path, m
                         r'ckpt in \S+  end in \S+\x1b\[K', lines[-1]), lines[-1]
     assert drawn.endswith('\r\x1b[K')   # wiped before the last lines were printed
     # the run log's lines are the same with and without the terminal
-    steps = lambda out: [re.sub(r'=([0-9.]+|nan)(?=,|$)', '=x', line)
+    steps = lambda out: [re.sub(r'(?<!steps)=([-0-9.e+]+|nan|inf)(?=,|$)', '=x', line)
                          for line in log_body(out) if line.startswith('steps=')]
     pooled = ', '.join('custom.pairs:%s=x' % m for m in (
         'epe_all', 'above1px', 'above3px', 'above5px', 'epe_s0-10', 'epe_s10-40', 'epe_s40+'))
