@@ -28,7 +28,7 @@ leaves the files that were at the output paths before as they were.
 """
 import sys
 
-from common.cli import ArgumentParser, run
+from common.cli import ArgumentParser, add_checkpoint_options, run
 from common.devices import prepare_process
 from common.environment import check_environment
 from common.options import DEFAULT_VIDEO_BATCH
@@ -58,11 +58,7 @@ def parse_args(argv=None):
     parser.add_argument('--format', choices=FORMATS, default=None,
                         help='--frames/--pairs: flo (Middlebury, default), npy (H x W x 2 float32), '
                              'png (flow colours) or kitti (16-bit KITTI PNG)')
-    parser.add_argument('-c', '--checkpoint', required=True,
-                        help='a .params file, or a run id prefix in weights/ with optional :STEPS')
-    parser.add_argument('--download', action='store_true',
-                        help="-c names a published checkpoint of the original (5adNov03, ...) "
-                             "missing from weights/: download it (verified) first")
+    add_checkpoint_options(parser)
     parser.add_argument('-g', '--gpu_device', default='', help='GPU id(s), e.g. 0; CPU if omitted')
     parser.add_argument('--resize', default='',
                         help='network input size H,W (multiples of 64, at most 32704); '

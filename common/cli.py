@@ -73,3 +73,13 @@ class ArgumentParser(argparse.ArgumentParser):
     def error(self, message):
         self.exit(USER_ERROR, 'error: %s (%s --help: usage)\n'
                   % (message, os.path.basename(self.prog)))
+
+
+def add_checkpoint_options(parser, required=True):
+    """``-c/--checkpoint`` and ``--download``, as every command line that loads weights has them."""
+    parser.add_argument('-c', '--checkpoint', required=required, default=None,
+                        help='a .params file, or a run id prefix in weights/ with an optional '
+                             ':STEPS (RUN[:STEPS])')
+    parser.add_argument('--download', action='store_true',
+                        help="-c names a published checkpoint of the original (5adNov03, ...) "
+                             "missing from weights/: download it (verified) first")

@@ -1,6 +1,6 @@
 """main.py's options: its argument parser and the checks argparse cannot make, in a module
 light enough for launch.py to check a main.py command before it starts a job (no MXNet)."""
-from common.cli import ArgumentParser
+from common.cli import ArgumentParser, add_checkpoint_options
 from common.config import load_config
 from common.errors import UserError
 from common.options import MAX_SEED
@@ -29,11 +29,7 @@ def parse_args(argv=None, prog=None, parser_class=ArgumentParser):
                         help='how gradients are summed: over the devices of this process '
                              '(device, local) or over the workers of a job that launch.py '
                              'started (dist_*); see docs/distributed.md')
-    parser.add_argument('-c', '--checkpoint', default=None,
-                        help='RUN[:STEPS] (a run id prefix in weights/) or a .params path')
-    parser.add_argument('--download', action='store_true',
-                        help="-c names a published checkpoint of the original (5adNov03, ...) "
-                             "missing from weights/: download it (verified) first")
+    add_checkpoint_options(parser, required=False)
     parser.add_argument('--clear_steps', action='store_true',
                         help='start a new run at step 0 from the checkpoint weights')
     mode = parser.add_mutually_exclusive_group()

@@ -30,7 +30,7 @@ import types
 
 import numpy as np
 
-from common.cli import ArgumentParser, run
+from common.cli import ArgumentParser, add_checkpoint_options, run
 from common.devices import prepare_process
 from common.environment import check_environment
 from common.errors import UserError
@@ -312,16 +312,12 @@ def main(argv=None):
     parser.add_argument('config', help='network config: a name in config/ (MaskFlownet.yaml) or '
                                        'a path')
     parser.add_argument('out', help='the model to write (.onnx)')
-    parser.add_argument('-c', '--checkpoint', required=True,
-                        help='a .params file, or a run id prefix in weights/ with optional :STEPS')
+    add_checkpoint_options(parser)
     parser.add_argument('--size', required=True,
                         help='image size H,W (pixels) that the model takes, e.g. 436,1024')
     parser.add_argument('--resize', default='',
                         help='network input size H,W (multiples of 64); default: the next '
                              'multiple of 64')
-    parser.add_argument('--download', action='store_true',
-                        help="-c names a published checkpoint of the original (5adNov03, ...) "
-                             "missing from weights/: download it (verified) first")
     args = parser.parse_args(argv)
     prepare_process()
 
