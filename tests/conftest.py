@@ -174,3 +174,18 @@ def no_network_built(monkeypatch):
     def refuse(*args, **kwargs):
         raise AssertionError('a network was built before the inputs were checked')
     monkeypatch.setattr(network.pipeline.Pipeline, '__init__', refuse)
+
+
+@pytest.fixture
+def break_export(monkeypatch):
+    """``break_export(error)``: every ONNX export from then on writes half a model and raises
+    ``error``."""
+    from engine import onnx_export
+
+    def install(error):
+        def broken(onnx, pipe, image_size, resize, path, metadata):
+            with open(path, 'wb') as f:
+                f.write(b'half a model')
+            raise error
+        monkeypatch.setattr(onnx_export, '_export', broken)
+    return install

@@ -84,14 +84,8 @@ def test_a_gpu_without_the_cuda_provider_is_one_line(images, golden_checkpoint, 
 
 
 def test_a_failed_export_is_one_line_and_caches_nothing(images, golden_checkpoint, tmp_path,
-                                                        cache, capsys, monkeypatch):
-    from engine import onnx_export
-
-    def broken(onnx, pipe, image_size, resize, path, metadata):
-        with open(path, 'wb') as f:
-            f.write(b'half a model')
-        raise ValueError('unsupported operator')
-    monkeypatch.setattr(onnx_export, '_export', broken)
+                                                        cache, capsys, break_export):
+    break_export(ValueError('unsupported operator'))
     out = tmp_path / 'f.flo'
     expect_cli_error(capsys, [out] + pair_args(images, golden_checkpoint('MaskFlownet_S'),
                                                '--backend', 'onnxruntime'),

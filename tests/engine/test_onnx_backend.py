@@ -187,13 +187,9 @@ def test_a_cache_that_does_not_match_is_rebuilt(tmp_path, golden_checkpoint, cou
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted([model.name, record.name])
 
 
-def test_a_failed_export_leaves_the_cache_as_it_was(tmp_path, golden_checkpoint, monkeypatch,
+def test_a_failed_export_leaves_the_cache_as_it_was(tmp_path, golden_checkpoint, break_export,
                                                      pair):
-    def broken(onnx, pipe, image_size, resize, path, metadata):
-        with open(path, 'wb') as f:
-            f.write(b'half a model')
-        raise KeyError('GridGenerator')
-    monkeypatch.setattr(onnx_export, '_export', broken)
+    break_export(KeyError('GridGenerator'))
     pipe = onnx_pipeline('MaskFlownet_S', golden_checkpoint('MaskFlownet_S'), tmp_path)
     with pytest.raises(UserError) as raised:
         pipe.predict_pair(*pair)

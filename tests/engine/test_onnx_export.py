@@ -144,12 +144,8 @@ def test_the_export_command_refuses_unsupported_sizes(tmp_path, golden_checkpoin
     assert list(tmp_path.iterdir()) == []
 
 
-def test_a_failed_export_command_writes_nothing(tmp_path, golden_checkpoint, capsys, monkeypatch):
-    def broken(onnx, pipe, image_size, resize, path, metadata):
-        with open(path, 'wb') as f:
-            f.write(b'half a model')
-        raise RuntimeError('translation failed')
-    monkeypatch.setattr(onnx_export, '_export', broken)
+def test_a_failed_export_command_writes_nothing(tmp_path, golden_checkpoint, capsys, break_export):
+    break_export(RuntimeError('translation failed'))
     out = tmp_path / 'model.onnx'
     assert onnx_export.main(['MaskFlownet_S.yaml', str(out), '-c',
                              str(golden_checkpoint('MaskFlownet_S')), '--size', '64,64']) == 2
@@ -160,11 +156,9 @@ def test_a_failed_export_command_writes_nothing(tmp_path, golden_checkpoint, cap
 
 
 def test_running_out_of_memory_while_exporting_says_what_to_reduce(tmp_path, golden_checkpoint,
-                                                                   capsys, monkeypatch):
+                                                                   capsys, break_export):
     """It was wrapped as 'exporting ... failed (MemoryError: ...)', without the advice."""
-    def no_memory(onnx, pipe, image_size, resize, path, metadata):
-        raise MemoryError()
-    monkeypatch.setattr(onnx_export, '_export', no_memory)
+    break_export(MemoryError())
     out = tmp_path / 'model.onnx'
     assert onnx_export.main(['MaskFlownet_S.yaml', str(out), '-c',
                              str(golden_checkpoint('MaskFlownet_S')), '--size', '64,64']) == 2

@@ -83,6 +83,20 @@ class _Correlation(gluon.HybridBlock):
         return correlation(F, a, b, *self.args)
 
 
+def values_and_gradients(block, inputs, head, hybridize):
+    """[output, each input's gradient, each parameter's gradient] of ``block`` on ``inputs``,
+    backpropagating ``head``, as numpy arrays."""
+    if hybridize:
+        block.hybridize()
+    for a in inputs:
+        a.attach_grad()
+    with autograd.record():
+        out = block(*inputs)
+    out.backward(head)
+    return ([out.asnumpy()] + [a.grad.asnumpy() for a in inputs]
+            + [p.grad().asnumpy() for p in block.collect_params().values()])
+
+
 @pytest.mark.parametrize('md, tile, shape', [
     (4, 16, (1, 5, 7, 32)),     # the tile of level 2
     (4, 8, (2, 3, 6, 24)),      # level 3, a batch of 2
@@ -95,16 +109,8 @@ def test_tiled_correlation_equals_mxnets_in_values_and_gradients(md, tile, shape
     rng = np.random.default_rng(sum(shape) + md + tile)
     f1, f2 = (mx.nd.array(rng.standard_normal(shape)) for _ in range(2))
     head = mx.nd.array(rng.standard_normal((shape[0], (2 * md + 1) ** 2) + shape[2:]))
-    results = []
-    for block in (_Correlation(md), _Correlation(md, shape[1], tile)):
-        if hybridize:
-            block.hybridize()
-        for a in (f1, f2):
-            a.attach_grad()
-        with autograd.record():
-            out = block(f1, f2)
-        out.backward(head)
-        results.append([out.asnumpy(), f1.grad.asnumpy(), f2.grad.asnumpy()])
+    results = [values_and_gradients(block, (f1, f2), head, hybridize)
+               for block in (_Correlation(md), _Correlation(md, shape[1], tile))]
     for got, want, what in zip(results[1], results[0], ('values', 'grad feat1', 'grad feat2')):
         np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6, err_msg=what)
 
@@ -185,17 +191,7 @@ def _assert_deformable_equals_mxnets(rng, shape, flow, use_bias, hybridize, bord
         blocks[0].bias.set_data(mx.nd.array(rng.standard_normal(5)))
     for param, first in zip(blocks[1].collect_params().values(), blocks[0].collect_params().values()):
         param.set_data(first.data())
-    results = []
-    for block in blocks:
-        if hybridize:
-            block.hybridize()
-        for a in (x, flow):
-            a.attach_grad()
-        with autograd.record():
-            out = block(x, flow)
-        out.backward(head)
-        results.append([out.asnumpy(), x.grad.asnumpy(), flow.grad.asnumpy()] +
-                       [p.grad().asnumpy() for p in block.collect_params().values()])
+    results = [values_and_gradients(block, (x, flow), head, hybridize) for block in blocks]
     for got, want, what in zip(results[1], results[0], ('values', 'grad x', 'grad flow', 'grad weight',
                                                         'grad bias')):
         np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4, err_msg=what)
