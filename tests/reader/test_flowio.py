@@ -3,6 +3,7 @@
 Expected values come from tests/data/datasets/PROVENANCE.md, which was checked independently.
 """
 import os
+import re
 import struct
 
 import cv2
@@ -758,3 +759,25 @@ def test_a_png_whose_data_is_damaged_under_valid_crcs_is_one_line_with_libpngs_w
                                         r'format; the decoder says: libpng error: '):
         flowio.read_image(tmp_path / 'bad.png')
     assert capfd.readouterr().err == ''   # libpng's own line went into the error, not before it
+
+
+def test_check_image_complete_reads_the_whole_file_without_decoding_it(tmp_path):
+    """What the start of --pairs, --frames and validation runs on every image."""
+    image = np.random.default_rng(0).integers(0, 256, (20, 30, 3), dtype=np.uint8)
+    cv2.imwrite(str(tmp_path / 'a.png'), image)
+    cv2.imwrite(str(tmp_path / 'a.jpg'), image)
+    ppm = sorted(CHAIRS.glob('*_img1.ppm'))[0].read_bytes()
+    (tmp_path / 'a.ppm').write_bytes(ppm)
+    for name in ('a.png', 'a.jpg', 'a.ppm'):
+        flowio.check_image_complete(tmp_path / name)   # whole: no error
+    png, jpg = (tmp_path / 'a.png').read_bytes(), (tmp_path / 'a.jpg').read_bytes()
+    for name, data, problem in (
+            ('cut.png', png[:-30], 'truncated PNG file'),
+            ('tail.png', png + b'xx', 'corrupt (2 bytes after its end) PNG file'),
+            ('cut.jpg', jpg[:-2], 'truncated JPEG file'),
+            ('cut.ppm', ppm[:-1], 'PPM'),
+            ('wide.ppm', ppm.replace(b'255', b'65535', 1), 'unsupported PPM maxval 65535')):
+        (tmp_path / name).write_bytes(data)
+        with pytest.raises(UserError, match='^%s: .*%s' % (re.escape(str(tmp_path / name)),
+                                                        re.escape(problem))):
+            flowio.check_image_complete(tmp_path / name)
