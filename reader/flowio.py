@@ -268,6 +268,34 @@ def decoder_messages(is_decoders=JPEG_DAMAGE.match, fds=(2,)):
         lines[:] = [line.strip() for line in lines if line.strip()]
 
 
+_PNG_CHANNELS = {0: 1, 2: 3, 3: 1, 4: 2, 6: 4}   # by colour type
+
+
+def _png_inflates_cleanly(data):
+    """Whether a whole PNG's (``_check_complete``) pixel data inflates to exactly the rows its
+    header announces, each with a valid filter type: then libpng decodes it without a word.
+    False for an interlaced PNG or any doubt (decoding under capture decides)."""
+    try:
+        width, height, depth, colour, _, _, interlace = struct.unpack('>IIBBBBB', data[16:29])
+        channels = _PNG_CHANNELS[colour]
+        pos, idat = len(_PNG_SIGNATURE), []
+        while pos + 8 <= len(data):
+            length, kind = struct.unpack('>I4s', data[pos:pos + 8])
+            if kind == b'IDAT':
+                idat.append(data[pos + 8:pos + 8 + length])
+            pos += 12 + length
+        inflater = zlib.decompressobj()
+        rows = inflater.decompress(b''.join(idat))
+        if interlace or not inflater.eof or inflater.unused_data:
+            return False
+        stride = 1 + (width * channels * depth + 7) // 8
+        if len(rows) != height * stride:
+            return False
+        return bool((np.frombuffer(rows, np.uint8)[::stride] <= 4).all())
+    except (KeyError, struct.error, zlib.error):
+        return False
+
+
 def _imread(path, flags):
     """Read the file once: check that it is complete, then decode those same bytes. A JPEG
     whose decoder warns (a damaged scan) is refused with the decoder's words."""
@@ -276,13 +304,18 @@ def _imread(path, flags):
     _check_complete(path, data)
     buffer = np.frombuffer(data, np.uint8)
     jpeg = data.startswith(_JPEG_START)
-    # A JPEG's warnings are damage; libpng's lines come with its failures, which the CRCs have
-    # mostly caught: they go into the error line, not on the terminal before it.
-    with decoder_messages(JPEG_DAMAGE.match if jpeg else _LIBPNG_LINE.match) as messages:
-        try:
-            image = cv2.imdecode(buffer, flags)
-        except cv2.error:
-            image = None
+    if data.startswith(_PNG_SIGNATURE) and _png_inflates_cleanly(data):
+        # Nothing for libpng to complain of: decoded without the capture, whose lock would
+        # serialise the loader's threads (docs/performance.md, "Image decoding").
+        image, messages = cv2.imdecode(buffer, flags), []
+    else:
+        # A JPEG's warnings are damage; libpng's lines come with its failures: they go into
+        # the error line, not on the terminal before it.
+        with decoder_messages(JPEG_DAMAGE.match if jpeg else _LIBPNG_LINE.match) as messages:
+            try:
+                image = cv2.imdecode(buffer, flags)
+            except cv2.error:
+                image = None
     if image is None:
         said = f'; the decoder says: {"; ".join(messages)[:300]}' if messages else ''
         raise UserError(f'{path}: cannot decode image (corrupt or unsupported format{said})')
