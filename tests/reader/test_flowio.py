@@ -781,3 +781,18 @@ def test_check_image_complete_reads_the_whole_file_without_decoding_it(tmp_path)
         with pytest.raises(UserError, match='^%s: .*%s' % (re.escape(str(tmp_path / name)),
                                                         re.escape(problem))):
             flowio.check_image_complete(tmp_path / name)
+
+
+def test_a_clean_png_is_decoded_without_the_process_wide_capture(tmp_path, monkeypatch):
+    """The capture's lock let one loader thread decode at a time (docs/performance.md)."""
+    image = np.random.default_rng(0).integers(0, 256, (20, 30, 3), dtype=np.uint8)
+    cv2.imwrite(str(tmp_path / 'a.png'), image)
+    captured = []
+    real = flowio.decoder_messages
+    monkeypatch.setattr(flowio, 'decoder_messages',
+                        lambda *args, **kwargs: captured.append(1) or real(*args, **kwargs))
+    np.testing.assert_array_equal(flowio.read_image(tmp_path / 'a.png'), image)
+    assert captured == []
+    cv2.imwrite(str(tmp_path / 'a.jpg'), image)
+    flowio.read_image(tmp_path / 'a.jpg')   # a JPEG's warnings are its damage: captured
+    assert captured == [1]
