@@ -143,15 +143,16 @@ def config_relative(dataset_cfg, path):
     return Path(dataset_cfg.source).parent / path
 
 
-def custom_validation(dataset_cfg, progress=True):
+def custom_validation(dataset_cfg, progress=True, whole=True):
     """The checked ``validation_list`` of a custom dataset config (a ``reader.custom.CustomList``):
-    what ``--valid`` validates on with that config."""
+    what ``--valid`` validates on with that config. ``whole=False``: its images are not read in
+    full here (training's ``sample.check_sets`` does that for every validation set)."""
     listed = dataset_cfg.validation_list.get(None)
     if listed is None:
         raise UserError('%s: validation_list: missing: --valid with a custom dataset config '
                         'validates on its validation_list' % dataset_cfg.source)
     return custom.list_samples(config_relative(dataset_cfg, listed), progress=progress,
-                               whole=True)
+                               whole=whole)
 
 
 def _custom_training_data(dataset_cfg, network_class):
@@ -170,7 +171,7 @@ def _custom_training_data(dataset_cfg, network_class):
                         'more a side' % (train.path, orig_shape[1], orig_shape[0]))
     validation = {}
     if dataset_cfg.validation_list.get(None) is not None:
-        listed = custom_validation(dataset_cfg)
+        listed = custom_validation(dataset_cfg, whole=False)   # read in full by check_sets
         validation[listed.key] = listed.samples
     default_target = [s + (64 - s) % 64 for s in orig_shape]
     return TrainingData('custom', [(train.samples, dataset_cfg.batch_size.get(4))], orig_shape,

@@ -321,7 +321,12 @@ def check_files(sample):
     one size (a .flo whose length does not match its header, an image of another size, a mask
     of another size; PNG, JPEG and PPM images read in full, see flowio.check_image_complete):
     what a run finds before its first step instead of at a validation hours in. Values (a NaN
-    in a flow) are checked when read."""
+    in a flow) are checked when read. A custom list's sample names its line first."""
+    with _listed_at(sample):
+        _check_files(sample)
+
+
+def _check_files(sample):
     size = flowio.whole_image_size(sample.img1)
     other = flowio.whole_image_size(sample.img2)
     if other != size:

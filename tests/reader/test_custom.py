@@ -359,3 +359,24 @@ def test_validation_lists_read_their_images_in_full_at_the_start_and_training_li
         custom_validation(load_config(config, 'dataset'), progress=False)
     listed = custom.list_samples(files / 'val.txt', progress=False)   # a training list
     assert len(listed.samples) == 2
+
+
+def test_training_reads_the_validation_lists_images_in_full_once_and_names_the_line(
+        files, tmp_path, monkeypatch):
+    """custom_validation read them in full, then training's check_sets read them again."""
+    from reader.sample import check_sets
+    data = (files / 'a.png').read_bytes()
+    (files / 'cut.png').write_bytes(data[:len(data) // 2])
+    write_list(files, 'a.png b.jpg f.flo\n', 'train.txt')
+    write_list(files, 'a.png b.jpg f.flo\n# then\ncut.png b.jpg f.flo\n', 'val.txt')
+    config = tmp_path / 'my.yaml'
+    config.write_text('dataset: custom\ntrain_list: data/train.txt\nvalidation_list: data/val.txt\n')
+    reads = []
+    real = flowio.check_image_complete
+    monkeypatch.setattr(flowio, 'check_image_complete', lambda path: reads.append(Path(path).name)
+                        or real(path))
+    training = training_data(load_config(config, 'dataset'), 'MaskFlownet_S')
+    assert reads == []
+    with pytest.raises(UserError, match=r'val\.txt:3: .*cut\.png: truncated PNG file'):
+        check_sets(training.validation)
+    assert 'cut.png' in reads and len(reads) == len(set(reads))   # each read once, here
