@@ -227,15 +227,26 @@ def check_output_paths(outputs, inputs=()):
     special file, must not be one of `inputs` (also under another spelling or through a link)
     and must differ from the other outputs.
     """
-    outputs = [os.fspath(path) for path in outputs]
-    for k, path in enumerate(outputs):
+    sources = {_place_of(source): source for source in map(os.fspath, inputs)}
+    seen = {}
+    for path in map(os.fspath, outputs):   # one pass: folders of predictions hold thousands
         _check_writable(path)
-        for source in map(os.fspath, inputs):
-            if same_file(path, source):
-                raise UserError(f'{path}: is the input {source}; write the output elsewhere')
-        for other in outputs[:k]:
-            if same_file(path, other):
-                raise UserError(f'{path}: is also the output {other}; give two different paths')
+        place = _place_of(path)
+        if place in sources:
+            raise UserError(f'{path}: is the input {sources[place]}; write the output elsewhere')
+        if place in seen:
+            raise UserError(f'{path}: is also the output {seen[place]}; give two different paths')
+        seen[place] = path
+
+
+def _place_of(path):
+    """What ``same_file`` compares, as a key: an existing file's device and inode (also under
+    another spelling, through a link or a hard link), else where the path leads."""
+    try:
+        info = os.stat(path)
+        return 'file', info.st_dev, info.st_ino
+    except OSError:   # not there (yet)
+        return 'path', os.path.normcase(os.path.realpath(path))
 
 
 def _check_writable(path):

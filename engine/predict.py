@@ -277,22 +277,12 @@ def _place(path):
     return os.path.normcase(os.path.realpath(os.path.abspath(path)))
 
 
-def _check_folder_outputs(out_dir, jobs):
+def _check_folder_outputs(jobs):
     """Raise UserError now unless every output can be written: the folder (made if missing) is
     writable, no output is a folder or one of the input images."""
-    outputs = [path for _, flow, mask in jobs for path in (flow, mask) if path]
-    for folder in dict.fromkeys(os.path.dirname(path) for path in outputs):
-        files.check_output_folder(folder)   # each folder, once
-    inputs = {}
-    for pair, _, _ in jobs:
-        for image in (pair.img1, pair.img2):
-            inputs.setdefault(os.path.realpath(image), image)
-    for path in outputs:
-        if os.path.isdir(path):
-            raise UserError('%s: is a directory' % path)
-        if os.path.realpath(path) in inputs:
-            raise UserError('%s: is the input %s; write the flows into another folder'
-                            % (path, inputs[os.path.realpath(path)]))
+    files.check_output_paths(
+        [path for _, flow, mask in jobs for path in (flow, mask) if path],
+        inputs=dict.fromkeys(image for pair, _, _ in jobs for image in (pair.img1, pair.img2)))
 
 
 def predict_folder(out_dir, config, checkpoint, frames=None, pairs=None, devices='', resize='',
@@ -315,7 +305,7 @@ def predict_folder(out_dir, config, checkpoint, frames=None, pairs=None, devices
     resize = parse_resize(resize)
     listed = custom.frame_pairs(frames) if frames is not None else custom.list_pairs(pairs)
     jobs = folder_jobs(listed, out_dir, fmt, occ_mask)
-    _check_folder_outputs(out_dir, jobs)
+    _check_folder_outputs(jobs)
     device = check_backend(backend, devices)
     ctx = parse_devices(devices) if backend == 'mxnet' else None
     pipe, checkpoint = load_pipeline(config, checkpoint, ctx, download, backend, device)

@@ -317,3 +317,13 @@ def test_damaged_images_are_found_before_the_network_loads(frames, ckpt, tmp_pat
     one_line(capsys, '%s:2: IMAGE2 %s: corrupt (CRC mismatch in its IDAT chunk) PNG file'
              % (pairs, damaged / '4.png'))
     assert not out.exists()
+
+
+def test_an_output_that_is_a_special_file_is_refused_before_the_network_loads(
+        frames, ckpt, tmp_path, capsys, no_network):
+    """The folder check had its own copy of the output checks, without this one."""
+    out = tmp_path / 'out'
+    out.mkdir()
+    os.mkfifo(out / 'frame_2.flo')
+    assert run(out, 'MaskFlownet_S', '--frames', frames, '-c', ckpt) == 2
+    one_line(capsys, '%s: not a regular file' % (out / 'frame_2.flo'))
