@@ -137,18 +137,7 @@ def parse_device(device):
     from common.devices import parse_devices
     if isinstance(device, (list, tuple)) and device:   # MXNet contexts, as parse_devices gives
         return list(device)
-    if device is None or device == 'cpu' or device == '':
-        return parse_devices('')
-    if device == 'gpu':
-        return parse_devices('0')
-    if isinstance(device, int):
-        return parse_devices(str(device))
-    if isinstance(device, str) and device.startswith('gpu:'):
-        return parse_devices(device[len('gpu:'):])
-    if isinstance(device, str):
-        return parse_devices(device)
-    raise UserError("device %r: expected 'cpu', 'gpu', 'gpu:N' or GPU ids such as '0,1'"
-                    % (device,))
+    return parse_devices(_gpu_spec(device))
 
 
 def load_model(config, checkpoint, device='cpu', download=False, weights_dir=WEIGHTS_DIR,
@@ -178,13 +167,15 @@ def load_model(config, checkpoint, device='cpu', download=False, weights_dir=WEI
 
 
 def _gpu_spec(device):
-    """``device`` as the command lines' -g spells it, for the onnxruntime backend."""
+    """``device`` ('cpu', 'gpu', 'gpu:N', a GPU number or ids) as the command lines' -g
+    spells it."""
     if device in (None, '', 'cpu'):
         return ''
     if device == 'gpu':
         return '0'
-    if isinstance(device, int):
+    if isinstance(device, int) and not isinstance(device, bool):
         return str(device)
     if isinstance(device, str):
         return device[len('gpu:'):] if device.startswith('gpu:') else device
-    raise UserError("device %r: the onnxruntime backend takes 'cpu', 'gpu' or 'gpu:N'" % (device,))
+    raise UserError("device %r: expected 'cpu', 'gpu', 'gpu:N' or GPU ids such as '0,1'"
+                    % (device,))
