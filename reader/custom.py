@@ -164,6 +164,18 @@ def _size_text(size):
     return '%dx%d' % (size[1], size[0])
 
 
+def _read_field(line, field, path, read):
+    """``read(path)``; its UserError (which names the file first) told as
+    ``LIST:LINE: FIELD PATH: problem``."""
+    try:
+        return read(path)
+    except UserError as error:
+        message = str(error)
+        if message.startswith(path + ': '):
+            message = message[len(path) + 2:]
+        raise UserError(f'{line.where}: {field} {path}: {message}') from None
+
+
 def _check_line(line, crop=None, whole=False):
     """(height, width) of the line's pair after checking its files (see the module docstring);
     ``whole``: its images are read in full (``flowio.check_image_complete``) too."""
@@ -175,13 +187,7 @@ def _check_line(line, crop=None, whole=False):
         raise UserError(f'{line.where}: {field} {named[field]}: {text}')
 
     def checked(field, read):
-        try:
-            return read(named[field])
-        except UserError as error:   # the file's own message, which names it
-            message = str(error)
-            if message.startswith(named[field] + ': '):
-                message = message[len(named[field]) + 2:]
-            problem(field, message)
+        return _read_field(line, field, named[field], read)
 
     image_size = flowio.whole_image_size if whole else flowio.image_size
     size1 = checked('IMAGE1', image_size)
@@ -189,10 +195,6 @@ def _check_line(line, crop=None, whole=False):
     if size1 != size2:
         problem('IMAGE2', f'is {_size_text(size2)} but IMAGE1 {img1} is {_size_text(size1)}: '
                           f'the images of a pair must have one size')
-    ext = os.path.splitext(flow)[1].lower()
-    if ext not in flowio.FLOW_INPUT_EXTENSIONS:
-        problem('FLOW', f"unsupported flow extension '{ext}' (supported: "
-                        f"{', '.join(flowio.FLOW_INPUT_EXTENSIONS)})")
     flow_hw = checked('FLOW', flowio.flow_size)
     if flow_hw != size1:
         problem('FLOW', f'flow is {_size_text(flow_hw)} but IMAGE1 {img1} is {_size_text(size1)}')
@@ -267,16 +269,13 @@ def _check_pair(line):
     img1, img2 = line.fields[:2]
     named = dict(zip(PAIR_FIELDS, line.fields))
 
+    def size(path):
+        size = flowio.whole_image_size(path)   # read in full: damage found now
+        check_side(path, size)
+        return size
+
     def read(field):
-        try:
-            size = flowio.whole_image_size(named[field])   # read in full: damage found now
-            check_side(named[field], size)
-            return size
-        except UserError as error:
-            message = str(error)
-            if message.startswith(named[field] + ': '):
-                message = message[len(named[field]) + 2:]
-            raise UserError(f'{line.where}: {field} {named[field]}: {message}') from None
+        return _read_field(line, field, named[field], size)
 
     size1, size2 = read('IMAGE1'), read('IMAGE2')
     if size1 != size2:
