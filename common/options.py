@@ -13,6 +13,12 @@ DEFAULT_VIDEO_BATCH = {'gpu': 8, 'cpu': 2}
 MAX_SEED = 2 ** 31 - 1
 
 
+def check_seed(seed):
+    """UserError unless ``--seed`` is one MXNet takes."""
+    if seed is not None and not 0 <= seed <= MAX_SEED:
+        raise UserError('--seed %d: must be from 0 to %d' % (seed, MAX_SEED))
+
+
 def parse_resize(spec):
     """'H,W' -> (H, W), both positive multiples of 64 up to 32704; None/'' -> None (the next multiple)."""
     if spec is None or spec == '':

@@ -3,7 +3,7 @@ light enough for launch.py to check a main.py command before it starts a job (no
 from common.cli import ArgumentParser, add_checkpoint_options
 from common.config import load_config
 from common.errors import UserError
-from common.options import MAX_SEED
+from common.options import check_seed
 
 from .distributed import KVSTORES
 
@@ -67,8 +67,7 @@ def check_args(args):
                           ('--shard', args.shard)):
         if value is not None and value < 1:
             raise UserError('%s %d: must be 1 or more' % (option, value))
-    if args.seed is not None and not 0 <= args.seed <= MAX_SEED:
-        raise UserError('--seed %d: must be from 0 to %d' % (args.seed, MAX_SEED))
+    check_seed(args.seed)
 
 
 def check_command(argv):

@@ -24,6 +24,7 @@ from dataclasses import asdict, dataclass, field
 from typing import List
 
 from common.errors import UserError
+from common.options import MAX_SEED
 
 FORMAT = 1
 SUFFIX = '.run.json'
@@ -101,7 +102,7 @@ def _problem(raw):
         missing, unknown = sorted(expected - set(raw)), sorted(set(raw) - expected)
         return '; '.join(part for part in (missing and 'no %s' % ', '.join(missing),
                                            unknown and 'unknown %s' % ', '.join(unknown)) if part)
-    for key, largest in (('seed', 2 ** 31 - 1), ('steps', 10 ** 12), ('workers', 10 ** 6)):
+    for key, largest in (('seed', MAX_SEED), ('steps', 10 ** 12), ('workers', 10 ** 6)):
         if (not isinstance(raw[key], int) or isinstance(raw[key], bool)
                 or not 0 <= raw[key] <= largest):
             return '%s is not an integer from 0 to %d' % (key, largest)

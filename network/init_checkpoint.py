@@ -22,9 +22,9 @@ def main(argv=None):
         from common.environment import check_environment
         from common.errors import UserError
         from common.files import check_output_paths
+        from common.options import check_seed
         check_environment()   # before MXNet loads: it aborts on a malformed OMP_NUM_THREADS
-        if not 0 <= args.seed <= 2 ** 31 - 1:
-            raise UserError('--seed %d: must be from 0 to %d' % (args.seed, 2 ** 31 - 1))
+        check_seed(args.seed)
         if not args.out.endswith('.params'):
             raise UserError('%s: a checkpoint is a .params file (-c takes RUN_STEPS.params)'
                             % args.out)
