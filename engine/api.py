@@ -24,6 +24,7 @@ import numpy as np
 from common.config import load_config
 from common.errors import UserError
 from common.options import DEFAULT_VIDEO_BATCH, check_side, parse_resize
+from network.conventions import occ_mask_image
 
 from . import published
 from .runs import WEIGHTS_DIR, find_checkpoint, find_or_download
@@ -113,7 +114,7 @@ def occ_image_values(occ_mask):
 
 def occ_image(occ):
     """The API's occlusion mask as the command line writes it: H x W uint8, 255 = visible."""
-    return np.round(occ * 255).astype(np.uint8)
+    return occ_mask_image(occ[..., None])
 
 
 def _as_bgr(image, channel_order, what):
