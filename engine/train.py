@@ -305,6 +305,7 @@ def train(pipe, trainer, data, run_id, steps, log, weights_dir=runs.WEIGHTS_DIR,
                                             data.orig_shape,
                                             data.batch_size // (len(pipe.ctx) * workers.count))
     train_epe, total_time = averages or (MovingAverage(), MovingAverage())
+    fingerprint = runstate.data_fingerprint(data)   # of every checkpoint's run state
     stop_at = None if loop.max_steps is None else steps + loop.max_steps
     last = None
     # the live line on a terminal (worker 0 only); nothing at all otherwise
@@ -361,7 +362,7 @@ def train(pipe, trainer, data, run_id, steps, log, weights_dir=runs.WEIGHTS_DIR,
                 state = runstate.RunState(
                     seed=loop.seed, steps=steps, train_epe=[train_epe.total, train_epe.weight],
                     step_time=[total_time.total, total_time.weight],
-                    data=runstate.data_fingerprint(data), workers=workers.count,
+                    data=fingerprint, workers=workers.count,
                     devices=runstate.devices_of(pipe.ctx), kvstore=workers.kvstore,
                     weight_decay=trainer.weight_decay)
                 trainer.save(os.path.join(weights_dir, '%s_%d' % (run_id, steps)), state)
